@@ -1,0 +1,147 @@
+/**
+ * The roomcast command line: wiring only. Each subcommand turns options into the options of
+ * a module that does the work.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { createLogger, type LogLevel } from '../log.js';
+import { CONNECTION_DEFAULTS } from '../transport/connection.js';
+import { HUB_DEFAULTS } from '../hub/hub.js';
+import { DEFAULT_PORT, RoomcastServer, SERVER_DEFAULTS } from '../server.js';
+import { describeListening, explainListenError } from './banner.js';
+import { runJoin } from '../client/join.js';
+import { VERSION } from '../version.js';
+
+function int(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number >= ${min}`);
+    return n;
+  };
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function buildProgram(): Command {
+  const program = new Command('roomcast')
+    .description('Multi-room chat for local networks: netcat, terminal client, and programs')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)');
+
+  const c = CONNECTION_DEFAULTS;
+  program
+    .command('serve')
+    .description('start a chat server')
+    .option('--host <address>', 'address or host name to bind; repeat for several (default: localhost, i.e. 127.0.0.1 and ::1)', collect, [])
+    .option('-p, --port <port>', 'TCP port; 0 picks a free one and prints it', int(0), DEFAULT_PORT)
+    .option('--room <name>', 'a room that always exists; repeat for several', collect, [])
+    .option('--history <n>', 'messages each room keeps in memory', int(0), HUB_DEFAULTS.historySize)
+    .option('--replay <n>', 'messages replayed to someone who joins', int(0), HUB_DEFAULTS.replay)
+    .option('--max-line <bytes>', 'longest text-mode line', int(64), c.maxLine)
+    .option('--max-frame <bytes>', 'longest JSON-mode line', int(256), c.maxFrame)
+    .option('--max-sendq <bytes>', 'output queued for a slow reader before it is disconnected', int(1024), c.maxSendQueue)
+    .option('--flood-rate <lines>', 'lines per second each client may send (0: no limit)', Number, c.floodRate)
+    .option('--flood-burst <lines>', 'lines a client may send at once before the rate applies', int(1), c.floodBurst)
+    .option('--max-connections <n>', 'connections in total', int(1), SERVER_DEFAULTS.maxConnections)
+    .option('--max-per-address <n>', 'connections from one remote address', int(1), SERVER_DEFAULTS.maxPerAddress)
+    .option('--max-rooms <n>', 'rooms one connection may be in', int(1), HUB_DEFAULTS.maxRoomsPerSession)
+    .option('--register-timeout <seconds>', 'close connections that send nothing valid for this long (0: never)', int(0), c.registerTimeout / 1000)
+    .option('--greet-delay <ms>', 'how long a silent new connection may take to say it speaks JSON', int(0), c.greetDelay)
+    .option('--shutdown-timeout <ms>', 'how long shutdown waits for clients to take their last bytes', int(0), SERVER_DEFAULTS.shutdownTimeout)
+    .option('-q, --quiet', 'log only warnings and errors')
+    .option('-v, --verbose', 'log more detail')
+    .action(serve);
+
+  program
+    .command('join')
+    .description('chat in a terminal (JSON mode); HOST[:PORT], IPv6 as [::1]:PORT')
+    .argument('[address]', 'server to join', `localhost:${DEFAULT_PORT}`)
+    .option('-n, --nick <nick>', 'your nick (default: one the server picks)')
+    .option('-r, --room <room>', 'room to join; repeat for several', collect, [])
+    .option('--no-reconnect', 'exit when the connection drops instead of reconnecting')
+    .action(async (address: string, opts: { nick?: string; room: string[]; reconnect: boolean }) => {
+      process.exitCode = await runJoin({ address, nick: opts.nick, rooms: opts.room, reconnect: opts.reconnect });
+    });
+
+  return program;
+}
+
+interface ServeFlags {
+  host: string[];
+  port: number;
+  room: string[];
+  history: number;
+  replay: number;
+  maxLine: number;
+  maxFrame: number;
+  maxSendq: number;
+  floodRate: number;
+  floodBurst: number;
+  maxConnections: number;
+  maxPerAddress: number;
+  maxRooms: number;
+  registerTimeout: number;
+  greetDelay: number;
+  shutdownTimeout: number;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+async function serve(flags: ServeFlags): Promise<void> {
+  const level: LogLevel = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
+  const logger = createLogger(level);
+  const server = new RoomcastServer({
+    hosts: flags.host.length > 0 ? flags.host : ['localhost'],
+    port: flags.port,
+    maxConnections: flags.maxConnections,
+    maxPerAddress: flags.maxPerAddress,
+    shutdownTimeout: flags.shutdownTimeout,
+    logger,
+    hub: {
+      rooms: flags.room,
+      historySize: flags.history,
+      replay: flags.replay,
+      maxRoomsPerSession: flags.maxRooms,
+      version: VERSION,
+    },
+    connection: {
+      ...CONNECTION_DEFAULTS,
+      maxLine: flags.maxLine,
+      maxFrame: flags.maxFrame,
+      maxSendQueue: flags.maxSendq,
+      floodRate: flags.floodRate,
+      floodBurst: flags.floodBurst,
+      registerTimeout: flags.registerTimeout * 1000,
+      greetDelay: flags.greetDelay,
+    },
+  });
+  try {
+    await server.start();
+  } catch (err) {
+    console.error(`roomcast: ${explainListenError(err as NodeJS.ErrnoException, flags.port)}`);
+    process.exitCode = 1;
+    return;
+  }
+  process.stdout.write(describeListening(server.listening, server.port));
+
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (++signals > 1) {
+      console.error(`roomcast: second ${sig}, exiting now`);
+      process.exit(1);
+    }
+    logger.info(`${sig}: shutting down (send ${sig} again to exit at once)`);
+    void server.stop().then(() => {
+      logger.info('stopped');
+      logger.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

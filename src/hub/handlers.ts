@@ -1,0 +1,150 @@
+/**
+ * What each command does, one entry per command type. `room: true` means the command acts on
+ * a room the sender is in (the named one or the current one); Hub.handle resolves and checks
+ * that once, so no handler repeats it.
+ */
+import { RoomcastError } from '../protocol/errors.js';
+import type { Command } from '../protocol/commands.js';
+import { HELP } from '../protocol/commands.js';
+import type { MessageEvent } from '../protocol/events.js';
+import { Frame } from '../protocol/frame.js';
+import { nickKey, TOPIC_MAX } from '../protocol/text.js';
+import type { Hub } from './hub.js';
+import type { Room } from './room.js';
+import type { Session } from './session.js';
+
+type Of<T extends Command['type']> = Extract<Command, { type: T }>;
+
+interface Handler<T extends Command['type']> {
+  room?: true;
+  run(hub: Hub, s: Session, cmd: Of<T>, room: Room): void;
+}
+
+type Table = { [T in Command['type']]: Handler<T> };
+
+function checkText(hub: Hub, text: string): void {
+  if (text.trim() === '') throw new RoomcastError('EMPTY_MESSAGE');
+  if (text.length > hub.opts.maxTextLength) throw new RoomcastError('TEXT_TOO_LONG', hub.opts.maxTextLength);
+}
+
+export const HANDLERS: Table = {
+  hello: {
+    run() {
+      throw new RoomcastError('ALREADY_REGISTERED');
+    },
+  },
+
+  nick: {
+    run(hub, s, cmd) {
+      hub.rename(s, cmd.nick, cmd.id);
+    },
+  },
+
+  join: {
+    run(hub, s, cmd) {
+      hub.join(s, hub.checkRoom(cmd.room), cmd);
+    },
+  },
+
+  part: {
+    room: true,
+    run(hub, s, cmd, room) {
+      hub.part(s, room, cmd.reason);
+      hub.reply(s, cmd.id, { type: 'parted', room: room.name, nick: s.nick, self: true, reason: cmd.reason });
+    },
+  },
+
+  message: {
+    room: true,
+    run(hub, s, cmd, room) {
+      checkText(hub, cmd.text);
+      const time = hub.opts.now();
+      const event: MessageEvent = { type: 'message', room: room.name, seq: ++room.seq, nick: s.nick, text: cmd.text, time };
+      if (cmd.action) event.action = true;
+      const frame = new Frame(event);
+      room.record(frame);
+      hub.broadcast(room, frame, s);
+      hub.stats.messages++;
+      hub.stats.deliveries += room.members.size - 1;
+      if (s.link.mode === 'json') hub.reply(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time });
+    },
+  },
+
+  privmsg: {
+    run(hub, s, cmd) {
+      checkText(hub, cmd.text);
+      const to = hub.sessions.get(nickKey(cmd.to));
+      if (!to) throw new RoomcastError('NO_SUCH_NICK', cmd.to.slice(0, 40));
+      const event = { type: 'privmsg' as const, from: s.nick, to: to.nick, text: cmd.text, time: hub.opts.now() };
+      const withAction = cmd.action ? { ...event, action: true as const } : event;
+      if (to !== s) hub.send(to, withAction);
+      hub.reply(s, cmd.id, withAction);
+      hub.stats.privmsgs++;
+    },
+  },
+
+  rooms: {
+    run(hub, s, cmd) {
+      const rooms = [...hub.rooms.values()]
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((r) => ({ room: r.name, members: r.members.size, topic: r.topic }));
+      hub.reply(s, cmd.id, { type: 'rooms', rooms });
+    },
+  },
+
+  who: {
+    run(hub, s, cmd) {
+      let room: Room | undefined;
+      if (cmd.room === undefined) room = hub.memberRoom(s, undefined);
+      else {
+        const name = hub.checkRoom(cmd.room);
+        room = hub.rooms.get(name);
+        if (!room) throw new RoomcastError('NO_SUCH_ROOM', name);
+      }
+      hub.reply(s, cmd.id, { type: 'who', room: room.name, members: hub.memberNicks(room), topic: room.topic });
+    },
+  },
+
+  topic: {
+    room: true,
+    run(hub, s, cmd, room) {
+      if (cmd.topic === undefined) {
+        hub.reply(s, cmd.id, { type: 'topic', room: room.name, topic: room.topic });
+        return;
+      }
+      if (cmd.topic.length > TOPIC_MAX) throw new RoomcastError('TEXT_TOO_LONG', TOPIC_MAX);
+      room.topic = cmd.topic.trim();
+      hub.broadcast(room, new Frame({ type: 'topic', room: room.name, topic: room.topic, nick: s.nick }), s);
+      hub.reply(s, cmd.id, { type: 'topic', room: room.name, topic: room.topic, nick: s.nick });
+    },
+  },
+
+  history: {
+    room: true,
+    run(hub, s, cmd, room) {
+      const limit = Math.min(Math.max(cmd.limit ?? hub.opts.replay, 0), hub.opts.historySize);
+      const after = cmd.after ?? room.seq - limit;
+      hub.sendHistory(s, room, after, limit, cmd.id);
+    },
+  },
+
+  help: {
+    run(hub, s, cmd) {
+      hub.reply(s, cmd.id, { type: 'help', commands: HELP });
+    },
+  },
+
+  ping: {
+    run(hub, s, cmd) {
+      hub.reply(s, cmd.id, { type: 'pong', time: hub.opts.now() });
+    },
+  },
+
+  quit: {
+    run(hub, s, cmd) {
+      const reason = cmd.reason ? `quit: ${cmd.reason}` : 'quit';
+      hub.detach(s, reason);
+      s.link.close({ code: 'QUIT', reason: 'Goodbye.' });
+    },
+  },
+};

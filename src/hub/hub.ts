@@ -1,0 +1,273 @@
+/**
+ * The hub: the registry of sessions, nicks and rooms, and the relay. It is synchronous and
+ * does no I/O: it hands frames to links, whose send() only queues. Transports (TCP,
+ * WebSocket) and the bot depend on it; it depends on none of them.
+ */
+import { RoomcastError } from '../protocol/errors.js';
+import type { RequestId, ServerEvent } from '../protocol/events.js';
+import { Frame } from '../protocol/frame.js';
+import { isValidNick, nickKey, normalizeRoom } from '../protocol/text.js';
+import type { Command } from '../protocol/commands.js';
+import { HANDLERS } from './handlers.js';
+import { Room } from './room.js';
+import { Session, type Link } from './session.js';
+
+export interface HubOptions {
+  /** Messages each room keeps in memory. */
+  historySize: number;
+  /** Messages replayed to someone who joins a room. */
+  replay: number;
+  maxRoomsPerSession: number;
+  maxTextLength: number;
+  /** Rooms that exist from the start and never disappear. */
+  rooms: string[];
+  defaultRoom: string;
+  reservedNicks: string[];
+  serverName: string;
+  version: string;
+  /** Advertised in the welcome, so clients can size what they send. */
+  limits: Record<string, number>;
+  /** Wall clock for message times (milliseconds since the epoch). */
+  now: () => number;
+}
+
+export const HUB_DEFAULTS: HubOptions = {
+  historySize: 200,
+  replay: 20,
+  maxRoomsPerSession: 20,
+  maxTextLength: 4000,
+  rooms: [],
+  defaultRoom: 'lobby',
+  reservedNicks: ['classifier', 'server', 'roomcast', 'system'],
+  serverName: 'roomcast',
+  version: '0.1.0',
+  limits: {},
+  now: Date.now,
+};
+
+/** What the hub reports, for logs and metrics; the server wires it to its logger. */
+export interface HubObserver {
+  registered?(s: Session): void;
+  left?(s: Session, reason: string): void;
+  joined?(s: Session, room: Room): void;
+  parted?(s: Session, room: Room): void;
+  renamed?(s: Session, old: string): void;
+  failed?(s: Session, err: unknown): void;
+}
+
+export interface Hello {
+  nick?: string;
+  rooms?: string[];
+}
+
+export class Hub {
+  readonly opts: HubOptions;
+  readonly sessions = new Map<string, Session>(); // by nick key
+  readonly rooms = new Map<string, Room>();
+  readonly stats = { messages: 0, deliveries: 0, privmsgs: 0 };
+  private nextId = 1;
+  private nextGuest = 1;
+  private readonly reserved: Set<string>;
+
+  constructor(
+    opts: Partial<HubOptions> = {},
+    readonly observer: HubObserver = {},
+  ) {
+    this.opts = { ...HUB_DEFAULTS, ...opts };
+    this.reserved = new Set(this.opts.reservedNicks.map(nickKey));
+    for (const name of [this.opts.defaultRoom, ...this.opts.rooms]) {
+      const room = normalizeRoom(name);
+      if (room === null) throw new RoomcastError('ROOM_INVALID', name);
+      if (!this.rooms.has(room)) this.rooms.set(room, new Room(room, true, this.opts.historySize));
+    }
+  }
+
+  /**
+   * Registers a link: a checked nick (or a fresh guest nick) and its first rooms (the default
+   * room unless the hello names others). Throws a RoomcastError when the nick cannot be had.
+   */
+  attach(link: Link, hello: Hello = {}): Session {
+    const nick = hello.nick === undefined ? this.guestNick() : this.checkNick(hello.nick);
+    const rooms = (hello.rooms ?? [this.opts.defaultRoom]).map((r) => this.checkRoom(r));
+    if (rooms.length > this.opts.maxRoomsPerSession)
+      throw new RoomcastError('TOO_MANY_ROOMS', this.opts.maxRoomsPerSession);
+    const session = new Session(this.nextId++, nick, nickKey(nick), link);
+    this.sessions.set(session.key, session);
+    this.send(session, {
+      type: 'welcome',
+      nick,
+      server: this.opts.serverName,
+      version: this.opts.version,
+      rooms,
+      limits: this.opts.limits,
+    });
+    this.observer.registered?.(session);
+    for (const room of rooms) this.join(session, room, {});
+    return session;
+  }
+
+  /** Removes a session everywhere and tells its rooms why. Safe to call twice. */
+  detach(session: Session, reason: string): void {
+    if (session.detached) return;
+    session.detached = true;
+    if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
+    for (const room of session.rooms.values()) {
+      room.members.delete(session);
+      this.broadcast(room, new Frame({ type: 'parted', room: room.name, nick: session.nick, reason, quit: true }));
+      this.dropIfEmpty(room);
+    }
+    session.rooms.clear();
+    session.current = null;
+    this.observer.left?.(session, reason);
+  }
+
+  /** Runs one command; any RoomcastError becomes an error event to that session alone. */
+  handle(session: Session, cmd: Command): void {
+    if (session.detached) return;
+    try {
+      const handler = HANDLERS[cmd.type];
+      const room = handler.room ? this.memberRoom(session, (cmd as { room?: string }).room) : null;
+      (handler.run as (h: Hub, s: Session, c: Command, r: Room | null) => void)(this, session, cmd, room);
+    } catch (err) {
+      this.fail(session, err, cmd.id);
+    }
+  }
+
+  fail(session: Session, err: unknown, id?: RequestId): void {
+    if (err instanceof RoomcastError) {
+      this.send(session, { type: 'error', id, code: err.code, message: err.message });
+    } else {
+      this.observer.failed?.(session, err);
+      this.send(session, { type: 'error', id, code: 'INTERNAL', message: 'internal error' });
+    }
+  }
+
+  /** Writes one frame to every member but `except`, the same bytes for each. */
+  broadcast(room: Room, frame: Frame, except?: Session): void {
+    for (const member of room.members) if (member !== except) member.link.send(frame);
+  }
+
+  send(session: Session, event: ServerEvent): void {
+    session.link.send(new Frame(event));
+  }
+
+  /** Sends the answer to a request, carrying the request's id so a program can match them. */
+  reply(session: Session, id: RequestId | undefined, event: ServerEvent): void {
+    this.send(session, id === undefined ? event : ({ ...event, id } as ServerEvent));
+  }
+
+  join(session: Session, name: string, opts: { id?: RequestId; after?: number; history?: number }): Room {
+    let room = session.rooms.get(name);
+    if (!room) {
+      if (session.rooms.size >= this.opts.maxRoomsPerSession)
+        throw new RoomcastError('TOO_MANY_ROOMS', this.opts.maxRoomsPerSession);
+      room = this.rooms.get(name);
+      if (!room) {
+        room = new Room(name, false, this.opts.historySize);
+        this.rooms.set(name, room);
+      }
+      this.broadcast(room, new Frame({ type: 'joined', room: name, nick: session.nick }));
+      room.members.add(session);
+      session.rooms.set(name, room);
+      this.observer.joined?.(session, room);
+    }
+    session.current = room;
+    this.reply(session, opts.id, {
+      type: 'joined',
+      room: name,
+      nick: session.nick,
+      self: true,
+      topic: room.topic,
+      members: this.memberNicks(room),
+      seq: room.seq,
+    });
+    // With "after", fill the gap a reconnecting client has; otherwise replay the recent past.
+    const after = opts.after ?? room.seq - (opts.history ?? this.opts.replay);
+    this.sendHistory(session, room, after, this.opts.historySize, opts.id);
+    return room;
+  }
+
+  sendHistory(session: Session, room: Room, after: number, limit: number, id?: RequestId): void {
+    const messages = room.messagesSince(after, limit);
+    if (messages.length === 0 && session.link.mode === 'text') return;
+    const first = room.firstKept;
+    this.reply(session, id, {
+      type: 'history',
+      room: room.name,
+      messages,
+      first,
+      last: room.seq,
+      missed: Math.max(0, first - 1 - Math.max(0, after)),
+    });
+  }
+
+  part(session: Session, room: Room, reason?: string): void {
+    room.members.delete(session);
+    session.rooms.delete(room.name);
+    if (session.current === room) session.current = [...session.rooms.values()].pop() ?? null;
+    this.broadcast(room, new Frame({ type: 'parted', room: room.name, nick: session.nick, reason }));
+    this.dropIfEmpty(room);
+    this.observer.parted?.(session, room);
+  }
+
+  rename(session: Session, wanted: string, id?: RequestId): void {
+    const key = nickKey(wanted);
+    const nick = key === session.key ? wanted : this.checkNick(wanted);
+    const old = session.nick;
+    this.sessions.delete(session.key);
+    session.nick = nick;
+    session.key = key;
+    this.sessions.set(key, session);
+    const notice = new Frame({ type: 'nick', old, nick });
+    const told = new Set<Session>([session]);
+    for (const room of session.rooms.values())
+      for (const m of room.members)
+        if (!told.has(m)) {
+          told.add(m);
+          m.link.send(notice);
+        }
+    this.reply(session, id, { type: 'nick', old, nick, self: true });
+    this.observer.renamed?.(session, old);
+  }
+
+  memberNicks(room: Room): string[] {
+    return [...room.members].map((m) => m.nick).sort((a, b) => a.localeCompare(b));
+  }
+
+  /** The room a command acts on: the named one, or the current one; the sender must be in it. */
+  memberRoom(session: Session, name: string | undefined): Room {
+    if (name === undefined) {
+      if (!session.current) throw new RoomcastError('NO_ROOM');
+      return session.current;
+    }
+    const key = this.checkRoom(name);
+    const room = session.rooms.get(key);
+    if (!room) throw new RoomcastError('NOT_IN_ROOM', key);
+    return room;
+  }
+
+  checkRoom(name: string): string {
+    const key = normalizeRoom(name);
+    if (key === null) throw new RoomcastError('ROOM_INVALID', name.slice(0, 40));
+    return key;
+  }
+
+  checkNick(nick: string): string {
+    if (!isValidNick(nick)) throw new RoomcastError('NICK_INVALID', nick.slice(0, 40));
+    const key = nickKey(nick);
+    if (this.reserved.has(key)) throw new RoomcastError('NICK_RESERVED', nick);
+    if (this.sessions.has(key)) throw new RoomcastError('NICK_TAKEN', nick);
+    return nick.normalize('NFC');
+  }
+
+  private guestNick(): string {
+    for (;;) {
+      const nick = `guest${this.nextGuest++}`;
+      if (!this.sessions.has(nick)) return nick;
+    }
+  }
+
+  private dropIfEmpty(room: Room): void {
+    if (room.members.size === 0 && !room.predefined) this.rooms.delete(room.name);
+  }
+}

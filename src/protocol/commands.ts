@@ -1,0 +1,224 @@
+/**
+ * The command table: every command a client can give, in both wire formats, declared once.
+ * Text mode (`/join dev`) and JSON mode (`{"type":"join","room":"dev"}`) both parse into the
+ * same Command, checked against the same argument list, so the hub sees one shape.
+ */
+import { RoomcastError } from './errors.js';
+import type { RequestId } from './events.js';
+import { sanitize } from './text.js';
+
+type Kind = 'word' | 'text' | 'int' | 'bool' | 'words';
+
+interface Arg {
+  name: string;
+  kind: Kind;
+  optional?: boolean;
+}
+
+export interface CommandSpec {
+  type: Command['type'];
+  /** Names in text mode; the first is the one /help shows. None: JSON only. */
+  words: string[];
+  args: Arg[];
+  /** Fields a text-mode word sets by itself (/me is a message with action). */
+  fixed?: Record<string, unknown>;
+  usage: string;
+  help: string;
+}
+
+export type Command = { id?: RequestId } & (
+  | { type: 'hello'; nick?: string; rooms?: string[] }
+  | { type: 'nick'; nick: string }
+  | { type: 'join'; room: string; after?: number; history?: number }
+  | { type: 'part'; room?: string; reason?: string }
+  | { type: 'message'; room?: string; text: string; action?: boolean }
+  | { type: 'privmsg'; to: string; text: string; action?: boolean }
+  | { type: 'rooms' }
+  | { type: 'who'; room?: string }
+  | { type: 'topic'; room?: string; topic?: string }
+  | { type: 'history'; room?: string; after?: number; limit?: number }
+  | { type: 'help' }
+  | { type: 'ping' }
+  | { type: 'quit'; reason?: string }
+);
+
+const opt = (name: string, kind: Kind): Arg => ({ name, kind, optional: true });
+const req = (name: string, kind: Kind): Arg => ({ name, kind });
+
+export const COMMANDS: CommandSpec[] = [
+  { type: 'hello', words: [], args: [opt('nick', 'word'), opt('rooms', 'words')], usage: '', help: '' },
+  { type: 'nick', words: ['nick'], args: [req('nick', 'word')], usage: '/nick NAME', help: 'change your nick' },
+  {
+    type: 'join',
+    words: ['join', 'j'],
+    args: [req('room', 'word'), opt('after', 'int'), opt('history', 'int')],
+    usage: '/join ROOM',
+    help: 'join a room (created if new) and make it your current room',
+  },
+  {
+    type: 'part',
+    words: ['part', 'leave'],
+    args: [opt('room', 'word'), opt('reason', 'text')],
+    usage: '/part [ROOM]',
+    help: 'leave a room (default: the current one)',
+  },
+  { type: 'rooms', words: ['rooms', 'list'], args: [], usage: '/rooms', help: 'list rooms with member counts' },
+  { type: 'who', words: ['who', 'names'], args: [opt('room', 'word')], usage: '/who [ROOM]', help: 'who is in a room' },
+  {
+    type: 'privmsg',
+    words: ['msg', 'm'],
+    args: [req('to', 'word'), req('text', 'text'), opt('action', 'bool')],
+    usage: '/msg NICK TEXT',
+    help: 'send a private message',
+  },
+  {
+    type: 'message',
+    words: ['me'],
+    args: [req('text', 'text')],
+    fixed: { action: true },
+    usage: '/me ACTION',
+    help: 'say what you are doing (* nick waves)',
+  },
+  {
+    type: 'message',
+    words: [],
+    args: [opt('room', 'word'), req('text', 'text'), opt('action', 'bool')],
+    usage: '',
+    help: '',
+  },
+  {
+    type: 'topic',
+    words: ['topic'],
+    args: [opt('topic', 'text'), opt('room', 'word')],
+    usage: '/topic [TEXT]',
+    help: 'show or set the topic of the current room',
+  },
+  {
+    type: 'history',
+    words: ['history'],
+    args: [opt('limit', 'int'), opt('room', 'word'), opt('after', 'int')],
+    usage: '/history [N]',
+    help: 'show the last N messages of the current room',
+  },
+  { type: 'help', words: ['help', '?'], args: [], usage: '/help', help: 'this list' },
+  { type: 'ping', words: ['ping'], args: [], usage: '/ping', help: 'check that the server answers' },
+  { type: 'quit', words: ['quit', 'exit'], args: [opt('reason', 'text')], usage: '/quit [REASON]', help: 'disconnect' },
+];
+
+const BY_WORD = new Map<string, CommandSpec>();
+const BY_TYPE = new Map<string, CommandSpec>();
+for (const spec of COMMANDS) {
+  for (const w of spec.words) BY_WORD.set(w, spec);
+  // The JSON form of "message" is the full one (room, action), not /me's.
+  if (!BY_TYPE.has(spec.type) || spec.words.length === 0) BY_TYPE.set(spec.type, spec);
+}
+
+export const HELP = COMMANDS.filter((c) => c.usage).map(({ usage, help }) => ({ usage, help }));
+
+const INT_RE = /^-?\d{1,15}$/;
+
+/**
+ * Parses one text-mode line. Returns null for a blank line (nc users press Enter by habit).
+ * A line that does not start with "/" is a message to the current room; "//" escapes a
+ * message that starts with a slash.
+ */
+export function parseTextLine(line: string): Command | null {
+  if (line.trim() === '') return null;
+  if (!line.startsWith('/') || line.startsWith('//')) {
+    return { type: 'message', text: sanitize(line.startsWith('//') ? line.slice(1) : line) };
+  }
+  const m = /^\/(\S+)\s*(.*)$/s.exec(line)!;
+  const word = m[1].toLowerCase();
+  const spec = BY_WORD.get(word);
+  if (!spec) throw new RoomcastError('UNKNOWN_COMMAND', sanitize(word).slice(0, 32));
+  const out: Record<string, unknown> = { type: spec.type, ...spec.fixed };
+  let rest = m[2];
+  // Text mode takes the arguments up to the first "text" one, in order; JSON-only extras
+  // (after, history) are never read from a line.
+  for (const arg of spec.args) {
+    if (arg.kind === 'text') {
+      if (rest.trim() !== '') out[arg.name] = sanitize(rest);
+      else if (!arg.optional) throw new RoomcastError('USAGE', spec.usage);
+      break;
+    }
+    const w = /^(\S+)\s*(.*)$/s.exec(rest);
+    if (!w) {
+      if (!arg.optional) throw new RoomcastError('USAGE', spec.usage);
+      break;
+    }
+    if (arg.kind === 'int') {
+      if (!INT_RE.test(w[1])) throw new RoomcastError('USAGE', spec.usage);
+      out[arg.name] = Number(w[1]);
+    } else {
+      out[arg.name] = sanitize(w[1]);
+    }
+    rest = w[2];
+  }
+  return out as Command;
+}
+
+function checkField(arg: Arg, v: unknown): unknown {
+  switch (arg.kind) {
+    case 'word':
+    case 'text':
+      if (typeof v === 'string') return sanitize(v);
+      break;
+    case 'int':
+      if (Number.isSafeInteger(v)) return v;
+      break;
+    case 'bool':
+      if (typeof v === 'boolean') return v;
+      break;
+    case 'words':
+      if (Array.isArray(v) && v.length <= 64 && v.every((x) => typeof x === 'string'))
+        return v.map((x: string) => sanitize(x));
+      break;
+  }
+  const want = { word: 'a string', text: 'a string', int: 'an integer', bool: 'true or false', words: 'a list of strings' };
+  throw new RoomcastError('BAD_MESSAGE', `"${arg.name}" must be ${want[arg.kind]}`);
+}
+
+/** Parses one JSON-mode line into a Command, or throws a RoomcastError with a stable code. */
+export function parseJsonLine(line: string): Command {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(line);
+  } catch {
+    throw new RoomcastError('BAD_JSON');
+  }
+  return commandFromObject(obj);
+}
+
+export function commandFromObject(obj: unknown): Command {
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new RoomcastError('BAD_JSON');
+  const o = obj as Record<string, unknown>;
+  if (typeof o.type !== 'string') throw new RoomcastError('BAD_MESSAGE', '"type" must be a string');
+  const spec = BY_TYPE.get(o.type);
+  if (!spec) throw new RoomcastError('UNKNOWN_TYPE', sanitize(o.type).slice(0, 32));
+  const out: Record<string, unknown> = { type: spec.type };
+  if (o.id !== undefined) {
+    if (!((typeof o.id === 'string' && o.id.length <= 64) || Number.isSafeInteger(o.id)))
+      throw new RoomcastError('BAD_MESSAGE', '"id" must be a string of at most 64 characters or an integer');
+    out.id = o.id;
+  }
+  for (const arg of spec.args) {
+    const v = o[arg.name];
+    if (v === undefined || v === null) {
+      if (!arg.optional) throw new RoomcastError('BAD_MESSAGE', `"${arg.name}" is required`);
+      continue;
+    }
+    out[arg.name] = checkField(arg, v);
+  }
+  return out as Command;
+}
+
+/** True when a line is a JSON hello: what switches a fresh connection to JSON mode. */
+export function isHelloLine(line: string): boolean {
+  if (!line.startsWith('{')) return false;
+  try {
+    const o = JSON.parse(line) as { type?: unknown };
+    return o !== null && typeof o === 'object' && o.type === 'hello';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Every error a client can see, defined once. The code is the stable part that programs match
+ * on (see docs/protocol.md); the message is for people and says what to do next.
+ */
+export const ERRORS = {
+  BAD_JSON: 'That line is not valid JSON. Send one JSON object per line.',
+  BAD_MESSAGE: 'That message is missing a field or has one of the wrong type: {detail}.',
+  UNKNOWN_TYPE: 'Unknown message type "{detail}". See docs/protocol.md for the list.',
+  UNKNOWN_COMMAND: 'Unknown command "/{detail}". Type /help for the list of commands.',
+  USAGE: 'Usage: {detail}',
+  LINE_TOO_LONG: 'That line is longer than {detail} bytes and was dropped. Send shorter lines.',
+  FRAME_TOO_LARGE: 'That frame is larger than {detail} bytes and was dropped. Send smaller frames.',
+  NICK_INVALID:
+    '"{detail}" is not a valid nick: use 1-24 letters, digits, "_" or "-", starting with a letter or "_".',
+  NICK_TAKEN: 'The nick "{detail}" is already in use. Pick another with /nick NAME.',
+  NICK_RESERVED: 'The nick "{detail}" is reserved. Pick another with /nick NAME.',
+  ROOM_INVALID:
+    '"{detail}" is not a valid room name: use 1-32 letters, digits, "_", "-" or ".".',
+  NO_SUCH_ROOM: 'There is no room "{detail}". /rooms lists them; /join NAME creates one.',
+  NOT_IN_ROOM: 'You are not in room "{detail}". Join it first with /join {detail}.',
+  NO_ROOM: 'You are not in any room. Join one with /join NAME.',
+  NO_SUCH_NICK: 'Nobody is called "{detail}" here. /who lists the people in a room.',
+  TOO_MANY_ROOMS: 'You are in {detail} rooms already, the most allowed. /part one first.',
+  EMPTY_MESSAGE: 'Empty messages are not sent.',
+  TEXT_TOO_LONG: 'That text is longer than {detail} characters. Split it into shorter messages.',
+  NOT_REGISTERED: 'Say hello first: the first line must be {"type":"hello","nick":"..."}.',
+  ALREADY_REGISTERED: 'You are already registered; use {"type":"nick"} to change your nick.',
+  TOO_MANY_CONNECTIONS: 'The server is full ({detail}). Try again later.',
+  TOO_MANY_FROM_ADDRESS:
+    'Too many connections from your address ({detail}). Close one and try again.',
+  REGISTRATION_TIMEOUT: 'Nothing valid was received in {detail}; closing the connection.',
+  SENDQ_EXCEEDED: 'SendQ exceeded: you were not reading fast enough ({detail} bytes queued).',
+  LINE_NEVER_ENDS: 'A line kept going past {detail} bytes without an end; closing the connection.',
+  SHUTTING_DOWN: 'The server is shutting down. Reconnect when it is back.',
+  INTERNAL: 'Something went wrong on the server ({detail}); the server carries on.',
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface ProtocolError {
+  code: ErrorCode;
+  message: string;
+}
+
+export function protocolError(code: ErrorCode, detail: string | number = ''): ProtocolError {
+  return { code, message: ERRORS[code].replaceAll('{detail}', String(detail)) };
+}
+
+/** Thrown inside command handling; caught at the dispatch boundary and sent to the client. */
+export class RoomcastError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, detail: string | number = '') {
+    const { message } = protocolError(code, detail);
+    super(message);
+    this.code = code;
+  }
+}

@@ -1,0 +1,327 @@
+/**
+ * One TCP chat connection: protocol detection (text or JSON), framing, flood control and a
+ * bounded send queue. It is the hub's Link for this socket.
+ *
+ * Two rules keep one client from costing anyone else anything:
+ * - Input over the flood budget is not dropped; the socket is paused, so the excess waits in
+ *   the client's own TCP buffers and comes in later at the allowed rate.
+ * - Output is never waited for. It queues here, bounded in bytes (queue + the socket's own
+ *   buffer); past the bound the client is disconnected ("SendQ exceeded") instead of the
+ *   broadcast slowing down.
+ */
+import type { Socket } from 'node:net';
+import { parseJsonLine, parseTextLine, isHelloLine, type Command } from '../protocol/commands.js';
+import { protocolError, RoomcastError, type ProtocolError } from '../protocol/errors.js';
+import type { EventOf, ServerEvent } from '../protocol/events.js';
+import { Frame, type WireMode } from '../protocol/frame.js';
+import { LineReader } from '../protocol/line-reader.js';
+import { decodeUtf8 } from '../protocol/text.js';
+import { TokenBucket, type Clock } from '../hub/flood.js';
+import type { Hub } from '../hub/hub.js';
+import type { Link, Session } from '../hub/session.js';
+import { scheduleFlush } from './flush.js';
+
+export interface ConnectionOptions {
+  /** Longest text-mode line, in bytes. */
+  maxLine: number;
+  /** Longest JSON-mode line, in bytes. */
+  maxFrame: number;
+  /** Bytes that may wait for a slow reader before it is disconnected. */
+  maxSendQueue: number;
+  /** Lines per second a client may send (0: no limit), and how many may come at once. */
+  floodRate: number;
+  floodBurst: number;
+  /** How long a silent new connection is given to say it speaks JSON before it gets text. */
+  greetDelay: number;
+  /** A connection that has sent nothing valid by then is closed (ms; 0: never). */
+  registerTimeout: number;
+  /** How long a closing connection may take to flush before it is cut (ms). */
+  lingerMs: number;
+  clock?: Clock;
+}
+
+export const CONNECTION_DEFAULTS: ConnectionOptions = {
+  maxLine: 4096,
+  maxFrame: 16384,
+  maxSendQueue: 1 << 20,
+  floodRate: 20,
+  floodBurst: 40,
+  greetDelay: 150,
+  registerTimeout: 120_000,
+  lingerMs: 2000,
+};
+
+type State = 'detect' | 'hello' | 'ready' | 'closing';
+
+export interface ConnectionHooks {
+  /** Called once, when the socket has closed. */
+  closed(c: Connection, reason: string): void;
+  /** A client was slowed down by flood control. */
+  throttled?(c: Connection): void;
+}
+
+export class Connection implements Link {
+  mode: WireMode = 'text';
+  session: Session | null = null;
+  reason = 'connection closed by the client';
+  private state: State = 'detect';
+  private readonly reader: LineReader;
+  private readonly bucket: TokenBucket;
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private valid = false;
+  private paused = false;
+  private pumpTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly socket: Socket,
+    readonly peer: string,
+    private readonly hub: Hub,
+    private readonly opts: ConnectionOptions,
+    private readonly hooks: ConnectionHooks,
+    /** Set when the connection is over a limit: it is told why in its own format, then closed. */
+    private readonly rejection: ProtocolError | null = null,
+  ) {
+    this.reader = new LineReader(opts.maxLine);
+    this.bucket = new TokenBucket(opts.floodRate, opts.floodBurst, opts.clock);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.state !== 'closing') this.reason = err.code === 'ECONNRESET' ? 'connection reset' : err.message;
+    });
+    socket.on('close', () => this.onClose());
+    this.timer = setTimeout(() => this.onTimer(), opts.greetDelay);
+  }
+
+  // ---- Link ----
+
+  send(frame: Frame): void {
+    if (this.state === 'closing') return;
+    const bytes = frame.bytes(this.mode);
+    if (bytes !== null) this.enqueue(bytes);
+  }
+
+  close(bye: Omit<EventOf<'bye'>, 'type'> | null): void {
+    if (this.state === 'closing') return;
+    if (bye) this.pushOut(this.encode({ type: 'bye', ...bye }));
+    this.finish(bye?.reason ?? 'closed by the server');
+  }
+
+  private closeWith(err: ProtocolError): void {
+    this.close({ code: err.code, reason: err.message });
+  }
+
+  // ---- output ----
+
+  private enqueue(bytes: Buffer): void {
+    const queued = this.outBytes + bytes.length;
+    if (queued > this.opts.maxSendQueue || queued + this.socket.writableLength > this.opts.maxSendQueue) {
+      this.overflow(queued + this.socket.writableLength);
+      return;
+    }
+    if (this.out.length === 0) scheduleFlush(this);
+    this.pushOut(bytes);
+  }
+
+  private pushOut(bytes: Buffer): void {
+    this.out.push(bytes);
+    this.outBytes += bytes.length;
+  }
+
+  flush(): void {
+    const n = this.out.length;
+    if (n === 0 || this.socket.destroyed) return;
+    this.socket.write(n === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes));
+    this.out.length = 0;
+    this.outBytes = 0;
+  }
+
+  private encode(event: ServerEvent): Buffer {
+    return new Frame(event).bytes(this.mode) ?? Buffer.alloc(0);
+  }
+
+  private sendEvent(event: ServerEvent): void {
+    this.send(new Frame(event));
+  }
+
+  private overflow(bytes: number): void {
+    // What is queued will never be read in time; drop it and say why after what the socket holds.
+    this.out.length = 0;
+    this.outBytes = 0;
+    const err = protocolError('SENDQ_EXCEEDED', bytes);
+    this.pushOut(this.encode({ type: 'bye', code: err.code, reason: err.message }));
+    this.finish(`SendQ exceeded (${bytes} bytes queued)`);
+  }
+
+  /** Stops reading, detaches from the hub, writes what is queued, and ends the socket. */
+  private finish(reason: string): void {
+    this.state = 'closing';
+    this.reason = reason;
+    this.clearTimers();
+    if (this.session) this.hub.detach(this.session, reason);
+    // Keep reading (and discarding) so the peer's FIN is seen and the socket closes promptly.
+    this.paused = false;
+    this.socket.resume();
+    this.flush();
+    this.socket.end();
+    // A peer that does not read cannot take even the goodbye: cut it after a while.
+    this.timer = setTimeout(() => this.socket.destroy(), this.opts.lingerMs);
+    this.timer.unref();
+  }
+
+  // ---- input ----
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closing') return;
+    this.reader.push(chunk);
+    if (!this.paused) this.pump();
+  }
+
+  /** Handles buffered frames while the flood budget lasts. */
+  private pump(): void {
+    this.pumpTimer = null;
+    while (this.state !== 'closing' && this.reader.buffered > 0) {
+      const wait = this.bucket.wait();
+      if (wait > 0) {
+        this.throttle(wait);
+        return;
+      }
+      const item = this.reader.next();
+      if (item === null) break;
+      switch (item.kind) {
+        case 'line':
+          this.bucket.take();
+          this.onLine(item.line);
+          break;
+        case 'oversize':
+          this.bucket.take();
+          this.reject(new RoomcastError(this.mode === 'json' ? 'FRAME_TOO_LARGE' : 'LINE_TOO_LONG', item.limit));
+          break;
+        case 'overflow':
+          this.closeWith(protocolError('LINE_NEVER_ENDS', item.limit));
+          return;
+        case 'bytes':
+          break;
+      }
+    }
+    if (this.paused && this.state !== 'closing') {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  private throttle(wait: number): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.socket.pause();
+      this.hooks.throttled?.(this);
+    }
+    this.pumpTimer = setTimeout(() => this.pump(), wait);
+  }
+
+  private onLine(bytes: Buffer): void {
+    const line = decodeUtf8(bytes);
+    if (this.state === 'detect') {
+      this.detected();
+      if (isHelloLine(line)) {
+        this.mode = 'json';
+        this.reader.maxLine = this.opts.maxFrame;
+        this.state = 'hello';
+      } else {
+        this.startText();
+        if ((this.state as State) !== 'ready') return; // refused: over a limit
+      }
+    }
+    let cmd: Command | null;
+    try {
+      cmd = this.mode === 'json' ? parseJsonLine(line) : parseTextLine(line);
+    } catch (err) {
+      this.reject(err);
+      return;
+    }
+    if (cmd === null) return;
+    if (this.state === 'hello') this.hello(cmd);
+    else {
+      this.markValid();
+      this.hub.handle(this.session!, cmd);
+    }
+  }
+
+  private hello(cmd: Command): void {
+    if (cmd.type !== 'hello') {
+      this.reject(new RoomcastError('NOT_REGISTERED'), cmd.id);
+      return;
+    }
+    if (this.refused()) return;
+    try {
+      this.session = this.hub.attach(this, { nick: cmd.nick, rooms: cmd.rooms });
+      this.state = 'ready';
+      this.markValid();
+    } catch (err) {
+      this.reject(err, cmd.id);
+    }
+  }
+
+  private startText(): void {
+    this.mode = 'text';
+    if (this.refused()) return;
+    this.session = this.hub.attach(this);
+    this.state = 'ready';
+  }
+
+  /** An over-limit connection learns why, in the format it speaks, and is closed. */
+  private refused(): boolean {
+    if (!this.rejection) return false;
+    this.closeWith(this.rejection);
+    return true;
+  }
+
+  private reject(err: unknown, id?: Command['id']): void {
+    if (this.session) {
+      this.hub.fail(this.session, err, id);
+      return;
+    }
+    const e = err instanceof RoomcastError ? err : new RoomcastError('INTERNAL', String(err));
+    this.sendEvent({ type: 'error', id, code: e.code, message: e.message });
+  }
+
+  /** The format is known: the greeting timer gives way to the registration timer. */
+  private detected(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.opts.registerTimeout > 0 && !this.rejection)
+      this.timer = setTimeout(() => this.onTimer(), this.opts.registerTimeout);
+  }
+
+  private markValid(): void {
+    if (this.valid) return;
+    this.valid = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    if (this.state === 'detect') {
+      this.detected();
+      this.startText();
+    } else if (!this.valid && this.state !== 'closing') {
+      this.closeWith(protocolError('REGISTRATION_TIMEOUT', `${Math.round(this.opts.registerTimeout / 1000)} s`));
+    }
+  }
+
+  private clearTimers(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    this.timer = this.pumpTimer = null;
+  }
+
+  private onClose(): void {
+    this.clearTimers();
+    if (this.session) this.hub.detach(this.session, this.reason);
+    this.state = 'closing';
+    this.hooks.closed(this, this.reason);
+  }
+}
