@@ -78,7 +78,7 @@ export class RoomcastServer {
   async start(): Promise<Listening[]> {
     const binds: BindAddress[] = await resolveHosts(this.opts.hosts);
     const { servers, port } = await listenAll(binds, this.opts.port, () => {
-      const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+      const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
       server.on('error', (err) => this.opts.logger.error(`listener: ${err.message}`));
       return server;
     });
@@ -138,8 +138,10 @@ export class RoomcastServer {
     for (const conn of this.connections) conn.close({ code: bye.code, reason: bye.message });
     const deadline = Date.now() + this.opts.shutdownTimeout;
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // Wait for the 'close' of what is cut, so no connection or session outlives stop().
+    const cut = [...this.connections].map((c) => new Promise((r) => c.socket.once('close', r)));
     for (const conn of this.connections) conn.socket.destroy();
-    await closed;
+    await Promise.all([closed, ...cut]);
     this.opts.logger.flush();
   }
 }

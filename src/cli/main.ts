@@ -9,6 +9,7 @@ import { HUB_DEFAULTS } from '../hub/hub.js';
 import { DEFAULT_PORT, RoomcastServer, SERVER_DEFAULTS } from '../server.js';
 import { describeListening, explainListenError } from './banner.js';
 import { runJoin } from '../client/join.js';
+import { registerClassifierCommands } from './classifier-commands.js';
 import { VERSION } from '../version.js';
 
 function int(min: number) {
@@ -60,9 +61,20 @@ export function buildProgram(): Command {
     .option('-n, --nick <nick>', 'your nick (default: one the server picks)')
     .option('-r, --room <room>', 'room to join; repeat for several', collect, [])
     .option('--no-reconnect', 'exit when the connection drops instead of reconnecting')
+    .addHelpText(
+      'after',
+      `
+Type a line to talk in the current room (shown in the prompt); /help lists commands.
+With stdin from a pipe, each line is sent in order; at the end of input the client waits
+until the server has answered every line, then quits. Exit status: 0 if every line was
+accepted, 1 if one was refused or the server could not be reached, 2 for a bad address.
+Colour is used only on a terminal; NO_COLOR=1 turns it off there too.`,
+    )
     .action(async (address: string, opts: { nick?: string; room: string[]; reconnect: boolean }) => {
       process.exitCode = await runJoin({ address, nick: opts.nick, rooms: opts.room, reconnect: opts.reconnect });
     });
+
+  registerClassifierCommands(program);
 
   return program;
 }

@@ -1,3 +1,13 @@
+/**
+ * `roomcast join`: the chat client for people. Wiring only: the address, a ChatClient for the
+ * protocol, and a Terminal for the person (or the pipe) on the other side.
+ */
+import { DEFAULT_PORT } from '../server.js';
+import { AddressError, parseServerAddress } from './address.js';
+import { ChatClient, ConnectError } from './chat-client.js';
+import { colorLevel, createStyle } from './render.js';
+import { Terminal } from './terminal.js';
+
 export interface JoinOptions {
   address: string;
   nick?: string;
@@ -5,6 +15,35 @@ export interface JoinOptions {
   reconnect: boolean;
 }
 
-export async function runJoin(_opts: JoinOptions): Promise<number> {
-  throw new Error('not yet');
+/** Runs the client to the end; resolves with the process exit status. */
+export async function runJoin(opts: JoinOptions): Promise<number> {
+  let address;
+  try {
+    address = parseServerAddress(opts.address, DEFAULT_PORT);
+  } catch (err) {
+    if (!(err instanceof AddressError)) throw err;
+    process.stderr.write(`roomcast: ${err.message}\n`);
+    return 2;
+  }
+  const { stdin, stdout, stderr } = process;
+  const interactive = Boolean(stdin.isTTY && stdout.isTTY);
+  const client = new ChatClient({ ...address, nick: opts.nick, rooms: opts.rooms, reconnect: opts.reconnect });
+  const terminal = new Terminal({
+    client,
+    input: stdin,
+    output: stdout,
+    errorOutput: stderr,
+    interactive,
+    style: createStyle(colorLevel(stdout, process.env)),
+  });
+  // A reader that went away (`roomcast join | head`) is the end of the session, not a crash.
+  stdout.on('error', () => client.close('output closed'));
+  try {
+    await client.connect();
+  } catch (err) {
+    if (!(err instanceof ConnectError)) throw err;
+    terminal.fail(err.message);
+    return 1;
+  }
+  return terminal.run();
 }

@@ -6,7 +6,7 @@
 import { RoomcastError } from '../protocol/errors.js';
 import type { Command } from '../protocol/commands.js';
 import { HELP } from '../protocol/commands.js';
-import type { MessageEvent } from '../protocol/events.js';
+import type { ImageEvent, MessageEvent } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
 import { nickKey, TOPIC_MAX } from '../protocol/text.js';
 import type { Hub } from './hub.js';
@@ -80,6 +80,39 @@ export const HANDLERS: Table = {
       if (to !== s) hub.send(to, withAction);
       hub.reply(s, cmd.id, withAction);
       hub.stats.privmsgs++;
+    },
+  },
+
+  image: {
+    room: true,
+    run(hub, s, cmd, room) {
+      // The transport has read exactly `size` bytes after the header line.
+      if (!cmd.data) throw new RoomcastError('BAD_MESSAGE', 'the image bytes are missing');
+      const time = hub.opts.now();
+      const image = hub.imageId();
+      const event: ImageEvent = {
+        type: 'image',
+        room: room.name,
+        seq: ++room.seq,
+        nick: s.nick,
+        image,
+        name: cmd.name,
+        size: cmd.data.length,
+        time,
+      };
+      const frame = new Frame(event);
+      room.record(frame);
+      hub.broadcast(room, frame, s);
+      hub.stats.images++;
+      hub.reply(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time, image });
+      hub.imageSink?.submit({ room: room.name, image, name: cmd.name, nick: s.nick, bytes: cmd.data });
+    },
+  },
+
+  bot: {
+    run(hub, s, cmd) {
+      const status = hub.imageSink?.status() ?? { nick: 'classifier', state: 'off' as const, reason: 'this server runs no classifier bot' };
+      hub.reply(s, cmd.id, { type: 'bot', ...status });
     },
   },
 

@@ -4,7 +4,7 @@
  * WebSocket) and the bot depend on it; it depends on none of them.
  */
 import { RoomcastError } from '../protocol/errors.js';
-import type { RequestId, ServerEvent } from '../protocol/events.js';
+import type { BotStatus, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
 import { isValidNick, nickKey, normalizeRoom } from '../protocol/text.js';
 import type { Command } from '../protocol/commands.js';
@@ -55,6 +55,25 @@ export interface HubObserver {
   failed?(s: Session, err: unknown): void;
 }
 
+/** An image someone posted, on its way to whoever classifies it. */
+export interface ImagePost {
+  room: string;
+  image: number;
+  name: string;
+  nick: string;
+  bytes: Buffer;
+}
+
+/**
+ * Where image posts go: the classifier bot. The hub hands a post over and returns at once; the
+ * answer comes back later through Hub.postAs(). The bot depends on the hub, not the reverse.
+ */
+export interface ImageSink {
+  readonly nick: string;
+  submit(post: ImagePost): void;
+  status(): BotStatus;
+}
+
 export interface Hello {
   nick?: string;
   rooms?: string[];
@@ -64,7 +83,9 @@ export class Hub {
   readonly opts: HubOptions;
   readonly sessions = new Map<string, Session>(); // by nick key
   readonly rooms = new Map<string, Room>();
-  readonly stats = { messages: 0, deliveries: 0, privmsgs: 0 };
+  readonly stats = { messages: 0, deliveries: 0, privmsgs: 0, images: 0 };
+  imageSink: ImageSink | null = null;
+  private nextImage = 1;
   private nextId = 1;
   private nextGuest = 1;
   private readonly reserved: Set<string>;
@@ -88,7 +109,7 @@ export class Hub {
    */
   attach(link: Link, hello: Hello = {}): Session {
     const nick = hello.nick === undefined ? this.guestNick() : this.checkNick(hello.nick);
-    const rooms = (hello.rooms ?? [this.opts.defaultRoom]).map((r) => this.checkRoom(r));
+    const rooms = [...new Set((hello.rooms ?? [this.opts.defaultRoom]).map((r) => this.checkRoom(r)))];
     if (rooms.length > this.opts.maxRoomsPerSession)
       throw new RoomcastError('TOO_MANY_ROOMS', this.opts.maxRoomsPerSession);
     const session = new Session(this.nextId++, nick, nickKey(nick), link);
@@ -135,11 +156,29 @@ export class Hub {
 
   fail(session: Session, err: unknown, id?: RequestId): void {
     if (err instanceof RoomcastError) {
-      this.send(session, { type: 'error', id, code: err.code, message: err.message });
+      this.send(session, { type: 'error', id: id ?? err.id, code: err.code, message: err.message });
     } else {
       this.observer.failed?.(session, err);
       this.send(session, { type: 'error', id, code: 'INTERNAL', message: 'internal error' });
     }
+  }
+
+  /** A new server-wide image id. */
+  imageId(): number {
+    return this.nextImage++;
+  }
+
+  /**
+   * Posts an event with a sequence number to a room on behalf of someone who is not a member
+   * (the bot), to every member. Returns false when the room has gone meanwhile.
+   */
+  postAs<E extends RoomEvent>(roomName: string, build: (seq: number, time: number) => E): boolean {
+    const room = this.rooms.get(roomName);
+    if (!room) return false;
+    const frame = new Frame(build(++room.seq, this.opts.now()));
+    room.record(frame);
+    this.broadcast(room, frame);
+    return true;
   }
 
   /** Writes one frame to every member but `except`, the same bytes for each. */
@@ -212,8 +251,14 @@ export class Hub {
 
   rename(session: Session, wanted: string, id?: RequestId): void {
     const key = nickKey(wanted);
-    const nick = key === session.key ? wanted : this.checkNick(wanted);
+    // A change of case keeps the key, but the new spelling must still be a valid nick.
+    if (key === session.key && !isValidNick(wanted)) throw new RoomcastError('NICK_INVALID', wanted.slice(0, 40));
+    const nick = key === session.key ? wanted.normalize('NFC') : this.checkNick(wanted);
     const old = session.nick;
+    if (nick === old) {
+      this.reply(session, id, { type: 'nick', old, nick, self: true });
+      return;
+    }
     this.sessions.delete(session.key);
     session.nick = nick;
     session.key = key;

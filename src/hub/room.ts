@@ -3,7 +3,7 @@
  * never reused, so a client that reconnects asks for "everything after N" and gets no
  * duplicates. History is a ring of already-encoded frames: replaying it costs no encoding.
  */
-import type { MessageEvent } from '../protocol/events.js';
+import type { RoomEvent } from '../protocol/events.js';
 import type { Frame } from '../protocol/frame.js';
 import type { Session } from './session.js';
 
@@ -45,7 +45,7 @@ export class Room {
     return out;
   }
 
-  messagesSince(after: number, limit: number): MessageEvent[] {
-    return this.since(after, limit).map((f) => f.event as MessageEvent);
+  messagesSince(after: number, limit: number): RoomEvent[] {
+    return this.since(after, limit).map((f) => f.event as RoomEvent);
   }
 }

@@ -40,6 +40,9 @@ export type Command = { id?: RequestId } & (
   | { type: 'help' }
   | { type: 'ping' }
   | { type: 'quit'; reason?: string }
+  | { type: 'bot' }
+  /** JSON only: the header line; `size` raw bytes follow it, and the transport fills `data`. */
+  | { type: 'image'; room?: string; name: string; size: number; data?: Buffer }
 );
 
 const opt = (name: string, kind: Kind): Arg => ({ name, kind, optional: true });
@@ -100,6 +103,8 @@ export const COMMANDS: CommandSpec[] = [
     usage: '/history [N]',
     help: 'show the last N messages of the current room',
   },
+  { type: 'bot', words: ['bot'], args: [], usage: '/bot', help: 'the classifier bot: is it ready, busy or off' },
+  { type: 'image', words: [], args: [opt('room', 'word'), req('name', 'word'), req('size', 'int')], usage: '', help: '' },
   { type: 'help', words: ['help', '?'], args: [], usage: '/help', help: 'this list' },
   { type: 'ping', words: ['ping'], args: [], usage: '/ping', help: 'check that the server answers' },
   { type: 'quit', words: ['quit', 'exit'], args: [opt('reason', 'text')], usage: '/quit [REASON]', help: 'disconnect' },
@@ -127,7 +132,8 @@ export function parseTextLine(line: string): Command | null {
   if (!line.startsWith('/') || line.startsWith('//')) {
     return { type: 'message', text: sanitize(line.startsWith('//') ? line.slice(1) : line) };
   }
-  const m = /^\/(\S+)\s*(.*)$/s.exec(line)!;
+  const m = /^\/(\S+)\s*(.*)$/s.exec(line);
+  if (m === null) throw new RoomcastError('UNKNOWN_COMMAND'); // "/" alone, or "/ text"
   const word = m[1].toLowerCase();
   const spec = BY_WORD.get(word);
   if (!spec) throw new RoomcastError('UNKNOWN_COMMAND', sanitize(word).slice(0, 32));
@@ -192,15 +198,23 @@ export function parseJsonLine(line: string): Command {
 export function commandFromObject(obj: unknown): Command {
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new RoomcastError('BAD_JSON');
   const o = obj as Record<string, unknown>;
+  if (o.id !== undefined && !((typeof o.id === 'string' && o.id.length <= 64) || Number.isSafeInteger(o.id)))
+    throw new RoomcastError('BAD_MESSAGE', '"id" must be a string of at most 64 characters or an integer');
+  try {
+    return commandFields(o);
+  } catch (err) {
+    // The error a request causes carries the request's id, like any other reply.
+    if (err instanceof RoomcastError && o.id !== undefined) err.id = o.id as RequestId;
+    throw err;
+  }
+}
+
+function commandFields(o: Record<string, unknown>): Command {
   if (typeof o.type !== 'string') throw new RoomcastError('BAD_MESSAGE', '"type" must be a string');
   const spec = BY_TYPE.get(o.type);
   if (!spec) throw new RoomcastError('UNKNOWN_TYPE', sanitize(o.type).slice(0, 32));
   const out: Record<string, unknown> = { type: spec.type };
-  if (o.id !== undefined) {
-    if (!((typeof o.id === 'string' && o.id.length <= 64) || Number.isSafeInteger(o.id)))
-      throw new RoomcastError('BAD_MESSAGE', '"id" must be a string of at most 64 characters or an integer');
-    out.id = o.id;
-  }
+  if (o.id !== undefined) out.id = o.id;
   for (const arg of spec.args) {
     const v = o[arg.name];
     if (v === undefined || v === null) {

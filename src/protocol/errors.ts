@@ -49,6 +49,8 @@ export function protocolError(code: ErrorCode, detail: string | number = ''): Pr
 /** Thrown inside command handling; caught at the dispatch boundary and sent to the client. */
 export class RoomcastError extends Error {
   readonly code: ErrorCode;
+  /** The id of the JSON request that caused it, when it had a valid one. */
+  id?: string | number;
   constructor(code: ErrorCode, detail: string | number = '') {
     const { message } = protocolError(code, detail);
     super(message);

@@ -16,6 +16,57 @@ export interface MessageEvent {
   action?: true;
 }
 
+/** An image posted to a room. The bytes go to the classifier; the room sees who, what, how big. */
+export interface ImageEvent {
+  type: 'image';
+  room: string;
+  seq: number;
+  nick: string;
+  /** Server-wide id of the post; the bot's answer names it. */
+  image: number;
+  name: string;
+  size: number;
+  time: number;
+}
+
+export interface LabelScore {
+  index: number;
+  label: string;
+  score: number;
+}
+
+/** The classifier bot's answer to an image post: labels, or why there are none. */
+export interface LabelsEvent {
+  type: 'labels';
+  room: string;
+  seq: number;
+  nick: string;
+  image: number;
+  name: string;
+  time: number;
+  labels?: LabelScore[];
+  model?: string;
+  timings?: Record<string, number>;
+  error?: { code: string; message: string };
+  /** A tiny thumbnail (RGB, row-major, base64) for terminal previews. */
+  preview?: { width: number; height: number; rgb: string };
+}
+
+/** What a room's history holds: everything that has a sequence number. */
+export type RoomEvent = MessageEvent | ImageEvent | LabelsEvent;
+
+export type BotState = 'ready' | 'loading' | 'down' | 'off';
+
+export interface BotStatus {
+  nick: string;
+  state: BotState;
+  reason: string;
+  model?: string;
+  workers?: number;
+  queue?: number;
+  maxQueue?: number;
+}
+
 export interface RoomInfo {
   room: string;
   members: number;
@@ -32,7 +83,10 @@ export type ServerEvent =
       limits: Record<string, number>;
     }
   | MessageEvent
-  | { type: 'ack'; id?: RequestId; room: string; seq: number; time: number }
+  | ImageEvent
+  | LabelsEvent
+  | { type: 'ack'; id?: RequestId; room: string; seq: number; time: number; image?: number }
+  | ({ type: 'bot'; id?: RequestId } & BotStatus)
   | { type: 'privmsg'; id?: RequestId; from: string; to: string; text: string; time: number; action?: true }
   | {
       type: 'joined';
@@ -53,7 +107,7 @@ export type ServerEvent =
       type: 'history';
       id?: RequestId;
       room: string;
-      messages: MessageEvent[];
+      messages: RoomEvent[];
       /** Lowest sequence number still kept; anything below it and after `after` was missed. */
       first: number;
       last: number;

@@ -5,17 +5,24 @@
  *
  * Text reaching this module has been sanitised by the hub, so it is written as it is.
  */
-import type { EventOf, MessageEvent, ServerEvent } from './events.js';
+import type { EventOf, LabelsEvent, MessageEvent, RoomEvent, ServerEvent } from './events.js';
 
 export type WireMode = 'text' | 'json';
 
 export class Frame {
   private textBytes: Buffer | null | undefined;
   private jsonBytes: Buffer | undefined;
-  /** Other transports (WebSocket) cache their own encodings here, keyed by transport. */
-  readonly extra = new Map<string, unknown>();
+  private extraMap: Map<string, unknown> | undefined;
 
   constructor(readonly event: ServerEvent) {}
+
+  /**
+   * Other transports (WebSocket) cache their own encodings here, keyed by transport. Made on
+   * first use: a Map per frame was a good share of the cost of a message to a small room.
+   */
+  get extra(): Map<string, unknown> {
+    return (this.extraMap ??= new Map());
+  }
 
   get json(): Buffer {
     return (this.jsonBytes ??= Buffer.from(JSON.stringify(this.event) + '\n'));
@@ -39,6 +46,30 @@ export function messageLine(m: MessageEvent): string {
   return m.action ? `[${m.room}] * ${m.nick} ${m.text}` : `[${m.room}] ${m.nick}: ${m.text}`;
 }
 
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** "coyote 95%, timber wolf 4%": what people read of the bot's answer. */
+export function labelsSummary(e: LabelsEvent): string {
+  if (e.error) return e.error.message;
+  return (e.labels ?? []).map((l) => `${l.label} ${Math.round(l.score * 100)}%`).join(', ');
+}
+
+/** One line for anything kept in a room's history. */
+export function roomEventLine(e: RoomEvent): string {
+  switch (e.type) {
+    case 'message':
+      return messageLine(e);
+    case 'image':
+      return `[${e.room}] ${e.nick} posted image #${e.image} ${e.name} (${formatSize(e.size)})`;
+    case 'labels':
+      return `[${e.room}] ${e.nick}: #${e.image} ${e.name} ${e.error ? '- ' : '\u2192 '}${labelsSummary(e)}`;
+  }
+}
+
 // Notices start with "***" and errors with "!", so a person (or grep) tells them from the
 // "[room] nick: text" of a message at a glance.
 const TEXT: { [T in ServerEvent['type']]: (e: EventOf<T>) => string | null } = {
@@ -46,6 +77,12 @@ const TEXT: { [T in ServerEvent['type']]: (e: EventOf<T>) => string | null } = {
     `*** Welcome to roomcast, ${e.nick}! You are in [${e.rooms.join('], [')}]. ` +
     `Type a line and press Enter to talk; /help lists commands.`,
   message: messageLine,
+  image: roomEventLine,
+  labels: roomEventLine,
+  bot: (e) =>
+    `*** ${e.nick}: ${e.state}` +
+    (e.reason ? ` - ${e.reason}` : '') +
+    (e.model ? ` (model ${e.model}, ${e.workers ?? 0} worker${e.workers === 1 ? '' : 's'}, queue ${e.queue ?? 0}/${e.maxQueue ?? 0})` : ''),
   ack: () => null,
   privmsg: (e) =>
     e.action ? `[pm] * ${e.from} ${e.text}` : `[pm] ${e.from} -> ${e.to}: ${e.text}`,
@@ -73,7 +110,7 @@ const TEXT: { [T in ServerEvent['type']]: (e: EventOf<T>) => string | null } = {
         ? `*** No earlier messages in [${e.room}]`
         : `*** Last ${e.messages.length} message${e.messages.length === 1 ? '' : 's'} in [${e.room}]:`;
     const missed = e.missed > 0 ? `\n*** (${e.missed} older messages are no longer kept)` : '';
-    return head + missed + e.messages.map((m) => '\n' + messageLine(m)).join('');
+    return head + missed + e.messages.map((m) => '\n' + roomEventLine(m)).join('');
   },
   help: (e) => '*** Commands:' + e.commands.map((c) => `\n***   ${c.usage.padEnd(22)} ${c.help}`).join(''),
   notice: (e) => `*** ${e.text}`,

@@ -22,7 +22,7 @@ export class LineReader {
   private pos = 0;
   private discarding = 0; // bytes skipped so far of an oversized line; 0 = not skipping
   private rawWanted = 0;
-  private rawChunks: Buffer[] = [];
+  private rawChunks: Buffer[] | null = null; // only while a raw block is coming: idle readers hold no array
   private rawHave = 0;
 
   constructor(
@@ -43,7 +43,7 @@ export class LineReader {
   /** The next `n` bytes are a raw block, returned whole as one `bytes` frame. */
   expectBytes(n: number): void {
     this.rawWanted = n;
-    this.rawChunks = [];
+    this.rawChunks = null;
     this.rawHave = 0;
   }
 
@@ -73,7 +73,8 @@ export class LineReader {
     }
 
     if (nl === -1) {
-      const pending = buf.length - start;
+      // A trailing CR may be the first half of a CRLF split across reads: it is not content.
+      const pending = buf.length - start - (buf[buf.length - 1] === CR ? 1 : 0);
       if (pending > this.maxLine) {
         this.discarding = pending;
         this.release();
@@ -93,15 +94,16 @@ export class LineReader {
     if (buf !== null) {
       const take = Math.min(buf.length - this.pos, this.rawWanted - this.rawHave);
       if (take > 0) {
-        this.rawChunks.push(buf.subarray(this.pos, this.pos + take));
+        (this.rawChunks ??= []).push(buf.subarray(this.pos, this.pos + take));
         this.rawHave += take;
         this.consumeTo(this.pos + take);
       }
     }
     if (this.rawHave < this.rawWanted) return null;
-    const data = this.rawChunks.length === 1 ? this.rawChunks[0] : Buffer.concat(this.rawChunks);
+    const chunks = this.rawChunks ?? [];
+    const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
     this.rawWanted = 0;
-    this.rawChunks = [];
+    this.rawChunks = null;
     this.rawHave = 0;
     return { kind: 'bytes', data };
   }

@@ -1,0 +1,789 @@
+/**
+ * A roomcast client that speaks the JSON protocol: connects, registers, matches replies to
+ * requests by id, keeps track of its rooms, and reconnects by itself, filling the gap from each
+ * room's history so that every message is seen exactly once.
+ *
+ * It knows nothing of terminals: the terminal client, one-shot tools and benchmarks all drive
+ * it, and each decides what to show. Timers, randomness and the socket are injectable so tests
+ * step through backoff without waiting.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { Command } from '../protocol/commands.js';
+import type { ErrorCode } from '../protocol/errors.js';
+import type { EventOf, EventType, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
+import { LineReader } from '../protocol/line-reader.js';
+import { NICK_MAX, normalizeRoom } from '../protocol/text.js';
+import { explainConnectError, type ServerAddress } from './address.js';
+
+export type Welcome = EventOf<'welcome'>;
+
+/** Commands that get a reply; hello and quit are the client's own business. */
+export type Request = Exclude<Command, { type: 'hello' | 'quit' }>;
+
+/** The reply a request resolves with (for a join: "joined", once its history has come too). */
+interface ReplyTypes {
+  nick: 'nick';
+  join: 'joined';
+  part: 'parted';
+  message: 'ack';
+  privmsg: 'privmsg';
+  rooms: 'rooms';
+  who: 'who';
+  topic: 'topic';
+  history: 'history';
+  help: 'help';
+  ping: 'pong';
+  bot: 'bot';
+  image: 'ack';
+}
+export type ReplyTo<C extends Request> = EventOf<ReplyTypes[C['type']]>;
+
+/** A request's last reply: a join is answered by "joined" and then its "history". */
+const FINAL_REPLY: Partial<Record<Request['type'], EventType>> = { join: 'history' };
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface Backoff {
+  initialMs: number;
+  maxMs: number;
+  /** Fraction of each delay taken off at random, so clients dropped together do not return together. */
+  jitter: number;
+}
+
+export interface ChatClientOptions extends ServerAddress {
+  /** Wanted nick; taken ones get a suffix (alice_2). None: the server picks one. */
+  nick?: string;
+  /** Rooms to join at first; none: the server's default room. */
+  rooms?: string[];
+  reconnect: boolean;
+  backoff: Backoff;
+  connectTimeoutMs: number;
+  /** Silence after which the server is pinged; twice this with no answer drops the link. 0: off. */
+  heartbeatMs: number;
+  /** Nicks tried (alice, alice_2, ...) before registration gives up. */
+  nickAttempts: number;
+  timers: Timers;
+  random: () => number;
+  now: () => number;
+  openSocket: (address: ServerAddress) => net.Socket;
+}
+
+export const CLIENT_DEFAULTS: Omit<ChatClientOptions, 'host' | 'port'> = {
+  reconnect: true,
+  backoff: { initialMs: 500, maxMs: 10_000, jitter: 0.25 },
+  connectTimeoutMs: 10_000,
+  heartbeatMs: 30_000,
+  nickAttempts: 20,
+  timers: realTimers,
+  random: Math.random,
+  now: Date.now,
+  openSocket: ({ host, port }) => net.connect({ host, port }),
+};
+
+/** The server answered a request with an error. */
+export class RequestError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly command: Command,
+  ) {
+    super(message);
+  }
+}
+
+/** A request that could not be sent, or whose answer was lost with the connection. */
+export class NotConnectedError extends Error {
+  constructor(
+    message: string,
+    /** True when it went out before the connection dropped: it may have been carried out. */
+    readonly sent = false,
+  ) {
+    super(message);
+  }
+}
+
+/** The first connection could not be made or the server would not register us. */
+export class ConnectError extends Error {
+  constructor(
+    message: string,
+    /** A protocol error code when the server refused us, else the socket's error code. */
+    readonly code: string | undefined,
+    /** A few words for a repeated report, such as a failed reconnect ("connection refused"). */
+    readonly brief: string = message,
+  ) {
+    super(message);
+  }
+}
+
+/** What the client remembers of a room it is in. */
+export interface RoomState {
+  readonly name: string;
+  /** Highest sequence number seen: a rejoin asks for everything after it. */
+  lastSeq: number;
+  members: Set<string>;
+  topic: string;
+}
+
+/** The request an event answers, so a listener can tell a reply from news. */
+export interface Answered {
+  command: Command;
+  sentAt: number;
+  /** Sent by the client itself (a rejoin, a gap fill), not by its user. */
+  internal: boolean;
+}
+
+export type Phase = 'idle' | 'connecting' | 'ready' | 'waiting' | 'closed';
+
+export interface ChatClientEvents {
+  /** Every event worth a listener's attention; duplicate messages are never reported. */
+  event: [event: ServerEvent, answered: Answered | undefined];
+  /** Registered, the first time or again after a drop. */
+  connected: [welcome: Welcome, info: { reconnected: boolean; wantedNick: string | undefined }];
+  /** The connection dropped; retryInMs is null when no reconnect will follow. */
+  disconnected: [info: { reason: string; retryInMs: number | null }];
+  /** A reconnect attempt failed; another follows after retryInMs. */
+  retrying: [info: { reason: string; attempt: number; retryInMs: number }];
+  /** Done for good: quit, closed, or disconnected without reconnecting. */
+  closed: [info: { reason: string }];
+  /** Something odd from the server that was skipped. */
+  warning: [text: string];
+}
+
+interface Pending {
+  command: Command;
+  sentAt: number;
+  internal: boolean;
+  /** Internal requests whose replies interest nobody but the client (heartbeat pings). */
+  quiet: boolean;
+  first?: ServerEvent;
+  resolve(event: ServerEvent): void;
+  reject(err: Error): void;
+}
+
+interface Handshake {
+  reconnecting: boolean;
+  baseNick: string | undefined;
+  tries: number;
+  refusal?: ConnectError;
+  resolve(welcome: Welcome): void;
+  reject(err: ConnectError): void;
+}
+
+/**
+ * Sequence numbers seen in one room, to drop duplicates. Bounded: it keeps the most recent
+ * ones, and anything at or below what has been evicted counts as seen.
+ */
+class SeenSeqs {
+  private readonly seqs = new Set<number>();
+  private floor = 0;
+  constructor(private readonly capacity = 2048) {}
+
+  has(seq: number): boolean {
+    return seq <= this.floor || this.seqs.has(seq);
+  }
+
+  add(seq: number): void {
+    this.seqs.add(seq);
+    if (this.seqs.size > this.capacity) {
+      const oldest = this.seqs.values().next().value as number;
+      this.seqs.delete(oldest);
+      this.floor = Math.max(this.floor, oldest);
+    }
+  }
+
+  clear(): void {
+    this.seqs.clear();
+    this.floor = 0;
+  }
+}
+
+/** Nick to try after `tries` refusals: alice, alice_2, alice_3, ... kept within the limit. */
+export function nickCandidate(base: string, tries: number): string {
+  if (tries === 0) return base;
+  const suffix = `_${tries + 1}`;
+  return base.slice(0, NICK_MAX - suffix.length) + suffix;
+}
+
+/** Exponential backoff with jitter: attempt 0 waits about initialMs, doubling up to maxMs. */
+export function backoffDelay(b: Backoff, attempt: number, random: () => number): number {
+  const base = Math.min(b.maxMs, b.initialMs * 2 ** Math.min(attempt, 30));
+  return Math.round(base * (1 - b.jitter * random()));
+}
+
+function errnoReason(err: NodeJS.ErrnoException | null): string {
+  if (!err) return 'the server closed the connection';
+  const code = err.code ?? (err as { errors?: NodeJS.ErrnoException[] }).errors?.[0]?.code;
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'host name not found';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return 'no route to host';
+    case 'ECONNRESET':
+      return 'connection reset';
+    case 'EPIPE':
+      return 'connection broken';
+    case 'ETIMEDOUT':
+      return 'connection timed out';
+    default:
+      return err.message;
+  }
+}
+
+export class ChatClient extends EventEmitter<ChatClientEvents> {
+  readonly opts: ChatClientOptions;
+  /** Our nick as the server knows it; undefined until registered. */
+  nick: string | undefined;
+  welcome: Welcome | undefined;
+  private readonly joined = new Map<string, RoomState>();
+  private current: string | null = null;
+  private readonly seen = new Map<string, SeenSeqs>();
+  private state: Phase = 'idle';
+  private socket: net.Socket | null = null;
+  private reader = new LineReader(1 << 24);
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private handshake: Handshake | null = null;
+  private socketError: NodeJS.ErrnoException | null = null;
+  private bye: EventOf<'bye'> | null = null;
+  private connectTimer: unknown = null;
+  private retryTimer: unknown = null;
+  private heartbeatTimer: unknown = null;
+  private lastHeard = 0;
+  private retries = 0;
+  private quitting = false;
+  private closeReason = 'quit';
+  private readyWaiters: { resolve(): void; reject(err: Error): void }[] = [];
+  private closedPromise: Promise<void>;
+  private markClosed!: () => void;
+
+  constructor(opts: Partial<ChatClientOptions> & ServerAddress) {
+    super();
+    this.opts = { ...CLIENT_DEFAULTS, ...opts };
+    this.closedPromise = new Promise((resolve) => (this.markClosed = resolve));
+  }
+
+  /** Rooms we are in, in the order they were joined. */
+  get rooms(): ReadonlyMap<string, RoomState> {
+    return this.joined;
+  }
+
+  get phase(): Phase {
+    return this.state;
+  }
+
+  get connected(): boolean {
+    return this.state === 'ready';
+  }
+
+  /** The room messages go to: the last one joined, kept here rather than on the server. */
+  get currentRoom(): string | null {
+    return this.current;
+  }
+
+  /** Switches the current room to one we are in; false if we are not in it. */
+  switchRoom(name: string): boolean {
+    const key = normalizeRoom(name);
+    if (key === null || !this.rooms.has(key)) return false;
+    this.current = key;
+    return true;
+  }
+
+  /** Resolves once the client is done for good (quit, or dropped with no reconnect). */
+  get closed(): Promise<void> {
+    return this.closedPromise;
+  }
+
+  /** Connects and registers. Rejects with a ConnectError saying why, in words for a person. */
+  async connect(): Promise<Welcome> {
+    if (this.state !== 'idle') throw new Error(`connect() called twice (client is ${this.state})`);
+    try {
+      return await this.attempt(false);
+    } catch (err) {
+      this.finish((err as Error).message);
+      throw err;
+    }
+  }
+
+  /** Resolves when the client is registered; rejects if it closes first. */
+  whenReady(): Promise<void> {
+    if (this.state === 'ready') return Promise.resolve();
+    if (this.state === 'closed') return Promise.reject(new NotConnectedError('the client is closed'));
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Sends a command and resolves with its reply, or rejects with a RequestError (the server
+   * said no) or a NotConnectedError (not connected, or the connection dropped before the answer
+   * came, in which case the command may or may not have been carried out).
+   */
+  request<C extends Request>(command: C): Promise<ReplyTo<C>> {
+    return this.send(this.withRoom(command), false, false) as Promise<ReplyTo<C>>;
+  }
+
+  say(text: string, room?: string): Promise<EventOf<'ack'>> {
+    return this.request({ type: 'message', text, room });
+  }
+
+  join(room: string): Promise<EventOf<'joined'>> {
+    return this.request({ type: 'join', room });
+  }
+
+  /** Says goodbye and closes; no reconnect follows. Resolves when the connection is closed. */
+  async quit(reason?: string): Promise<void> {
+    if (this.state === 'closed') return;
+    this.quitting = true;
+    this.clearTimer('retryTimer');
+    const socket = this.socket;
+    if (this.state === 'ready' && socket && !socket.destroyed) {
+      socket.write(JSON.stringify(reason ? { type: 'quit', reason } : { type: 'quit' }) + '\n');
+      // The server answers with "bye" and hangs up; one that does not is not waited for long.
+      const cut = this.opts.timers.setTimeout(() => socket.destroy(), 2000);
+      await this.closedPromise;
+      this.opts.timers.clearTimeout(cut);
+    } else {
+      this.close('quit');
+    }
+  }
+
+  /** Closes at once, without a goodbye; no reconnect follows. */
+  close(reason = 'closed'): void {
+    if (this.state === 'closed') return;
+    this.quitting = true;
+    this.closeReason = reason;
+    this.clearTimer('retryTimer');
+    if (this.socket) this.socket.destroy();
+    else this.finish(reason);
+  }
+
+  // ---- requests ----
+
+  /** Commands that act on a room default to ours, not the server's: after a reconnect the
+   *  server's idea of "current" is merely whichever room was rejoined last. */
+  private withRoom(command: Request): Request {
+    const c = { ...command } as Request & { room?: string };
+    switch (c.type) {
+      case 'message':
+      case 'part':
+      case 'topic':
+      case 'history':
+      case 'who':
+        if (c.room === undefined && this.current !== null) c.room = this.current;
+        break;
+      case 'join': {
+        // A join of a room we are in asks only for what we have not seen.
+        const key = normalizeRoom(c.room);
+        const state = key === null ? undefined : this.rooms.get(key);
+        if (state && c.after === undefined && c.history === undefined) c.after = state.lastSeq;
+        break;
+      }
+    }
+    return c;
+  }
+
+  private send(command: Request, internal: boolean, quiet: boolean): Promise<ServerEvent> {
+    const socket = this.socket;
+    if (this.state !== 'ready' || !socket || socket.destroyed)
+      return Promise.reject(new NotConnectedError('not connected to the server'));
+    const id = this.nextId++;
+    const promise = new Promise<ServerEvent>((resolve, reject) => {
+      this.pending.set(id, { command, sentAt: this.opts.now(), internal, quiet, resolve, reject });
+    });
+    if (command.type === 'join' && !internal) this.switchOptimistically(command.room, id);
+    socket.write(JSON.stringify({ ...command, id }) + '\n');
+    if (internal) promise.catch(() => {}); // its failure is handled where it is answered
+    return promise;
+  }
+
+  /**
+   * A join makes its room current at once, not when the server answers, so the lines typed
+   * (or piped) right after it go to the new room. A refused join puts the old one back.
+   */
+  private switchOptimistically(room: string, id: number): void {
+    const key = normalizeRoom(room);
+    if (key === null) return;
+    const before = this.current;
+    this.current = key;
+    const p = this.pending.get(id)!;
+    const reject = p.reject;
+    p.reject = (err) => {
+      if (this.current === key && !this.rooms.has(key)) this.current = before;
+      reject(err);
+    };
+  }
+
+  private settle(event: ServerEvent, p: Pending, id: number): void {
+    if (event.type === 'error') {
+      this.pending.delete(id);
+      p.reject(new RequestError(event.code, event.message, p.command));
+      return;
+    }
+    p.first ??= event;
+    const final = FINAL_REPLY[p.command.type as Request['type']];
+    if (final === undefined || event.type === final) {
+      this.pending.delete(id);
+      p.resolve(p.first);
+    }
+  }
+
+  private failPending(reason: string): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) p.reject(new NotConnectedError(reason, true));
+  }
+
+  // ---- connecting ----
+
+  private attempt(reconnecting: boolean): Promise<Welcome> {
+    this.state = 'connecting';
+    this.socketError = null;
+    this.bye = null;
+    this.reader = new LineReader(1 << 24);
+    const socket = this.opts.openSocket({ host: this.opts.host, port: this.opts.port });
+    this.socket = socket;
+    const promise = new Promise<Welcome>((resolve, reject) => {
+      this.handshake = { reconnecting, baseNick: this.nick ?? this.opts.nick, tries: 0, resolve, reject };
+    });
+    this.connectTimer = this.opts.timers.setTimeout(() => {
+      this.connectTimer = null;
+      socket.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }));
+    }, this.opts.connectTimeoutMs);
+    socket.once('connect', () => {
+      this.clearTimer('connectTimer');
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 30_000);
+      this.sendHello();
+    });
+    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (socket === this.socket) this.socketError ??= err;
+    });
+    socket.on('close', () => this.onSocketClose(socket));
+    return promise;
+  }
+
+  private sendHello(): void {
+    const hs = this.handshake!;
+    const hello: Command = { type: 'hello' };
+    if (hs.baseNick !== undefined) hello.nick = nickCandidate(hs.baseNick, hs.tries);
+    // A reconnect joins with "after" itself, so the server must not replay anything first.
+    if (hs.reconnecting) hello.rooms = [];
+    else if (this.opts.rooms && this.opts.rooms.length > 0) hello.rooms = this.opts.rooms;
+    this.socket!.write(JSON.stringify(hello) + '\n');
+  }
+
+  private onHandshakeEvent(hs: Handshake, event: ServerEvent): void {
+    if (event.type === 'welcome') {
+      this.handshake = null;
+      this.registered(event, hs);
+      return;
+    }
+    if (event.type === 'error') {
+      const taken = event.code === 'NICK_TAKEN' || event.code === 'NICK_RESERVED';
+      if (taken && hs.baseNick !== undefined && hs.tries + 1 < this.opts.nickAttempts) {
+        hs.tries++;
+        this.sendHello();
+        return;
+      }
+      // Rejected when the socket has closed, like every other way registration can fail.
+      hs.refusal = new ConnectError(event.message, event.code);
+      this.socket?.destroy();
+      return;
+    }
+    if (event.type === 'bye') this.bye = event;
+  }
+
+  private registered(welcome: Welcome, hs: Handshake): void {
+    this.welcome = welcome;
+    this.nick = welcome.nick;
+    this.state = 'ready';
+    this.retries = 0;
+    this.lastHeard = this.opts.now();
+    this.armHeartbeat();
+    this.emit('connected', welcome, { reconnected: hs.reconnecting, wantedNick: hs.baseNick });
+    if (hs.reconnecting) this.rejoin();
+    for (const w of this.readyWaiters.splice(0)) w.resolve();
+    hs.resolve(welcome);
+  }
+
+  /** Rejoins every room asking for what came after the last message seen, current room last
+   *  so the server's current room agrees with ours. */
+  private rejoin(): void {
+    const names = [...this.rooms.keys()].filter((r) => r !== this.current);
+    if (this.current !== null && this.rooms.has(this.current)) names.push(this.current);
+    for (const room of names) {
+      const state = this.rooms.get(room)!;
+      void this.send({ type: 'join', room, after: state.lastSeq }, true, false).catch((err: Error) => {
+        if (err instanceof RequestError) this.forgetRoom(room);
+      });
+    }
+  }
+
+  private onSocketClose(socket: net.Socket): void {
+    if (socket !== this.socket) return;
+    this.socket = null;
+    this.clearTimer('connectTimer');
+    this.clearTimer('heartbeatTimer');
+    const reason = this.bye ? this.bye.reason : errnoReason(this.socketError);
+    this.failPending(`connection lost (${reason}) before the server answered`);
+
+    const hs = this.handshake;
+    if (hs) {
+      this.handshake = null;
+      if (hs.refusal) hs.reject(hs.refusal);
+      else if (this.bye) hs.reject(new ConnectError(`the server refused the connection: ${this.bye.reason}`, this.bye.code));
+      else
+        hs.reject(
+          new ConnectError(
+            explainConnectError(this.socketError ?? new Error('the server closed the connection'), this.opts),
+            this.socketError?.code,
+            errnoReason(this.socketError),
+          ),
+        );
+      return;
+    }
+    if (this.quitting || this.state === 'closed') {
+      this.finish(this.closeReason);
+      return;
+    }
+    // A server that says it is leaving for good would say so in its bye; every other loss is
+    // worth retrying, including "shutting down", since servers are restarted.
+    if (this.state === 'ready' && this.opts.reconnect) {
+      const delay = this.nextDelay();
+      this.state = 'waiting'; // before listeners hear of it: they may ask whether we are connected
+      this.emit('disconnected', { reason, retryInMs: delay });
+      this.scheduleReconnect(delay);
+    } else {
+      this.emit('disconnected', { reason, retryInMs: null });
+      this.finish(reason);
+    }
+  }
+
+  private nextDelay(): number {
+    return backoffDelay(this.opts.backoff, this.retries++, this.opts.random);
+  }
+
+  private scheduleReconnect(delay: number): void {
+    this.state = 'waiting';
+    this.retryTimer = this.opts.timers.setTimeout(() => {
+      this.retryTimer = null;
+      if (this.quitting) return;
+      this.attempt(true).catch((err: Error) => {
+        if (this.quitting) {
+          this.finish(this.closeReason);
+          return;
+        }
+        const next = this.nextDelay();
+        const reason = err instanceof ConnectError ? err.brief : err.message;
+        this.emit('retrying', { reason, attempt: this.retries, retryInMs: next });
+        this.scheduleReconnect(next);
+      });
+    }, delay);
+  }
+
+  private finish(reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.clearTimer('retryTimer');
+    this.clearTimer('connectTimer');
+    this.clearTimer('heartbeatTimer');
+    this.failPending('the client is closed');
+    for (const w of this.readyWaiters.splice(0)) w.reject(new NotConnectedError(`the client is closed: ${reason}`));
+    this.emit('closed', { reason });
+    this.markClosed();
+  }
+
+  private clearTimer(which: 'connectTimer' | 'retryTimer' | 'heartbeatTimer'): void {
+    if (this[which] !== null) this.opts.timers.clearTimeout(this[which]);
+    this[which] = null;
+  }
+
+  // A connection that went away without a FIN (a laptop lid, a pulled cable) looks alive until
+  // something is sent on it; a ping after a silence finds out.
+  private armHeartbeat(): void {
+    const every = this.opts.heartbeatMs;
+    if (every <= 0) return;
+    this.heartbeatTimer = this.opts.timers.setTimeout(() => {
+      this.heartbeatTimer = null;
+      const socket = this.socket;
+      if (this.state !== 'ready' || !socket) return;
+      const silent = this.opts.now() - this.lastHeard;
+      if (silent >= 2 * every) {
+        socket.destroy(Object.assign(new Error('the server stopped answering'), { code: 'EHEARTBEAT' }));
+        return;
+      }
+      if (silent >= every) void this.send({ type: 'ping' }, true, true);
+      this.armHeartbeat();
+    }, every);
+    (this.heartbeatTimer as { unref?: () => void }).unref?.();
+  }
+
+  // ---- incoming ----
+
+  private onData(socket: net.Socket, chunk: Buffer): void {
+    if (socket !== this.socket) return;
+    this.lastHeard = this.opts.now();
+    this.reader.push(chunk);
+    for (let item = this.reader.next(); item !== null; item = this.reader.next()) {
+      if (item.kind === 'line') this.onLine(item.line.toString('utf8'));
+      else if (item.kind === 'oversize') this.emit('warning', `skipped a line from the server longer than ${item.limit} bytes`);
+      else if (item.kind === 'overflow') {
+        socket.destroy(new Error('the server sent a line that never ends'));
+        return;
+      }
+      if (socket !== this.socket) return; // a listener closed us
+    }
+  }
+
+  private onLine(line: string): void {
+    let event: ServerEvent;
+    try {
+      event = JSON.parse(line) as ServerEvent;
+    } catch {
+      this.emit('warning', 'skipped a line from the server that is not JSON');
+      return;
+    }
+    if (event === null || typeof event !== 'object' || typeof event.type !== 'string') {
+      this.emit('warning', 'skipped a JSON line from the server that is not an event');
+      return;
+    }
+    const hs = this.handshake;
+    if (hs) {
+      this.onHandshakeEvent(hs, event);
+      return;
+    }
+    this.onEvent(event);
+  }
+
+  private onEvent(event: ServerEvent): void {
+    const { id: pendingId, p } = this.answering(event);
+    const shown = this.track(event, p);
+    if (shown !== null && !p?.quiet) {
+      this.emit('event', shown, p ? { command: p.command, sentAt: p.sentAt, internal: p.internal } : undefined);
+    }
+    if (p && pendingId !== undefined) this.settle(event, p, pendingId);
+  }
+
+  /** The pending request an event answers. The server answers in order, so an error it could
+   *  not tag with an id (the line did not parse) belongs to the oldest request waiting. */
+  private answering(event: ServerEvent): { id?: number; p?: Pending } {
+    const id = (event as { id?: RequestId }).id;
+    if (typeof id === 'number' && this.pending.has(id)) return { id, p: this.pending.get(id) };
+    if (event.type === 'error' && id === undefined && this.pending.size > 0) {
+      const oldest = this.pending.keys().next().value as number;
+      return { id: oldest, p: this.pending.get(oldest) };
+    }
+    return {};
+  }
+
+  /**
+   * Updates what the client knows from one event. Returns the event to report, with
+   * already-seen messages taken out, or null when there is nothing new to report.
+   */
+  private track(event: ServerEvent, p: Pending | undefined): ServerEvent | null {
+    switch (event.type) {
+      case 'message':
+        return this.fresh(event.room, event.seq) ? (this.memberSaw(event.room, event.nick), event) : null;
+      case 'ack':
+        this.fresh(event.room, event.seq);
+        return event;
+      case 'history':
+        return this.trackHistory(event, p);
+      case 'joined':
+        this.trackJoined(event, p);
+        return event;
+      case 'parted':
+        if (event.self) this.forgetRoom(event.room);
+        else this.rooms.get(event.room)?.members.delete(event.nick);
+        return event;
+      case 'nick':
+        if (event.self) this.nick = event.nick;
+        for (const r of this.rooms.values())
+          if (r.members.delete(event.old)) r.members.add(event.nick);
+        return event;
+      case 'who': {
+        const r = this.rooms.get(event.room);
+        if (r && Array.isArray(event.members)) r.members = new Set(event.members);
+        return event;
+      }
+      case 'topic': {
+        const r = this.rooms.get(event.room);
+        if (r) r.topic = event.topic;
+        return event;
+      }
+      case 'bye':
+        this.bye = event;
+        return event;
+      default:
+        return event;
+    }
+  }
+
+  /** Records a message's seq; false if it was seen before. */
+  private fresh(room: string, seq: number): boolean {
+    if (!Number.isSafeInteger(seq)) return true;
+    let seen = this.seen.get(room);
+    if (!seen) this.seen.set(room, (seen = new SeenSeqs()));
+    if (seen.has(seq)) return false;
+    seen.add(seq);
+    const state = this.rooms.get(room);
+    if (state && seq > state.lastSeq) state.lastSeq = seq;
+    return true;
+  }
+
+  private memberSaw(room: string, nick: string): void {
+    this.rooms.get(room)?.members.add(nick);
+  }
+
+  private trackHistory(event: EventOf<'history'>, p: Pending | undefined): ServerEvent | null {
+    // History asked for by the user is old news on purpose: shown as it is, never deduplicated.
+    if (p?.command.type === 'history' && !p.internal) return event;
+    const messages = (Array.isArray(event.messages) ? event.messages : []).filter((m: RoomEvent) =>
+      this.fresh(event.room, m.seq),
+    );
+    const state = this.rooms.get(event.room);
+    // Nothing at or below "last" can come later, kept or not: that is where a rejoin resumes.
+    if (state && Number.isSafeInteger(event.last) && event.last > state.lastSeq) state.lastSeq = event.last;
+    return { ...event, messages };
+  }
+
+  private trackJoined(event: EventOf<'joined'>, p: Pending | undefined): void {
+    if (!event.self) {
+      this.memberSaw(event.room, event.nick);
+      return;
+    }
+    let state = this.rooms.get(event.room);
+    if (!state) {
+      state = { name: event.room, lastSeq: 0, members: new Set(), topic: '' };
+      this.joined.set(event.room, state);
+    }
+    state.members = new Set(Array.isArray(event.members) ? event.members : []);
+    state.topic = event.topic ?? '';
+    if (!p?.internal) this.current = event.room;
+    // The room's numbering is behind what we saw: the server restarted, or the room emptied and
+    // was made anew. Its messages are all new to us, so fetch them and start counting afresh.
+    if (typeof event.seq === 'number' && event.seq < state.lastSeq) {
+      state.lastSeq = 0;
+      this.seen.get(event.room)?.clear();
+      if (event.seq > 0) void this.send({ type: 'history', room: event.room, after: 0, limit: 1_000_000 }, true, false);
+    }
+  }
+
+  private forgetRoom(room: string): void {
+    this.joined.delete(room);
+    this.seen.delete(room);
+    if (this.current === room) this.current = [...this.rooms.keys()].pop() ?? null;
+  }
+}
