@@ -1,0 +1,126 @@
+/**
+ * The built CLI (`npm test` builds first) as a child process: `roomcast classify`,
+ * `roomcast models list` and `roomcast models pull` against a local server.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { expectations, KIT, LABELS, MODEL, truncatedJpeg } from './helpers/classifier.js';
+import { startModelServer, type ModelServer } from './helpers/model-server.js';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const ROOT = process.cwd();
+const BIN = path.join(ROOT, 'bin', 'roomcast');
+
+let server: ModelServer;
+let dir: string;
+
+beforeAll(async () => {
+  server = await startModelServer();
+});
+afterAll(async () => {
+  await server.close();
+});
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'roomcast-cli-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Runs a command line through sh (so globs expand as a user's shell would), in the project root. */
+function sh(command: string, env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile('sh', ['-c', command], { cwd: ROOT, env: { ...process.env, ROOMCAST_MODELS: dir, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+interface JsonResult {
+  file: string;
+  ok: boolean;
+  code?: string;
+  message?: string;
+  labels?: { index: number; label: string; score: number }[];
+  batchSize?: number;
+}
+
+test('classify --json on the photos gives the expected labels', async () => {
+  const run = await sh(`node bin/roomcast classify ../shared/models/photos/*.jpg ../shared/models/photos/*.png ../shared/models/photos/*.jpeg --json --model ${MODEL} --labels ${LABELS}`);
+  expect(run.stderr).toBe('');
+  expect(run.code).toBe(0);
+  const results = JSON.parse(run.stdout) as JsonResult[];
+  const cases = await expectations();
+  expect(results).toHaveLength(cases.length);
+  for (const [file, want] of cases) {
+    const r = results.find((x) => path.resolve(ROOT, x.file) === file);
+    expect(r).toBeDefined();
+    expect(r!.ok).toBe(true);
+    expect(r!.labels).toHaveLength(3);
+    expect(want.top1_any_of).toContain(r!.labels![0]!.index);
+    expect(r!.labels!.map((l) => l.index)).toContain(want.top3_has);
+  }
+});
+
+test('classify prints a table; bad files are reported per file with exit code 1', async () => {
+  const half = path.join(dir, 'half.jpg');
+  await writeFile(half, await truncatedJpeg());
+  const empty = path.join(dir, 'empty.jpg');
+  await writeFile(empty, '');
+  const run = await sh(
+    `node ${BIN} classify ${KIT}/photos/pelican.jpeg ${half} ${empty} ${KIT}/README.md ${dir}/missing.jpg --top 2 --model ${MODEL} --labels ${LABELS}`,
+  );
+  expect(run.code).toBe(1);
+  const lines = run.stdout.trimEnd().split('\n');
+  expect(lines[0]).toMatch(/^FILE\s+TOP 2\s+MS$/);
+  expect(lines[1]).toMatch(/pelican\.jpeg\s+pelican 99\.\d%, .+ \d+\.\d%\s+\d+$/);
+  expect(lines[2]).toContain('error IMAGE_INVALID: half.jpg could not be decoded as JPEG: the file is damaged or cut off');
+  expect(lines[3]).toContain('error IMAGE_EMPTY: empty.jpg is empty (0 bytes)');
+  expect(lines[4]).toContain('error IMAGE_INVALID: README.md is not an image sharp can read (JPEG, PNG, WebP, GIF, AVIF, TIFF)');
+  expect(lines[5]).toContain('error FILE_UNREADABLE: cannot read');
+});
+
+test('with no model installed, classify says which command installs one', async () => {
+  const run = await sh(`node ${BIN} classify ${KIT}/photos/husky.jpg`);
+  expect(run.code).toBe(2);
+  expect(run.stdout).toBe('');
+  expect(run.stderr).toContain(`the image classifier model "mobilenetv2-int8" is not installed in ${dir}`);
+  expect(run.stderr).toContain('`roomcast models pull`');
+  expect(run.stderr).toContain('--model FILE.onnx --labels FILE.txt');
+});
+
+test('models pull from a mirror, then list, then classify without --model', async () => {
+  const before = await sh(`node ${BIN} models list`);
+  expect(before.code).toBe(0);
+  expect(before.stdout).toContain(`models directory: ${dir}`);
+  expect(before.stdout).toMatch(/mobilenetv2-int8 \(default\)\s+3\.7 MB\s+not installed/);
+
+  const pulled = await sh(`node ${BIN} models pull --base-url ${server.url}/files/`);
+  expect(pulled.code).toBe(0);
+  expect(pulled.stdout).toContain('mobilenetv2-int8: installed (mobilenetv2-12-int8.onnx, synset.txt downloaded, sha256 verified)');
+  // Not a terminal: one line per file, no carriage-return bar.
+  expect(pulled.stderr).toBe('downloading mobilenetv2-12-int8.onnx (3.7 MB)\ndownloading synset.txt (32 kB)\n');
+  expect((await readdir(dir)).sort()).toEqual(['mobilenetv2-12-int8.onnx', 'synset.txt']);
+
+  const after = await sh(`node ${BIN} models list --json`);
+  expect(JSON.parse(after.stdout).models[0]).toMatchObject({ name: 'mobilenetv2-int8', installed: true, verified: true });
+
+  const run = await sh(`node ${BIN} classify ${KIT}/photos/espresso.jpg --json --top 1`);
+  expect(run.code).toBe(0);
+  expect(JSON.parse(run.stdout)[0].labels[0]).toMatchObject({ index: 967, label: 'espresso' });
+});
+
+test('models pull: a cut-off transfer fails with a message and leaves nothing', async () => {
+  const other = path.join(dir, 'elsewhere');
+  const run = await sh(`node ${BIN} models pull mobilenetv2-int8 --dir ${other} --base-url ${server.url}/cut/`);
+  expect(run.code).toBe(1);
+  expect(run.stderr).toMatch(/roomcast: the download of mobilenetv2-12-int8\.onnx was cut off after/);
+  expect(await readdir(other)).toEqual([]);
+});

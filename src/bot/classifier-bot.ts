@@ -1,0 +1,114 @@
+/**
+ * The classifier bot: answers image posts in the room they were posted to, under a reserved
+ * nick. It depends on the hub (the hub only knows it as an ImageSink) and on the classifier
+ * pool, whose workers do every decode and every inference in other processes: submit() only
+ * hands bytes over and returns, so the hub never waits on a model.
+ */
+import path from 'node:path';
+import type { Hub, ImagePost, ImageSink } from '../hub/hub.js';
+import type { BotStatus, LabelsEvent } from '../protocol/events.js';
+import { ClassifierError } from '../classifier/errors.js';
+import type { ClassifierPool, ClassifyResult } from '../classifier/pool.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+
+export interface BotOptions {
+  nick: string;
+  /** Labels per answer. */
+  top: number;
+  /** Why the bot is off, and how to turn it on; said in answers when there is no pool. */
+  offReason: string;
+  logger: Logger;
+}
+
+export const BOT_DEFAULTS: BotOptions = {
+  nick: 'classifier',
+  top: 3,
+  offReason: 'no image model is installed. Turn the bot on with: roomcast models pull (then restart the server)',
+  logger: silentLogger,
+};
+
+type Answer = Pick<LabelsEvent, 'labels' | 'model' | 'timings' | 'error' | 'preview'>;
+
+export class ClassifierBot implements ImageSink {
+  readonly opts: BotOptions;
+  readonly nick: string;
+  readonly stats = { answered: 0, failed: 0 };
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly pool: ClassifierPool | null,
+    opts: Partial<BotOptions> = {},
+  ) {
+    this.opts = { ...BOT_DEFAULTS, ...opts };
+    this.nick = this.opts.nick;
+    hub.imageSink = this;
+    const log = this.opts.logger;
+    if (pool) {
+      pool.on('state', (state: string, reason: string) =>
+        (state === 'down' ? log.warn : log.info)(`classifier bot ${state}${reason ? `: ${reason}` : ''}`),
+      );
+    } else {
+      log.warn(`classifier bot off: ${this.opts.offReason}`);
+    }
+  }
+
+  submit(post: ImagePost): void {
+    if (!this.pool) {
+      this.answer(post, { error: { code: 'CLASSIFIER_OFF', message: `the classifier bot is off: ${this.opts.offReason}` } });
+      return;
+    }
+    this.pool.classify(post.bytes, { name: post.name, top: this.opts.top }).then(
+      (r: ClassifyResult) => {
+        this.stats.answered++;
+        this.answer(post, {
+          labels: r.labels,
+          model: this.modelName(),
+          timings: r.timings,
+        });
+      },
+      (err: unknown) => {
+        this.stats.failed++;
+        const e =
+          err instanceof ClassifierError
+            ? { code: err.code, message: err.message }
+            : { code: 'INTERNAL', message: 'the classifier failed unexpectedly; the server carries on' };
+        if (!(err instanceof ClassifierError)) this.opts.logger.error(`classifier: ${String((err as Error)?.stack ?? err)}`);
+        this.answer(post, { error: e });
+      },
+    );
+  }
+
+  status(): BotStatus {
+    if (!this.pool) return { nick: this.nick, state: 'off', reason: this.opts.offReason };
+    const st = this.pool.stats();
+    return {
+      nick: this.nick,
+      state: st.state,
+      reason: st.reason,
+      model: this.modelName(),
+      workers: st.workers.filter((w) => w.state === 'idle' || w.state === 'busy').length,
+      queue: st.queueDepth + st.inFlight,
+      maxQueue: this.pool.maxQueue,
+    };
+  }
+
+  private modelName(): string | undefined {
+    const file = this.pool?.modelInfo?.model;
+    return file ? path.basename(file).replace(/\.onnx$/, '') : undefined;
+  }
+
+  /** Posts the answer to the room of the image; if everyone has left it, there is no one to tell. */
+  private answer(post: ImagePost, body: Answer): void {
+    this.hub.postAs(post.room, (seq, time): LabelsEvent => ({
+      type: 'labels',
+      room: post.room,
+      seq,
+      nick: this.nick,
+      image: post.image,
+      name: post.name,
+      time,
+      ...body,
+    }));
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * Messages between the pool (parent) and a worker process over the child_process IPC channel.
+ * The channel uses serialization 'advanced' (the structured clone algorithm), so image bytes
+ * travel as binary instead of JSON-encoded arrays or base64.
+ */
+import type { ClassifierErrorCode } from './errors.js';
+import type { ImageTimings, LabelScore, ModelInfo, ThreadOptions } from './model.js';
+import type { PreprocessOptions } from './preprocess.js';
+
+export interface WorkerOptions {
+  threads?: ThreadOptions;
+  preprocess?: Partial<PreprocessOptions>;
+  /** Labels returned per image when a job does not say. */
+  top?: number;
+  /**
+   * Test hook, off unless set: a job whose bytes start with this ASCII marker blocks the
+   * worker's thread for good, as a decoder stuck in native code would. It lets tests exercise
+   * the pool's hang detection with a real hung process.
+   */
+  hangForTesting?: string;
+}
+
+export interface JobMessage {
+  id: number;
+  bytes: Uint8Array;
+  name: string;
+  top: number;
+}
+
+export type ToWorker =
+  | { type: 'load'; model: string; labels: string; options: WorkerOptions }
+  | { type: 'batch'; batch: number; jobs: JobMessage[] };
+
+export type JobReply =
+  | { type: 'result'; batch: number; id: number; ok: true; labels: LabelScore[]; timings: ImageTimings; batchSize: number; width: number; height: number }
+  | { type: 'result'; batch: number; id: number; ok: false; code: ClassifierErrorCode; message: string };
+
+export type FromWorker =
+  | { type: 'ready'; info: ModelInfo }
+  | { type: 'fatal'; code: ClassifierErrorCode; message: string }
+  | JobReply
+  /** Every job of the batch has been answered: the worker is idle again. */
+  | { type: 'done'; batch: number };

@@ -1,0 +1,206 @@
+/**
+ * Image bytes -> the float tensor an ImageNet classifier expects. Runs in a worker process: it
+ * decodes untrusted images from a chat, so every limit is checked before any pixel is decoded.
+ */
+import sharp, { type Metadata } from 'sharp';
+import { ClassifierError } from './errors.js';
+
+export interface PreprocessOptions {
+  /** Refused before anything else, so a huge upload costs nothing but the length check. */
+  maxBytes: number;
+  /**
+   * Width x height from the header. Far below sharp's default (0x3FFF^2, about 268 MP): a
+   * 40 MP image already decodes to 120 MB of RGB, and a chat photo never needs more.
+   */
+  maxPixels: number;
+  /** Square side of the model input. */
+  inputSize: number;
+  /** The shorter side is resized to this, then the centre inputSize square is cut out. */
+  resizeShorter: number;
+  mean: readonly [number, number, number];
+  std: readonly [number, number, number];
+}
+
+export const MIB = 1024 * 1024;
+
+/** The torchvision ImageNet recipe the MobileNet v2 zoo model was trained with. */
+export const PREPROCESS_DEFAULTS: PreprocessOptions = Object.freeze({
+  maxBytes: 8 * MIB,
+  maxPixels: 40_000_000,
+  inputSize: 224,
+  resizeShorter: 256,
+  mean: [0.485, 0.456, 0.406] as const,
+  std: [0.229, 0.224, 0.225] as const,
+});
+
+export interface Preprocessed {
+  /** Planar RGB, [3, inputSize, inputSize], normalised. */
+  data: Float32Array;
+  /** Size after EXIF orientation, before resizing. */
+  width: number;
+  height: number;
+  format: string;
+  decodeMs: number;
+}
+
+/**
+ * Formats we let libvips parse. sharp can also read SVG, raw pixels and libvips' own formats;
+ * none of those is a photo someone posts in a chat, and each is more attack surface.
+ */
+const READABLE = new Map<string, string>([
+  ['jpeg', 'JPEG'],
+  ['png', 'PNG'],
+  ['webp', 'WebP'],
+  ['gif', 'GIF'],
+  ['heif', 'AVIF'],
+  ['tiff', 'TIFF'],
+]);
+const READABLE_LIST = [...READABLE.values()].join(', ');
+
+/**
+ * 'error' rather than sharp's default 'warning': a cut-off or corrupt file must fail (a
+ * truncated JPEG decoded with failOn 'none' comes out grey at the bottom and gets classified
+ * as nonsense), but phone cameras often write JPEGs with harmless warnings such as extraneous
+ * bytes before a marker, and those should still be classified.
+ */
+const FAIL_ON = 'error' as const;
+
+function megapixels(n: number): string {
+  return `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MP`;
+}
+
+function formatBytes(n: number): string {
+  return n >= MIB ? `${(n / MIB).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`;
+}
+
+function notReadable(name: string, cause?: unknown): ClassifierError {
+  return new ClassifierError('IMAGE_INVALID', `${name} is not an image sharp can read (${READABLE_LIST})`, { cause });
+}
+
+/** The cheap checks, usable before the bytes are even sent to a worker. */
+export function checkBytes(bytes: Uint8Array, name: string, maxBytes: number): void {
+  if (bytes.length === 0) throw new ClassifierError('IMAGE_EMPTY', `${name} is empty (0 bytes)`);
+  if (bytes.length > maxBytes) {
+    throw new ClassifierError(
+      'IMAGE_TOO_LARGE',
+      `${name} is ${formatBytes(bytes.length)}; images up to ${formatBytes(maxBytes)} are accepted`,
+    );
+  }
+}
+
+/** Where the resize and crop land, from the (oriented) size in the header. */
+export function cropPlan(width: number, height: number, resizeShorter: number, inputSize: number) {
+  const scale = resizeShorter / Math.min(width, height);
+  // Rounding can leave the shorter side a pixel short of resizeShorter; never below it, so the
+  // crop always fits.
+  const resizedWidth = Math.max(resizeShorter, Math.round(width * scale));
+  const resizedHeight = Math.max(resizeShorter, Math.round(height * scale));
+  return {
+    resizedWidth,
+    resizedHeight,
+    left: Math.floor((resizedWidth - inputSize) / 2),
+    top: Math.floor((resizedHeight - inputSize) / 2),
+  };
+}
+
+/**
+ * Per-channel lookup tables from a byte to its normalised value: (v / 255 - mean) / std for
+ * 256 values once, instead of a division per sample.
+ */
+function normalisationTables(mean: readonly number[], std: readonly number[]): Float32Array[] {
+  return [0, 1, 2].map((c) => {
+    const t = new Float32Array(256);
+    for (let v = 0; v < 256; v++) t[v] = (v / 255 - mean[c]!) / std[c]!;
+    return t;
+  });
+}
+
+const tableCache = new WeakMap<PreprocessOptions, Float32Array[]>();
+
+export async function preprocess(
+  bytes: Uint8Array,
+  options: PreprocessOptions = PREPROCESS_DEFAULTS,
+  name = 'the file',
+): Promise<Preprocessed> {
+  const started = performance.now();
+  checkBytes(bytes, name, options.maxBytes);
+  const size = options.inputSize;
+  if (options.resizeShorter < size) throw new ClassifierError('INTERNAL', `resizeShorter ${options.resizeShorter} is smaller than the input size ${size}`);
+
+  // The header alone: metadata() does not decode pixels. The pixel limit is lifted for this
+  // call only so the refusal below can say how big the image claims to be.
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { failOn: FAIL_ON, limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw notReadable(name, err);
+  }
+  const format = READABLE.get(meta.format);
+  if (format === undefined) throw notReadable(name);
+  const width = meta.autoOrient?.width ?? meta.width;
+  const height = meta.autoOrient?.height ?? meta.height;
+  if (!width || !height) throw notReadable(name);
+  if (width * height > options.maxPixels) {
+    throw new ClassifierError(
+      'IMAGE_TOO_MANY_PIXELS',
+      `${name} is ${width}x${height} pixels (${megapixels(width * height)}); images up to ${megapixels(options.maxPixels)} are accepted`,
+    );
+  }
+
+  const plan = cropPlan(width, height, options.resizeShorter, size);
+  let pixels: Buffer;
+  try {
+    const { data, info } = await sharp(bytes, {
+      failOn: FAIL_ON,
+      // Again, in case the header lied in a way metadata() did not see (e.g. a multi-page file).
+      limitInputPixels: options.maxPixels,
+      autoOrient: true,
+    })
+      .resize(plan.resizedWidth, plan.resizedHeight, { fit: 'fill' })
+      .extract({ left: plan.left, top: plan.top, width: size, height: size })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 || info.width !== size || info.height !== size || data.length !== 3 * size * size) {
+      throw new ClassifierError('INTERNAL', `unexpected decoder output ${info.width}x${info.height}x${info.channels} for ${name}`);
+    }
+    pixels = data;
+  } catch (err) {
+    if (err instanceof ClassifierError) throw err;
+    const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    if (/pixel limit/i.test(why)) {
+      throw new ClassifierError('IMAGE_TOO_MANY_PIXELS', `${name} has more pixels than the ${megapixels(options.maxPixels)} accepted`, { cause: err });
+    }
+    throw new ClassifierError(
+      'IMAGE_INVALID',
+      `${name} could not be decoded as ${format}: the file is damaged or cut off (${why})`,
+      { cause: err },
+    );
+  }
+
+  let tables = tableCache.get(options);
+  if (!tables) {
+    tables = normalisationTables(options.mean, options.std);
+    tableCache.set(options, tables);
+  }
+  const plane = size * size;
+  const out = new Float32Array(3 * plane);
+  const [r, g, b] = tables as [Float32Array, Float32Array, Float32Array];
+  for (let i = 0, p = 0; i < plane; i++, p += 3) {
+    out[i] = r[pixels[p]!]!;
+    out[plane + i] = g[pixels[p + 1]!]!;
+    out[2 * plane + i] = b[pixels[p + 2]!]!;
+  }
+  return { data: out, width, height, format, decodeMs: performance.now() - started };
+}
+
+/**
+ * Process-wide sharp settings for a process that does nothing but classify. No operation
+ * cache: every image is new, so the cache only holds memory. One libvips thread per image: the
+ * pool scales with processes, and each worker should use about one core.
+ */
+export function tuneSharpForWorker(threads = 1): void {
+  sharp.cache(false);
+  sharp.concurrency(threads);
+}
