@@ -10,6 +10,8 @@ import { hostPort, plainAddress } from './transport/address.js';
 import { Connection, CONNECTION_DEFAULTS, type ConnectionOptions } from './transport/connection.js';
 import { listenAll, resolveHosts, type BindAddress } from './transport/listen.js';
 import { silentLogger, type Logger } from './log.js';
+import { ClassifierBot, BOT_DEFAULTS } from './bot/classifier-bot.js';
+import { ClassifierPool, type PoolOptions } from './classifier/pool.js';
 
 export const DEFAULT_PORT = 7447;
 
@@ -23,6 +25,11 @@ export interface ServerOptions {
   /** How long shutdown waits for clients to take their last bytes (ms). */
   shutdownTimeout: number;
   logger: Logger;
+  /**
+   * The classifier bot: pool options to run it, or why it is off (it then answers image posts
+   * with that advice). Absent: no bot at all.
+   */
+  classifier?: { pool: PoolOptions; top?: number } | { off: string };
 }
 
 export const SERVER_DEFAULTS: ServerOptions = {
@@ -48,6 +55,8 @@ export class RoomcastServer {
   readonly connections = new Set<Connection>();
   readonly stats = { accepted: 0, refused: 0, sendqDisconnects: 0, throttled: 0 };
   listening: Listening[] = [];
+  bot: ClassifierBot | null = null;
+  pool: ClassifierPool | null = null;
   port = 0;
   private servers: net.Server[] = [];
   private readonly admission: Admission;
@@ -85,6 +94,16 @@ export class RoomcastServer {
     this.servers = servers;
     this.port = port;
     this.listening = binds.map((b) => ({ address: b.address, family: b.family, port }));
+    const cls = this.opts.classifier;
+    if (cls) {
+      // Workers start loading the model now, in their own processes; the hub does not wait.
+      if ('pool' in cls) this.pool = new ClassifierPool(cls.pool);
+      this.bot = new ClassifierBot(this.hub, this.pool, {
+        logger: this.opts.logger,
+        top: 'pool' in cls ? (cls.top ?? BOT_DEFAULTS.top) : BOT_DEFAULTS.top,
+        ...('off' in cls ? { offReason: cls.off } : {}),
+      });
+    }
     return this.listening;
   }
 
@@ -141,7 +160,7 @@ export class RoomcastServer {
     // Wait for the 'close' of what is cut, so no connection or session outlives stop().
     const cut = [...this.connections].map((c) => new Promise((r) => c.socket.once('close', r)));
     for (const conn of this.connections) conn.socket.destroy();
-    await Promise.all([closed, ...cut]);
+    await Promise.all([closed, ...cut, this.pool?.close()]);
     this.opts.logger.flush();
   }
 }

@@ -6,7 +6,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import { createLogger, type LogLevel } from '../log.js';
 import { CONNECTION_DEFAULTS } from '../transport/connection.js';
 import { HUB_DEFAULTS } from '../hub/hub.js';
-import { DEFAULT_PORT, RoomcastServer, SERVER_DEFAULTS } from '../server.js';
+import { DEFAULT_PORT, RoomcastServer, SERVER_DEFAULTS, type ServerOptions } from '../server.js';
+import { findModel } from '../classifier/models.js';
+import { ClassifierError } from '../classifier/errors.js';
+import { POOL_DEFAULTS } from '../classifier/pool.js';
 import { describeListening, explainListenError } from './banner.js';
 import { runJoin } from '../client/join.js';
 import { registerClassifierCommands } from './classifier-commands.js';
@@ -50,6 +53,16 @@ export function buildProgram(): Command {
     .option('--register-timeout <seconds>', 'close connections that send nothing valid for this long (0: never)', int(0), c.registerTimeout / 1000)
     .option('--greet-delay <ms>', 'how long a silent new connection may take to say it speaks JSON', int(0), c.greetDelay)
     .option('--shutdown-timeout <ms>', 'how long shutdown waits for clients to take their last bytes', int(0), SERVER_DEFAULTS.shutdownTimeout)
+    .option('--model <file>', 'ONNX image classifier for the bot (default: the installed default model)')
+    .option('--labels <file>', 'labels for --model (synset.txt format, or one per line)')
+    .option('--models-dir <dir>', 'where `roomcast models pull` installed models')
+    .option('--no-bot', 'run without the classifier bot')
+    .option('--workers <n>', 'classifier worker processes (default: one per spare core, at most 2)', int(1))
+    .option('--max-image-bytes <bytes>', 'largest image a client may post', int(1), c.maxImageBytes)
+    .option('--classifier-queue <n>', 'images that may wait for a worker before posters hear "busy"', int(1), POOL_DEFAULTS.maxQueue)
+    .option('--classifier-batch <n>', 'images per model run when several wait', int(1), POOL_DEFAULTS.maxBatch)
+    .option('--classifier-delay <ms>', 'how long an image may wait for a batch to fill', int(0), POOL_DEFAULTS.maxQueueDelayMs)
+    .option('--classifier-timeout <ms>', 'time limit for one image', int(100), POOL_DEFAULTS.timeoutMs)
     .option('-q, --quiet', 'log only warnings and errors')
     .option('-v, --verbose', 'log more detail')
     .action(serve);
@@ -98,12 +111,47 @@ interface ServeFlags {
   shutdownTimeout: number;
   quiet?: boolean;
   verbose?: boolean;
+  model?: string;
+  labels?: string;
+  modelsDir?: string;
+  bot: boolean;
+  workers?: number;
+  maxImageBytes: number;
+  classifierQueue: number;
+  classifierBatch: number;
+  classifierDelay: number;
+  classifierTimeout: number;
+}
+
+/** The bot's pool options, or why it is off: a missing model is advice, not a failure. */
+async function classifierFor(flags: ServeFlags): Promise<ServerOptions['classifier']> {
+  if (!flags.bot) return undefined;
+  try {
+    const found = await findModel({ model: flags.model, labels: flags.labels, dir: flags.modelsDir });
+    return {
+      pool: {
+        model: found.model,
+        labels: found.labels,
+        size: flags.workers,
+        maxQueue: flags.classifierQueue,
+        maxBatch: flags.classifierBatch,
+        maxQueueDelayMs: flags.classifierDelay,
+        timeoutMs: flags.classifierTimeout,
+        preprocess: { ...found.preprocess, maxBytes: flags.maxImageBytes },
+      },
+    };
+  } catch (err) {
+    if (err instanceof ClassifierError) return { off: err.message };
+    throw err;
+  }
 }
 
 async function serve(flags: ServeFlags): Promise<void> {
   const level: LogLevel = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
   const logger = createLogger(level);
+  const classifier = await classifierFor(flags);
   const server = new RoomcastServer({
+    classifier,
     hosts: flags.host.length > 0 ? flags.host : ['localhost'],
     port: flags.port,
     maxConnections: flags.maxConnections,
@@ -121,6 +169,7 @@ async function serve(flags: ServeFlags): Promise<void> {
       ...CONNECTION_DEFAULTS,
       maxLine: flags.maxLine,
       maxFrame: flags.maxFrame,
+      maxImageBytes: flags.maxImageBytes,
       maxSendQueue: flags.maxSendq,
       floodRate: flags.floodRate,
       floodBurst: flags.floodBurst,
@@ -136,6 +185,8 @@ async function serve(flags: ServeFlags): Promise<void> {
     return;
   }
   process.stdout.write(describeListening(server.listening, server.port));
+  if (classifier && 'off' in classifier) process.stdout.write(`Classifier bot: off - ${classifier.off}\n`);
+  else if (classifier) process.stdout.write(`Classifier bot: loading ${classifier.pool.model}\n`);
 
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {

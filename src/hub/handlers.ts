@@ -88,6 +88,8 @@ export const HANDLERS: Table = {
     run(hub, s, cmd, room) {
       // The transport has read exactly `size` bytes after the header line.
       if (!cmd.data) throw new RoomcastError('BAD_MESSAGE', 'the image bytes are missing');
+      // Only the file's own name is shown: a path says nothing to the room and may say too much.
+      const name = cmd.name.split(/[\\/]/).pop()!.slice(0, 100) || 'image';
       const time = hub.opts.now();
       const image = hub.imageId();
       const event: ImageEvent = {
@@ -96,7 +98,7 @@ export const HANDLERS: Table = {
         seq: ++room.seq,
         nick: s.nick,
         image,
-        name: cmd.name,
+        name,
         size: cmd.data.length,
         time,
       };
@@ -105,7 +107,7 @@ export const HANDLERS: Table = {
       hub.broadcast(room, frame, s);
       hub.stats.images++;
       hub.reply(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time, image });
-      hub.imageSink?.submit({ room: room.name, image, name: cmd.name, nick: s.nick, bytes: cmd.data });
+      hub.imageSink?.submit({ room: room.name, image, name, nick: s.nick, bytes: cmd.data });
     },
   },
 

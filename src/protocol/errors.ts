@@ -29,6 +29,8 @@ export const ERRORS = {
   TOO_MANY_FROM_ADDRESS:
     'Too many connections from your address ({detail}). Close one and try again.',
   REGISTRATION_TIMEOUT: 'Nothing valid was received in {detail}; closing the connection.',
+  IMAGE_TOO_LARGE: 'That image is too large ({detail}). Shrink it or send a smaller one.',
+  IMAGE_FAR_TOO_LARGE: 'An image of {detail} is far beyond what this server takes; closing the connection.',
   SENDQ_EXCEEDED: 'SendQ exceeded: you were not reading fast enough ({detail} bytes queued).',
   LINE_NEVER_ENDS: 'A line kept going past {detail} bytes without an end; closing the connection.',
   SHUTTING_DOWN: 'The server is shutting down. Reconnect when it is back.',

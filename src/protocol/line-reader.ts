@@ -24,6 +24,7 @@ export class LineReader {
   private rawWanted = 0;
   private rawChunks: Buffer[] | null = null; // only while a raw block is coming: idle readers hold no array
   private rawHave = 0;
+  private rawKeep = true;
 
   constructor(
     public maxLine: number,
@@ -40,11 +41,16 @@ export class LineReader {
     }
   }
 
-  /** The next `n` bytes are a raw block, returned whole as one `bytes` frame. */
-  expectBytes(n: number): void {
+  /**
+   * The next `n` bytes are a raw block, returned whole as one `bytes` frame; with keep=false
+   * they are counted and dropped as they come (an upload refused for its size), and the frame
+   * is empty.
+   */
+  expectBytes(n: number, keep = true): void {
     this.rawWanted = n;
     this.rawChunks = null;
     this.rawHave = 0;
+    this.rawKeep = keep;
   }
 
   /** Bytes received but not yet returned as frames. */
@@ -94,7 +100,7 @@ export class LineReader {
     if (buf !== null) {
       const take = Math.min(buf.length - this.pos, this.rawWanted - this.rawHave);
       if (take > 0) {
-        (this.rawChunks ??= []).push(buf.subarray(this.pos, this.pos + take));
+        if (this.rawKeep) (this.rawChunks ??= []).push(buf.subarray(this.pos, this.pos + take));
         this.rawHave += take;
         this.consumeTo(this.pos + take);
       }

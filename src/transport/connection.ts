@@ -27,6 +27,8 @@ export interface ConnectionOptions {
   maxLine: number;
   /** Longest JSON-mode line, in bytes. */
   maxFrame: number;
+  /** Largest image a JSON client may post (the raw bytes after an image header line). */
+  maxImageBytes: number;
   /** Bytes that may wait for a slow reader before it is disconnected. */
   maxSendQueue: number;
   /** Lines per second a client may send (0: no limit), and how many may come at once. */
@@ -44,6 +46,7 @@ export interface ConnectionOptions {
 export const CONNECTION_DEFAULTS: ConnectionOptions = {
   maxLine: 4096,
   maxFrame: 16384,
+  maxImageBytes: 8 << 20,
   maxSendQueue: 1 << 20,
   floodRate: 20,
   floodBurst: 40,
@@ -82,6 +85,7 @@ export class Connection implements Link, Expiring {
   private ticket: Ticket = 0;
   private valid = false;
   private paused = false;
+  private pendingImage: Extract<Command, { type: 'image' }> | null = null;
   /** The client has sent FIN (the server listens with allowHalfOpen, so it is ours to end). */
   private ended = false;
   private pumpTimer: NodeJS.Timeout | null = null;
@@ -239,6 +243,7 @@ export class Connection implements Link, Expiring {
           this.closeWith(protocolError('LINE_NEVER_ENDS', item.limit));
           return;
         case 'bytes':
+          this.endImage(item.data);
           break;
       }
     }
@@ -285,11 +290,45 @@ export class Connection implements Link, Expiring {
       return;
     }
     if (cmd === null) return;
-    if (this.state === 'hello') this.hello(cmd);
+    if (cmd.type === 'image') this.startImage(cmd);
+    else if (this.state === 'hello') this.hello(cmd);
     else {
       this.markValid();
       this.hub.handle(this.session!, cmd);
     }
+  }
+
+  /**
+   * An image header line: its `size` raw bytes follow, and are read (or, when refused, skipped
+   * without being kept) before the next line, so the stream stays in step either way.
+   */
+  private startImage(cmd: Extract<Command, { type: 'image' }>): void {
+    const max = this.opts.maxImageBytes;
+    if (cmd.size < 0) {
+      this.reject(new RoomcastError('BAD_MESSAGE', '"size" must be the number of bytes that follow'), cmd.id);
+      return;
+    }
+    const detail = `${cmd.size} bytes; the limit is ${max} bytes`;
+    if (cmd.size > max * 4) {
+      this.reject(new RoomcastError('IMAGE_TOO_LARGE', detail), cmd.id);
+      this.closeWith(protocolError('IMAGE_FAR_TOO_LARGE', `${cmd.size} bytes`));
+      return;
+    }
+    if (cmd.size > max || this.state !== 'ready') {
+      this.reject(new RoomcastError(this.state === 'ready' ? 'IMAGE_TOO_LARGE' : 'NOT_REGISTERED', detail), cmd.id);
+      this.reader.expectBytes(cmd.size, false);
+      return;
+    }
+    this.markValid();
+    this.pendingImage = cmd;
+    if (cmd.size === 0) this.endImage(Buffer.alloc(0));
+    else this.reader.expectBytes(cmd.size);
+  }
+
+  private endImage(data: Buffer): void {
+    const cmd = this.pendingImage;
+    this.pendingImage = null;
+    if (cmd && this.session) this.hub.handle(this.session, { ...cmd, data });
   }
 
   private hello(cmd: Command): void {
