@@ -86,14 +86,14 @@ export class RoomcastServer {
 
   async start(): Promise<Listening[]> {
     const binds: BindAddress[] = await resolveHosts(this.opts.hosts);
-    const { servers, port } = await listenAll(binds, this.opts.port, () => {
+    const { servers, port, bound } = await listenAll(binds, this.opts.port, () => {
       const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
       server.on('error', (err) => this.opts.logger.error(`listener: ${err.message}`));
       return server;
     });
     this.servers = servers;
     this.port = port;
-    this.listening = binds.map((b) => ({ address: b.address, family: b.family, port }));
+    this.listening = bound.map((b) => ({ address: b.address, family: b.family, port }));
     const cls = this.opts.classifier;
     if (cls) {
       // Workers start loading the model now, in their own processes; the hub does not wait.

@@ -45,6 +45,7 @@ export class ClassifierBot implements ImageSink {
     hub.imageSink = this;
     const log = this.opts.logger;
     if (pool) {
+      log.info(`classifier bot loading ${path.basename(pool.modelPath)}`);
       pool.on('state', (state: string, reason: string) =>
         (state === 'down' ? log.warn : log.info)(`classifier bot ${state}${reason ? `: ${reason}` : ''}`),
       );

@@ -251,6 +251,11 @@ export class ClassifierPool extends EventEmitter {
     return this._reason;
   }
 
+  /** The model file the workers load. */
+  get modelPath(): string {
+    return this.options.model;
+  }
+
   /** Images that may wait before classify() answers CLASSIFIER_BUSY. */
   get maxQueue(): number {
     return this.options.maxQueue;

@@ -147,6 +147,8 @@ async function classifierFor(flags: ServeFlags): Promise<ServerOptions['classifi
 }
 
 async function serve(flags: ServeFlags): Promise<void> {
+  // A closed log pipe (`roomcast serve | head`) must not take the chat down with it.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const level: LogLevel = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
   const logger = createLogger(level);
   const classifier = await classifierFor(flags);
@@ -185,8 +187,7 @@ async function serve(flags: ServeFlags): Promise<void> {
     return;
   }
   process.stdout.write(describeListening(server.listening, server.port));
-  if (classifier && 'off' in classifier) process.stdout.write(`Classifier bot: off - ${classifier.off}\n`);
-  else if (classifier) process.stdout.write(`Classifier bot: loading ${classifier.pool.model}\n`);
+
 
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {

@@ -12,6 +12,8 @@ export interface BindAddress {
   family: 4 | 6;
   /** Set when :: must not also take IPv4 (0.0.0.0 is bound beside it). */
   ipv6Only?: boolean;
+  /** Implied rather than asked for: if this machine does not have it, go on without it. */
+  optional?: boolean;
 }
 
 export async function resolveHosts(hosts: string[]): Promise<BindAddress[]> {
@@ -23,6 +25,11 @@ export async function resolveHosts(hosts: string[]): Promise<BindAddress[]> {
     else {
       const found = await lookup(bare, { all: true, verbatim: true });
       for (const a of found) out.push({ address: a.address, family: a.family as 4 | 6 });
+      // "localhost" is loopback in both families (RFC 6761) even where /etc/hosts lists only
+      // one; the one this machine lacks (no IPv6, say) is skipped rather than fatal.
+      if (bare.toLowerCase() === 'localhost')
+        for (const [address, family] of [['127.0.0.1', 4], ['::1', 6]] as const)
+          out.push({ address, family, optional: true });
     }
   }
   const seen = new Set<string>();
@@ -51,18 +58,26 @@ export async function listenAll(
   binds: BindAddress[],
   port: number,
   make: () => net.Server,
-): Promise<{ servers: net.Server[]; port: number }> {
+): Promise<{ servers: net.Server[]; port: number; bound: BindAddress[] }> {
   for (let attempt = 0; ; attempt++) {
     const servers: net.Server[] = [];
     let chosen = port;
     try {
+      const bound: BindAddress[] = [];
       for (const bind of binds) {
         const server = make();
-        await listenOne(server, bind, chosen);
+        try {
+          await listenOne(server, bind, chosen);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (bind.optional && (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT')) continue;
+          throw err;
+        }
         servers.push(server);
+        bound.push(bind);
         chosen = (server.address() as net.AddressInfo).port;
       }
-      return { servers, port: chosen };
+      return { servers, port: chosen, bound };
     } catch (err) {
       await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
       const code = (err as NodeJS.ErrnoException).code;
