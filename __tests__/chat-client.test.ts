@@ -61,7 +61,7 @@ class Recorder {
     const out: MessageEvent[] = [];
     for (const { event: e } of this.events) {
       if (e.type === 'message' && e.room === room) out.push(e);
-      if (e.type === 'history' && e.room === room) out.push(...e.messages);
+      if (e.type === 'history' && e.room === room) out.push(...e.messages.filter((m): m is MessageEvent => m.type === 'message'));
     }
     return out;
   }

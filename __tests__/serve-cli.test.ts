@@ -42,7 +42,8 @@ async function serve(...args: string[]): Promise<Served> {
 function connect(host: string, port: number): Promise<{ sock: net.Socket; text: () => string }> {
   return new Promise((resolve, reject) => {
     let text = '';
-    const sock = net.connect({ host, port }, () => resolve({ sock, text: () => text }));
+    // Half-open: the client ends its side only when a test says so (a slow client does not).
+    const sock = net.connect({ host, port, allowHalfOpen: true }, () => resolve({ sock, text: () => text }));
     sock.on('data', (d) => (text += d));
     sock.on('error', reject);
   });

@@ -1,8 +1,15 @@
 /**
  * The chat server: a hub plus TCP listeners on every bound address, connection limits, logs,
  * and an orderly shutdown. The CLI and the tests both start it through here.
+ *
+ * One port serves chat over TCP (text and JSON), HTTP and WebSocket: a connection whose first
+ * bytes are an HTTP request line is handed to the web server, anything else is chat. With
+ * web.port set, HTTP and WebSocket have their own port instead. The connection limits count
+ * every socket, whatever it turns out to speak.
  */
 import net from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
 import { Hub, type HubOptions } from './hub/hub.js';
 import { protocolError } from './protocol/errors.js';
 import { Admission } from './transport/admission.js';
@@ -12,6 +19,15 @@ import { listenAll, resolveHosts, type BindAddress } from './transport/listen.js
 import { silentLogger, type Logger } from './log.js';
 import { ClassifierBot, BOT_DEFAULTS } from './bot/classifier-bot.js';
 import { ClassifierPool, type PoolOptions } from './classifier/pool.js';
+import type { ProtocolError } from './protocol/errors.js';
+import type { Transport } from './transport/chat-link.js';
+import { WsConnection } from './transport/ws-connection.js';
+import { WEB_DEFAULTS, type WebOptions } from './http/context.js';
+import { ImageStore } from './http/image-store.js';
+import { Metrics } from './http/metrics.js';
+import { OriginPolicy } from './http/origin.js';
+import { TaskStore } from './http/task-store.js';
+import { WebServer } from './http/web-server.js';
 
 export const DEFAULT_PORT = 7447;
 
@@ -30,6 +46,8 @@ export interface ServerOptions {
    * with that advice). Absent: no bot at all.
    */
   classifier?: { pool: PoolOptions; top?: number } | { off: string };
+  /** HTTP API, web page and WebSocket. */
+  web: WebOptions;
 }
 
 export const SERVER_DEFAULTS: ServerOptions = {
@@ -41,6 +59,7 @@ export const SERVER_DEFAULTS: ServerOptions = {
   maxPerAddress: 64,
   shutdownTimeout: 5000,
   logger: silentLogger,
+  web: WEB_DEFAULTS,
 };
 
 export interface Listening {
@@ -52,18 +71,40 @@ export interface Listening {
 export class RoomcastServer {
   readonly opts: ServerOptions;
   readonly hub: Hub;
+  /** Chat connections over TCP (and sockets not yet known to be HTTP). */
   readonly connections = new Set<Connection>();
-  readonly stats = { accepted: 0, refused: 0, sendqDisconnects: 0, throttled: 0 };
+  readonly wsConnections = new Set<WsConnection>();
+  readonly stats = {
+    accepted: 0,
+    refused: 0,
+    sendqDisconnects: 0,
+    throttled: 0,
+    sendq: { tcp: 0, websocket: 0 } as Record<Transport, number>,
+    throttledBy: { tcp: 0, websocket: 0 } as Record<Transport, number>,
+  };
+  readonly web: WebServer;
+  readonly tasks: TaskStore;
+  readonly images: ImageStore;
+  readonly metrics: Metrics;
   listening: Listening[] = [];
+  /** Where HTTP and WebSocket listen when they have their own port (web.port). */
+  httpListening: Listening[] = [];
+  httpPort = 0;
   bot: ClassifierBot | null = null;
   pool: ClassifierPool | null = null;
   port = 0;
   private servers: net.Server[] = [];
+  private httpServers: net.Server[] = [];
   private readonly admission: Admission;
   private stopping: Promise<void> | null = null;
 
   constructor(opts: Partial<ServerOptions> = {}) {
-    this.opts = { ...SERVER_DEFAULTS, ...opts, connection: { ...CONNECTION_DEFAULTS, ...opts.connection } };
+    this.opts = {
+      ...SERVER_DEFAULTS,
+      ...opts,
+      connection: { ...CONNECTION_DEFAULTS, ...opts.connection },
+      web: { ...WEB_DEFAULTS, ...opts.web },
+    };
     const log = this.opts.logger;
     const c = this.opts.connection;
     this.admission = new Admission(this.opts.maxConnections, this.opts.maxPerAddress);
@@ -71,7 +112,14 @@ export class RoomcastServer {
       {
         maxTextLength: c.maxLine,
         ...this.opts.hub,
-        limits: { maxLine: c.maxLine, maxFrame: c.maxFrame, floodRate: c.floodRate, floodBurst: c.floodBurst },
+        // maxImageBytes lets a client refuse an oversized image before uploading it.
+        limits: {
+          maxLine: c.maxLine,
+          maxFrame: c.maxFrame,
+          floodRate: c.floodRate,
+          floodBurst: c.floodBurst,
+          maxImageBytes: c.maxImageBytes,
+        },
       },
       {
         registered: (s) => log.info(`${s.nick} connected from ${s.link.peer} (${s.link.mode})`),
@@ -80,7 +128,43 @@ export class RoomcastServer {
         parted: (s, room) => log.info(`${s.nick} left [${room.name}]`),
         renamed: (s, old) => log.info(`${old} is now ${s.nick}`),
         failed: (s, err) => log.error(`command from ${s.nick} failed: ${(err as Error)?.stack ?? err}`),
+        imagePosted: (post, event) => {
+          this.images.put(post);
+          this.tasks.posted(post, event);
+        },
+        posted: (event) => {
+          if (event.type === 'labels') this.tasks.answered(event);
+        },
       },
+    );
+    const w = this.opts.web;
+    this.images = new ImageStore(w.imageStoreBytes, w.imageStoreCount);
+    this.tasks = new TaskStore({ onFinished: (task, answer) => this.metrics.taskFinished(task, answer) });
+    this.metrics = new Metrics(
+      {
+        hub: this.hub,
+        connections: () => ({ tcp: this.connections.size, websocket: this.wsConnections.size, http: this.web.sockets.size }),
+        stats: this.stats,
+        bot: () => this.bot?.status() ?? null,
+        pool: () => this.pool?.stats() ?? null,
+        tasks: this.tasks,
+        images: this.images,
+      },
+      { processMetrics: w.processMetrics },
+    );
+    this.web = new WebServer(
+      {
+        hub: this.hub,
+        opts: w,
+        connection: c,
+        tasks: this.tasks,
+        images: this.images,
+        metrics: this.metrics,
+        origins: new OriginPolicy(w.origins),
+        readiness: () => ({ listening: this.listening.length > 0, stopping: this.stopping !== null, bot: this.bot?.status() ?? null }),
+      },
+      { websocket: (ws, socket, req) => this.acceptWebSocket(ws, socket, req) },
+      log,
     );
   }
 
@@ -94,6 +178,22 @@ export class RoomcastServer {
     this.servers = servers;
     this.port = port;
     this.listening = bound.map((b) => ({ address: b.address, family: b.family, port }));
+    if (this.opts.web.port !== null) {
+      try {
+        const http = await listenAll(binds, this.opts.web.port, () => {
+          const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.acceptHttp(socket));
+          server.on('error', (err) => this.opts.logger.error(`HTTP listener: ${err.message}`));
+          return server;
+        });
+        this.httpServers = http.servers;
+        this.httpPort = http.port;
+        this.httpListening = http.bound.map((b) => ({ address: b.address, family: b.family, port: http.port }));
+      } catch (err) {
+        await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+        this.listening = [];
+        throw err;
+      }
+    }
     const cls = this.opts.classifier;
     if (cls) {
       // Workers start loading the model now, in their own processes; the hub does not wait.
@@ -107,20 +207,62 @@ export class RoomcastServer {
     return this.listening;
   }
 
+  /** Counts a new socket in (or says why it may not come in), whatever it will speak. */
+  private admit(socket: net.Socket): { address: string; peer: string; refusal: ProtocolError | null } {
+    const address = plainAddress(socket.remoteAddress);
+    const peer = hostPort(address, socket.remotePort ?? 0);
+    const refusal = this.admission.admit(address);
+    if (refusal === null) this.stats.accepted++;
+    else {
+      this.stats.refused++;
+      this.opts.logger.info(`refused ${peer}: ${refusal.code}`);
+    }
+    return { address, peer, refusal };
+  }
+
+  /** A socket on the HTTP port (web.port). */
+  private acceptHttp(socket: net.Socket): void {
+    if (this.stopping) {
+      socket.destroy();
+      return;
+    }
+    const { address, refusal } = this.admit(socket);
+    if (refusal === null) socket.once('close', () => this.admission.release(address));
+    this.web.accept(socket, null, refusal);
+  }
+
+  private acceptWebSocket(ws: WebSocket, socket: net.Socket, req: IncomingMessage): void {
+    if (this.stopping) {
+      ws.terminate();
+      return;
+    }
+    const peer = hostPort(plainAddress(socket.remoteAddress), socket.remotePort ?? 0);
+    const conn = new WsConnection(ws, socket, peer, this.hub, this.opts.connection, {
+      closed: (c, reason) => {
+        this.wsConnections.delete(c);
+        if (reason.startsWith('SendQ exceeded')) {
+          this.stats.sendqDisconnects++;
+          this.stats.sendq.websocket++;
+        }
+        if (!c.session) this.opts.logger.debug(`${peer} (WebSocket) closed before registering: ${reason}`);
+      },
+      throttled: () => {
+        this.stats.throttled++;
+        this.stats.throttledBy.websocket++;
+      },
+    });
+    this.wsConnections.add(conn);
+    this.opts.logger.debug(`${peer} WebSocket from ${req.headers.origin ?? 'no origin'}`);
+  }
+
   private accept(socket: net.Socket): void {
     if (this.stopping) {
       socket.destroy();
       return;
     }
-    const address = plainAddress(socket.remoteAddress);
-    const peer = hostPort(address, socket.remotePort ?? 0);
-    const refusal = this.admission.admit(address);
+    const { address, peer, refusal } = this.admit(socket);
     const counted = refusal === null;
-    if (counted) this.stats.accepted++;
-    else {
-      this.stats.refused++;
-      this.opts.logger.info(`refused ${peer}: ${refusal.code}`);
-    }
+    const sharedWithHttp = this.opts.web.port === null;
     const conn = new Connection(
       socket,
       peer,
@@ -130,12 +272,25 @@ export class RoomcastServer {
         closed: (c, reason) => {
           this.connections.delete(c);
           if (counted) this.admission.release(address);
-          if (reason.startsWith('SendQ exceeded')) this.stats.sendqDisconnects++;
+          if (reason.startsWith('SendQ exceeded')) {
+            this.stats.sendqDisconnects++;
+            this.stats.sendq.tcp++;
+          }
           if (!c.session) this.opts.logger.debug(`${peer} closed before registering: ${reason}`);
         },
         throttled: () => {
           this.stats.throttled++;
+          this.stats.throttledBy.tcp++;
         },
+        ...(sharedWithHttp
+          ? {
+              http: (c: Connection, head: Buffer) => {
+                this.connections.delete(c);
+                if (counted) socket.once('close', () => this.admission.release(address));
+                this.web.accept(socket, head, refusal);
+              },
+            }
+          : {}),
       },
       refusal,
     );
@@ -152,14 +307,19 @@ export class RoomcastServer {
   }
 
   private async doStop(): Promise<void> {
-    const closed = Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    const listeners = [...this.servers, ...this.httpServers];
+    const closed = Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
     const bye = protocolError('SHUTTING_DOWN');
     for (const conn of this.connections) conn.close({ code: bye.code, reason: bye.message });
+    for (const conn of this.wsConnections) conn.close({ code: bye.code, reason: bye.message });
+    this.web.destroyAll();
+    const open = (): number => this.connections.size + this.wsConnections.size;
     const deadline = Date.now() + this.opts.shutdownTimeout;
-    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     // Wait for the 'close' of what is cut, so no connection or session outlives stop().
-    const cut = [...this.connections].map((c) => new Promise((r) => c.socket.once('close', r)));
-    for (const conn of this.connections) conn.socket.destroy();
+    const links = [...this.connections, ...this.wsConnections];
+    const cut = links.map((c) => new Promise((r) => c.socket.once('close', r)));
+    for (const conn of links) conn.socket.destroy();
     await Promise.all([closed, ...cut, this.pool?.close()]);
     this.opts.logger.flush();
   }

@@ -11,11 +11,16 @@
  * would pay: CPU time of this (the parent) process per image, and the p99 delay of this
  * event loop while the pool works.
  *
+ * The same measurement also runs through a whole roomcast server (`served`: a child process,
+ * images posted by JSON clients, latency until another member has the bot's answer); the
+ * classifier scenarios of `npm run bench` (classifier-scenarios.ts) compare that with the
+ * in-process pipeline.
+ *
  * Exported for `npm run bench`; runnable alone:
  *   node dist/bench/classifier.js [--model F --labels F] [--photos DIR] [--images N]
  *                                 [--concurrency C] [--json]
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -25,33 +30,49 @@ import { ImageClassifier } from '../classifier/model.js';
 import { findModel } from '../classifier/models.js';
 import { ClassifierPool, defaultPoolSize, POOL_DEFAULTS } from '../classifier/pool.js';
 import { tuneSharpForWorker } from '../classifier/preprocess.js';
+import { ImagePosters, waitForBot } from './images.js';
+import { ServerProcess } from './server-process.js';
+import { median } from './stats.js';
+import { formatTable } from './table.js';
 
 export interface ClassifierBenchOptions {
   model: string;
   labels: string;
   /** Encoded images to cycle through. */
   images: Buffer[];
-  /** Images per loaded run. */
+  /** Images per loaded run, at most. */
   count?: number;
   /** Images in flight during the loaded run. */
   concurrency?: number;
-  /** Images for the one-at-a-time latency run. */
+  /** Images for the one-at-a-time latency run, at most (0: skip it). */
   aloneCount?: number;
+  /** Time limits of the loaded and of the one-at-a-time runs (each stops at its count or its time). */
+  seconds?: number;
+  aloneSeconds?: number;
   /** Run only scenarios whose name contains one of these. */
   only?: string[];
 }
 
 export interface ClassifierBenchResult {
   scenario: string;
+  kind: Runner['kind'];
   workers: number;
   maxBatch: number;
   images: number;
   imagesPerSecond: number;
   latencyP50Ms: number;
   latencyP95Ms: number;
+  latencyP99Ms: number;
+  aloneImages: number;
   aloneP50Ms: number;
   aloneP95Ms: number;
-  /** Pool only: CPU ms this (parent) process spent per image under load. */
+  aloneP99Ms: number;
+  /**
+   * Medians over the one-at-a-time images of the pool's own timings (queueMs, decodeMs,
+   * inferenceMs, totalMs: classify() to answer, in the hub's process), when the runner has them.
+   */
+  aloneTimings?: Record<string, number>;
+  /** Pool and server: CPU ms the hub's process (this one, or the server) spent per image under load. */
   parentCpuMsPerImage?: number;
   /** Pool only: p99 event-loop delay of this process under load. */
   loopDelayP99Ms?: number;
@@ -59,28 +80,39 @@ export interface ClassifierBenchResult {
   batchSizes?: Record<number, number>;
 }
 
-interface Runner {
+/** One image's latency, and the pool's timings for it when known. */
+export interface Sample {
+  ms: number;
+  timings?: Record<string, number>;
+}
+
+export interface Runner {
   name: string;
+  /** The pipeline in this process; a ClassifierPool in this process; or a roomcast server. */
+  kind: 'in-process' | 'pool' | 'server';
   workers: number;
   maxBatch: number;
   start(): Promise<void>;
-  /** Classifies the images of one call; resolves with each image's latency in ms. */
-  classify(images: Buffer[]): Promise<number[]>;
+  /** Classifies the images of one call; resolves with each image's latency. */
+  classify(images: Buffer[]): Promise<Sample[]>;
   stop(): Promise<void>;
   batchSizes?(): Record<number, number>;
+  /** CPU seconds used so far by the process the pool lives in (this one, or the server's). */
+  hubCpuSeconds?(): number;
 }
 
-function percentile(sorted: number[], p: number): number {
+export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-function inProcess(opts: ClassifierBenchOptions, maxBatch: number): Runner {
+export function inProcess(opts: Pick<ClassifierBenchOptions, 'model' | 'labels'>, maxBatch: number): Runner {
   let classifier: ImageClassifier | undefined;
   // Calls from the load loop are serialised: one process, one pipeline, as in a worker.
   let chain: Promise<unknown> = Promise.resolve();
   return {
     name: `in-process, batch ${maxBatch}`,
+    kind: 'in-process',
     workers: 0,
     maxBatch,
     async start() {
@@ -92,8 +124,10 @@ function inProcess(opts: ClassifierBenchOptions, maxBatch: number): Runner {
         const started = performance.now();
         const out = await classifier!.classify(images.map((bytes) => ({ bytes })), 5);
         const ms = performance.now() - started;
-        if (out.some((o) => !o.ok)) throw new Error('an image failed in the benchmark');
-        return images.map(() => ms);
+        return out.map((o) => {
+          if (!o.ok) throw new Error(`an image failed in the benchmark: ${o.code}`);
+          return { ms, timings: { decodeMs: o.timings.decodeMs, inferenceMs: o.timings.inferenceMs, totalMs: ms } };
+        });
       });
       chain = run.catch(() => undefined);
       return run;
@@ -104,10 +138,15 @@ function inProcess(opts: ClassifierBenchOptions, maxBatch: number): Runner {
   };
 }
 
-function pooled(opts: ClassifierBenchOptions, size: number, maxBatch: number, delayMs: number, label: string): Runner {
+function workersLabel(size: number): string {
+  return `${size} worker${size === 1 ? '' : 's'}`;
+}
+
+export function pooled(opts: Pick<ClassifierBenchOptions, 'model' | 'labels'>, size: number, maxBatch: number, delayMs: number, label: string): Runner {
   let pool: ClassifierPool | undefined;
   return {
-    name: `pool ${label} (${size} worker${size === 1 ? '' : 's'}), maxBatch ${maxBatch}${maxBatch > 1 ? `, delay ${delayMs} ms` : ''}`,
+    name: `pool ${label} (${workersLabel(size)}), maxBatch ${maxBatch}${maxBatch > 1 ? `, delay ${delayMs} ms` : ''}`,
+    kind: 'pool',
     workers: size,
     maxBatch,
     async start() {
@@ -115,79 +154,192 @@ function pooled(opts: ClassifierBenchOptions, size: number, maxBatch: number, de
       await pool.ready();
     },
     async classify(images) {
-      return Promise.all(images.map(async (b) => (await pool!.classify(b)).timings.totalMs));
+      return Promise.all(
+        images.map(async (b) => {
+          const r = await pool!.classify(b);
+          return { ms: r.timings.totalMs, timings: r.timings };
+        }),
+      );
     },
     async stop() {
       await pool?.close();
     },
     batchSizes: () => pool!.stats().batchSizes,
+    hubCpuSeconds: () => {
+      const c = process.cpuUsage();
+      return (c.user + c.system) / 1e6;
+    },
   };
 }
 
-async function measure(runner: Runner, opts: Required<Pick<ClassifierBenchOptions, 'count' | 'concurrency' | 'aloneCount'>> & { images: Buffer[] }): Promise<ClassifierBenchResult> {
-  const { images, count, concurrency, aloneCount } = opts;
-  await runner.start();
+/** How to run the server of a served() runner. */
+export interface ServerSettings {
+  root?: string;
+  nodeArgs?: string[];
+  /** Extra `roomcast serve` options. */
+  args?: string[];
+  logFile?: string;
+  /** Poster connections the images are spread over (default 4). */
+  posters?: number;
+}
+
+/** The `serve` options that give the bot this model and pool. */
+export function classifierServerArgs(opts: Pick<ClassifierBenchOptions, 'model' | 'labels'>, size: number, maxBatch: number, delayMs: number): string[] {
+  return ['--model', opts.model, '--labels', opts.labels, '--workers', String(size), '--classifier-batch', String(maxBatch), '--classifier-delay', String(delayMs)];
+}
+
+/**
+ * The whole path: a roomcast server (a child process, stopped by PID) whose bot runs a pool of
+ * `size` workers; each image is posted by a JSON client, and its latency is until another
+ * member of the room has read the bot's answer.
+ */
+export function served(
+  opts: Pick<ClassifierBenchOptions, 'model' | 'labels'>,
+  size: number,
+  maxBatch: number,
+  delayMs: number,
+  label: string,
+  settings: ServerSettings = {},
+): Runner {
+  let server: ServerProcess | undefined;
+  let posters: ImagePosters | undefined;
+  return {
+    name: `server ${label} (${workersLabel(size)}), batch ${maxBatch}${delayMs > 0 ? `, delay ${delayMs} ms` : ''}`,
+    kind: 'server',
+    workers: size,
+    maxBatch,
+    async start() {
+      server = await ServerProcess.start({
+        args: [...classifierServerArgs(opts, size, maxBatch, delayMs), ...(settings.args ?? [])],
+        nodeArgs: settings.nodeArgs,
+        root: settings.root,
+        logFile: settings.logFile,
+      });
+      await waitForBot(server.port);
+      posters = await ImagePosters.connect(server.port, { room: 'pics', posters: settings.posters ?? 4 });
+    },
+    async classify(images) {
+      return Promise.all(
+        images.map(async (b) => {
+          const o = await posters!.post(b, 'photo.jpg');
+          if (!o.ok) throw new Error(`the bot answered an error: ${o.code}`);
+          return { ms: o.latencyMs, timings: { ...o.timings, ackMs: o.ackMs } };
+        }),
+      );
+    },
+    async stop() {
+      posters?.close();
+      await server?.stop();
+    },
+    hubCpuSeconds: () => server!.cpu().total,
+  };
+}
+
+export type MeasureSettings = Required<Pick<ClassifierBenchOptions, 'count' | 'concurrency' | 'aloneCount' | 'seconds' | 'aloneSeconds'>> & {
+  images: Buffer[];
+};
+
+export async function measure(runner: Runner, opts: MeasureSettings): Promise<ClassifierBenchResult> {
+  return (await measureTogether([runner], opts))[0]!;
+}
+
+/**
+ * Measures several runners side by side: all are started and warmed up, then the one-at-a-time
+ * images go to each in turn (image i to every runner before image i+1, the order rotating), so
+ * their latencies are paired under the same conditions (what else the machine is doing changes
+ * by the second); then each runner's saturated run, one runner after the other.
+ */
+export async function measureTogether(runners: Runner[], opts: MeasureSettings): Promise<ClassifierBenchResult[]> {
+  const { images, aloneCount } = opts;
+  const pick = (i: number): Buffer => images[i % images.length]!;
   try {
-    const pick = (i: number): Buffer => images[i % images.length]!;
-    // Warm-up: first decodes, the first run() at each batch size, JIT.
-    for (let i = 0; i < 2; i++) await runner.classify(images.slice(0, Math.min(images.length, runner.maxBatch)));
-    for (const img of images) await runner.classify([img]);
+    for (const runner of runners) await runner.start();
+    for (const runner of runners) {
+      // Warm-up: first decodes, the first run() at each batch size, JIT.
+      for (let i = 0; i < 2; i++) await runner.classify(images.slice(0, Math.min(images.length, runner.maxBatch)));
+      for (const img of images) await runner.classify([img]);
+    }
 
     // One at a time.
-    const alone: number[] = [];
-    for (let i = 0; i < aloneCount; i++) alone.push(...(await runner.classify([pick(i)])));
-    const before = runner.batchSizes?.() ?? {};
-
-    // Closed loop. In-process, a "request" is a batch of maxBatch images (there is no queue to
-    // form batches); through the pool each request is one image and the pool batches.
-    const latencies: number[] = [];
-    const loop = monitorEventLoopDelay({ resolution: 1 });
-    const cpuBefore = process.cpuUsage();
-    let next = 0;
-    const perRequest = runner.workers === 0 ? runner.maxBatch : 1;
-    loop.enable();
-    const started = performance.now();
-    const lane = async (): Promise<void> => {
-      while (next < count) {
-        const first = next;
-        next += perRequest;
-        const batch = Array.from({ length: Math.min(perRequest, count - first) }, (_, k) => pick(first + k));
-        latencies.push(...(await runner.classify(batch)));
+    const alone: Sample[][] = runners.map(() => []);
+    const aloneUntil = performance.now() + opts.aloneSeconds * 1000;
+    for (let i = 0; i < aloneCount && performance.now() < aloneUntil; i++) {
+      for (let k = 0; k < runners.length; k++) {
+        const r = (i + k) % runners.length;
+        alone[r]!.push(...(await runners[r]!.classify([pick(i)])));
       }
-    };
-    const lanes = runner.workers === 0 ? 1 : concurrency;
-    await Promise.all(Array.from({ length: lanes }, lane));
-    const wall = (performance.now() - started) / 1000;
-    loop.disable();
-    const cpu = process.cpuUsage(cpuBefore);
-
-    latencies.sort((a, b) => a - b);
-    alone.sort((a, b) => a - b);
-    const result: ClassifierBenchResult = {
-      scenario: runner.name,
-      workers: runner.workers,
-      maxBatch: runner.maxBatch,
-      images: latencies.length,
-      imagesPerSecond: latencies.length / wall,
-      latencyP50Ms: percentile(latencies, 50),
-      latencyP95Ms: percentile(latencies, 95),
-      aloneP50Ms: percentile(alone, 50),
-      aloneP95Ms: percentile(alone, 95),
-    };
-    if (runner.workers > 0) {
-      result.parentCpuMsPerImage = (cpu.user + cpu.system) / 1000 / latencies.length;
-      result.loopDelayP99Ms = loop.percentile(99) / 1e6;
-      const after = runner.batchSizes!();
-      result.batchSizes = Object.fromEntries(
-        Object.entries(after)
-          .map(([size, n]) => [size, n - (before[Number(size)] ?? 0)] as const)
-          .filter(([, n]) => n > 0),
-      );
     }
-    return result;
+
+    const results: ClassifierBenchResult[] = [];
+    for (let r = 0; r < runners.length; r++) results.push(await saturate(runners[r]!, alone[r]!, opts));
+    return results;
   } finally {
-    await runner.stop();
+    for (const runner of runners) await runner.stop();
   }
+}
+
+/**
+ * Closed loop. In-process, a "request" is a batch of maxBatch images (there is no queue to form
+ * batches); through a pool each request is one image and the pool batches.
+ */
+async function saturate(runner: Runner, alone: Sample[], opts: MeasureSettings): Promise<ClassifierBenchResult> {
+  const { images, count, concurrency } = opts;
+  const pick = (i: number): Buffer => images[i % images.length]!;
+  const before = runner.batchSizes?.() ?? {};
+  const latencies: number[] = [];
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  const cpuBefore = runner.hubCpuSeconds?.() ?? 0;
+  let next = 0;
+  const perRequest = runner.kind === 'in-process' ? runner.maxBatch : 1;
+  loop.enable();
+  const started = performance.now();
+  const until = started + opts.seconds * 1000;
+  const lane = async (): Promise<void> => {
+    while (next < count && performance.now() < until) {
+      const first = next;
+      next += perRequest;
+      const batch = Array.from({ length: Math.min(perRequest, count - first) }, (_, k) => pick(first + k));
+      for (const s of await runner.classify(batch)) latencies.push(s.ms);
+    }
+  };
+  const lanes = runner.kind === 'in-process' ? 1 : concurrency;
+  await Promise.all(Array.from({ length: lanes }, lane));
+  const wall = (performance.now() - started) / 1000;
+  loop.disable();
+  const cpu = (runner.hubCpuSeconds?.() ?? 0) - cpuBefore;
+
+  latencies.sort((a, b) => a - b);
+  const aloneMs = alone.map((s) => s.ms).sort((a, b) => a - b);
+  const result: ClassifierBenchResult = {
+    scenario: runner.name,
+    kind: runner.kind,
+    workers: runner.workers,
+    maxBatch: runner.maxBatch,
+    images: latencies.length,
+    imagesPerSecond: latencies.length / wall,
+    latencyP50Ms: percentile(latencies, 50),
+    latencyP95Ms: percentile(latencies, 95),
+    latencyP99Ms: percentile(latencies, 99),
+    aloneImages: alone.length,
+    aloneP50Ms: percentile(aloneMs, 50),
+    aloneP95Ms: percentile(aloneMs, 95),
+    aloneP99Ms: percentile(aloneMs, 99),
+  };
+  if (alone.length > 0 && alone[0]!.timings) {
+    const keys = Object.keys(alone[0]!.timings);
+    result.aloneTimings = Object.fromEntries(keys.map((k) => [k, median(alone.map((s) => s.timings?.[k] ?? NaN))]));
+  }
+  if (runner.hubCpuSeconds && latencies.length > 0) result.parentCpuMsPerImage = (cpu * 1000) / latencies.length;
+  if (runner.kind === 'pool') result.loopDelayP99Ms = loop.percentile(99) / 1e6;
+  if (runner.batchSizes) {
+    const after = runner.batchSizes();
+    result.batchSizes = Object.fromEntries(
+      Object.entries(after)
+        .map(([size, n]) => [size, n - (before[Number(size)] ?? 0)] as const)
+        .filter(([, n]) => n > 0),
+    );
+  }
+  return result;
 }
 
 export async function runClassifierBench(opts: ClassifierBenchOptions): Promise<ClassifierBenchResult[]> {
@@ -196,6 +348,8 @@ export async function runClassifierBench(opts: ClassifierBenchOptions): Promise<
     count: opts.count ?? 240,
     concurrency: opts.concurrency ?? 16,
     aloneCount: opts.aloneCount ?? 40,
+    seconds: opts.seconds ?? 60,
+    aloneSeconds: opts.aloneSeconds ?? 30,
   };
   const size = defaultPoolSize();
   const runners: Runner[] = [
@@ -230,12 +384,46 @@ export function formatClassifierBench(results: ClassifierBenchResult[]): string 
     f(r.loopDelayP99Ms),
     r.batchSizes ? Object.entries(r.batchSizes).map(([s, n]) => `${n}x${s}`).join(' ') : '-',
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(head), ...rows.map(line)].join('\n') + '\n';
+  return formatTable(head, rows) + '\n';
 }
 
 const IMAGE_EXT = /\.(jpe?g|png|webp|gif|avif|tiff?)$/i;
+
+/** The model kit shared by the projects of this machine, next to the project root. */
+export const SHARED_KIT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/models');
+
+export interface Kit {
+  model: string;
+  labels: string;
+  photosDir: string;
+  images: Buffer[];
+}
+
+/**
+ * The model, labels and photos to benchmark with: the ones given, else the installed default
+ * model, else the shared model kit; the photos of `photos` (default: the kit's).
+ */
+export async function loadKit(opts: { model?: string; labels?: string; photos?: string } = {}): Promise<Kit> {
+  let { model, labels } = opts;
+  if (!model || !labels) {
+    try {
+      ({ model, labels } = await findModel({ model, labels }));
+    } catch {
+      // No installed model: fall back to the shared model kit next to the project, if any.
+      model = path.join(SHARED_KIT, 'mobilenetv2-12-int8.onnx');
+      labels = path.join(SHARED_KIT, 'synset.txt');
+    }
+  }
+  for (const [what, file] of [['model', model], ['labels', labels]] as const) {
+    const ok = await stat(file).then((st) => st.isFile(), () => false);
+    if (!ok) throw new Error(`no ${what} file at ${file} (install one with \`roomcast models pull\`, or pass --model and --labels)`);
+  }
+  const photosDir = opts.photos ?? path.join(SHARED_KIT, 'photos');
+  const files = (await readdir(photosDir)).filter((f) => IMAGE_EXT.test(f)).sort();
+  if (files.length === 0) throw new Error(`no images in ${photosDir} (pass --photos DIR)`);
+  const images = await Promise.all(files.map((f) => readFile(path.join(photosDir, f))));
+  return { model, labels, photosDir, images };
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -249,23 +437,7 @@ async function main(): Promise<void> {
       json: { type: 'boolean' },
     },
   });
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  const kit = path.resolve(root, '../shared/models');
-  let model = values.model;
-  let labels = values.labels;
-  if (!model || !labels) {
-    try {
-      ({ model, labels } = await findModel({ model, labels }));
-    } catch {
-      // No installed model: fall back to the shared model kit next to the project, if any.
-      model = path.join(kit, 'mobilenetv2-12-int8.onnx');
-      labels = path.join(kit, 'synset.txt');
-    }
-  }
-  const photosDir = values.photos ?? path.join(kit, 'photos');
-  const files = (await readdir(photosDir)).filter((f) => IMAGE_EXT.test(f)).sort();
-  if (files.length === 0) throw new Error(`no images in ${photosDir} (pass --photos DIR)`);
-  const images = await Promise.all(files.map((f) => readFile(path.join(photosDir, f))));
+  const { model, labels, photosDir, images } = await loadKit(values);
   const results = await runClassifierBench({
     model,
     labels,

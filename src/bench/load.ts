@@ -16,8 +16,10 @@
  */
 import net from 'node:net';
 import { LatencyHistogram } from './stats.js';
+import { clientTextFrames, upgradeRequest, WsReader } from './ws-wire.js';
 
-export type Wire = 'text' | 'json';
+/** ws: the JSON events of json, one per WebSocket message, over the server's /ws. */
+export type Wire = 'text' | 'json' | 'ws';
 
 /** Microseconds on the generator's monotonic clock; senders and receivers share it. */
 export function nowMicros(): number {
@@ -123,6 +125,10 @@ export class BenchClient {
   private markReady!: () => void;
   private failReady!: (err: Error) => void;
   private closing = false;
+  /** The WebSocket side of a ws client; null for TCP clients. */
+  private readonly wsIn: WsReader | null = null;
+  /** When the current read came in (the WebSocket reader reports payloads by callback). */
+  private readAt = 0;
 
   constructor(
     port: number,
@@ -135,6 +141,12 @@ export class BenchClient {
       this.failReady = reject;
     });
     this.ready.catch(() => {}); // whoever awaits it sees the error; no unhandled rejection
+    if (plan.wire === 'ws')
+      this.wsIn = new WsReader(
+        () => this.write(clientTextFrames([this.hello()])),
+        (buf, s, e) => this.onJsonLine(buf, s, e, this.readAt),
+        (why) => (this.isReady ? this.tally.noteError(why) : this.failReady(new Error(why))),
+      );
     // onread: the kernel's bytes land in one buffer shared by all clients and are parsed on the
     // spot. A 'data' event would allocate a fresh 64 KB buffer per read and go through the
     // stream machinery: at two hundred thousand reads a second, that is generator time which
@@ -169,26 +181,40 @@ export class BenchClient {
    */
   private greeting(): string {
     const { wire, room } = this.plan;
-    if (wire === 'json') return JSON.stringify({ type: 'hello', rooms: room === null ? [] : [room] }) + '\n';
+    if (wire === 'json') return this.hello() + '\n';
+    if (wire === 'ws') return upgradeRequest('127.0.0.1', this.socket.remotePort ?? 0);
     return `/join ${room}\n/part lobby\n`;
+  }
+
+  private hello(): string {
+    return JSON.stringify({ type: 'hello', rooms: this.plan.room === null ? [] : [this.plan.room] });
   }
 
   /** Writes `n` stamped messages in one write (a burst), or one write each if `separate`. */
   sendMessages(n: number, separate = false): void {
     const me = this.plan.senderIndex;
     const now = nowMicros();
+    const ws = this.plan.wire === 'ws';
+    const frames: string[] = [];
     let out = '';
     for (let i = 0; i < n; i++) {
       const head = `${me} ${this.sent++} ${now} `;
       const text = head + PAD.slice(0, Math.max(0, this.plan.textBytes - head.length));
+      if (ws) {
+        const message = `{"type":"message","text":"${text}"}`;
+        if (separate) this.write(clientTextFrames([message]));
+        else frames.push(message);
+        continue;
+      }
       const line = this.plan.wire === 'json' ? `{"type":"message","text":"${text}"}\n` : text + '\n';
       if (separate) this.write(line);
       else out += line;
     }
+    if (frames.length > 0) this.write(clientTextFrames(frames));
     if (!separate && out.length > 0) this.write(out);
   }
 
-  private write(data: string): void {
+  private write(data: string | Buffer): void {
     if (!this.socket.write(data)) this.blocked = true;
   }
 
@@ -210,6 +236,12 @@ export class BenchClient {
 
   private onRead(n: number): boolean {
     const now = nowMicros();
+    if (this.wsIn !== null) {
+      this.readAt = now;
+      this.wsIn.push(READ_BUFFER.subarray(0, n));
+      this.tally.check();
+      return true;
+    }
     let buf = READ_BUFFER.subarray(0, n);
     if (this.partial !== null) {
       buf = Buffer.concat([this.partial, buf]);

@@ -11,24 +11,43 @@
  * The figure that matters for fan-out is deliveries per server CPU-second: wall-clock rates
  * depend on what else the machine is doing (the generator itself needs a core), CPU time per
  * delivery much less so.
+ *
+ * Scenarios come in two groups: `chat` (scenarios.ts) and `classifier` (classifier-scenarios.ts:
+ * the image path through the server's bot, against the pipeline in-process; they need the model
+ * kit). Each group prints its own table; the JSON has one summary per scenario either way.
  */
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { loadKit, type Kit } from './classifier.js';
+import { CLASSIFIER_SCENARIOS, type ClassifierContext, type ClassifierRun, type ClassifierScenario } from './classifier-scenarios.js';
 import { SCENARIOS, runScenario, type RunResult, type Scenario, type Target } from './scenarios.js';
+import { compareTransports } from './ws-scenarios.js';
 import { PROJECT_ROOT } from './server-process.js';
 import { spread, type Spread } from './stats.js';
+import { formatTable } from './table.js';
 
-interface Summary {
+interface Summary<R = RunResult> {
   scenario: string;
+  group: 'chat' | 'classifier';
   description: string;
-  runs: RunResult[];
+  /** 1-, 5- and 15-minute load averages of the machine before and after the scenario's runs. */
+  loadAverage: { before: number[]; after: number[] };
+  runs: R[];
   median: Record<string, number>;
   spread: Record<string, Spread>;
   targets: { label: string; value: number; met: boolean }[];
   /** Every run delivered everything, exactly once and in order. */
   correct: boolean;
 }
+
+type Entry = { group: 'chat'; sc: Scenario } | { group: 'classifier'; sc: ClassifierScenario };
+
+const ENTRIES: Entry[] = [
+  ...SCENARIOS.map((sc): Entry => ({ group: 'chat', sc })),
+  ...CLASSIFIER_SCENARIOS.map((sc): Entry => ({ group: 'classifier', sc })),
+];
 
 const FIGURES = [
   'deliveriesPerSecond',
@@ -53,9 +72,18 @@ const FIGURES = [
 function usage(): string {
   return [
     'usage: node dist/bench/main.js [options]',
-    `  --scenario NAME   ${SCENARIOS.map((s) => s.name).join(', ')} or all (default; repeatable, or comma-separated)`,
+    '  --scenario NAME   a scenario or a group (repeatable, or comma-separated); default: all',
+    `                    chat:       ${SCENARIOS.map((s) => s.name).join(', ')}`,
+    `                    classifier: ${CLASSIFIER_SCENARIOS.map((s) => s.name).join(', ')}`,
+    '                    all:        both groups (the classifier group is skipped, with a notice, when the model kit is missing)',
     '  --runs N          runs per scenario, each against a fresh server (default 3)',
-    '  --seconds S       measured time per run (default 5)',
+    '  --seconds S       measured time per run (default 5); the classifier scenarios stop each',
+    '                    phase at S seconds or its image count; classifier-chat runs max(6 S, 30) s',
+    '                    of chat, in 2 s windows with the classifier saturated and idle in turn',
+    '  --model FILE      classifier scenarios: the ONNX model (with --labels; default: the installed',
+    '                    model, else ../shared/models/mobilenetv2-12-int8.onnx)',
+    '  --labels FILE     classifier scenarios: its labels (default: beside the model)',
+    '  --photos DIR      classifier scenarios: the images to post (default: ../shared/models/photos)',
     '  --max-rounds N    rounds per run at most (default 1000)',
     '  --wire text|json  wire format of the active clients (default text)',
     '  --batch N         messages per write in the unpaced scenarios (default: the scenario\'s)',
@@ -83,6 +111,9 @@ async function main(): Promise<number> {
       'node-arg': { type: 'string', multiple: true },
       'server-root': { type: 'string' },
       'server-log': { type: 'string' },
+      model: { type: 'string' },
+      labels: { type: 'string' },
+      photos: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -96,36 +127,78 @@ async function main(): Promise<number> {
   if (!(seconds > 0 && seconds <= 600)) throw new Error('--seconds must be between 0 and 600');
   if (values.wire !== 'text' && values.wire !== 'json') throw new Error('--wire must be text or json');
   const wanted = (values.scenario ?? ['all']).flatMap((s) => s.split(',')).map((s) => s.trim());
-  const scenarios = wanted.includes('all') ? SCENARIOS : wanted.map(findScenario);
+  const all = wanted.includes('all');
+  let entries = [...new Set(wanted.flatMap(findEntries))];
 
   // With --json, stdout carries only the JSON document.
   const say = values.json ? (m: string) => console.error(m) : (m: string) => console.log(m);
-  const summaries: Summary[] = [];
-  for (const sc of scenarios) {
-    say(`${sc.name}: ${sc.description}`);
-    const results: RunResult[] = [];
-    for (let i = 0; i < runs; i++) {
-      const r = await runScenario(sc, {
-        seconds,
-        maxRounds,
-        roundTimeoutMs: 30_000,
-        wire: values.wire,
-        serverArgs: values['server-arg'] ?? [],
-        nodeArgs: values['node-arg'] ?? [],
-        serverRoot: values['server-root'] === undefined ? undefined : path.resolve(values['server-root']),
-        serverLog: values['server-log'],
-        batch: values.batch === undefined ? undefined : positiveInt(values.batch, 'batch', 10_000),
-        log: say,
-      });
-      results.push(r);
-      say(`  run ${i + 1}/${runs}: ${describeRun(r)}`);
-      for (const e of r.errorSamples) say(`    ! ${e}`);
+  const serverRoot = values['server-root'] === undefined ? undefined : path.resolve(values['server-root']);
+  const serverArgs = values['server-arg'] ?? [];
+  const nodeArgs = values['node-arg'] ?? [];
+
+  let kit: Kit | undefined;
+  if (entries.some((e) => e.group === 'classifier')) {
+    try {
+      kit = await loadKit({ model: values.model, labels: values.labels, photos: values.photos });
+    } catch (err) {
+      if (!all || wanted.some((w) => w !== 'all')) throw err;
+      say(`classifier scenarios skipped: ${(err as Error).message}`);
+      entries = entries.filter((e) => e.group !== 'classifier');
     }
-    summaries.push(summarize(sc, results));
   }
 
+  const summaries: Summary<unknown>[] = [];
+  for (const entry of entries) {
+    const sc = entry.sc;
+    const before = loadavg();
+    say(`${sc.name}: ${sc.description} (load average ${fmtLoad(before)})`);
+    if (entry.group === 'chat') {
+      const results: RunResult[] = [];
+      for (let i = 0; i < runs; i++) {
+        const r = await runScenario(entry.sc, {
+          seconds,
+          maxRounds,
+          roundTimeoutMs: 30_000,
+          wire: values.wire,
+          serverArgs,
+          nodeArgs,
+          serverRoot,
+          serverLog: values['server-log'],
+          batch: values.batch === undefined ? undefined : positiveInt(values.batch, 'batch', 10_000),
+          log: say,
+        });
+        results.push(r);
+        say(`  run ${i + 1}/${runs}: ${describeRun(r)}`);
+        for (const e of r.errorSamples) say(`    ! ${e}`);
+      }
+      summaries.push({ ...summarize(entry.sc, results), loadAverage: { before, after: loadavg() } });
+    } else {
+      const ctx: ClassifierContext = {
+        kit: kit!,
+        seconds,
+        server: { root: serverRoot, nodeArgs, args: serverArgs, logFile: values['server-log'] },
+        log: say,
+      };
+      const results: ClassifierRun[] = [];
+      for (let i = 0; i < runs; i++) {
+        say(`  run ${i + 1}/${runs} (load average ${fmtLoad(loadavg())}):`);
+        const r = await entry.sc.run(ctx);
+        results.push(r);
+        say(`  run ${i + 1}/${runs}: ${entry.sc.figures.map((f) => `${f.key} ${fmtFigure(r.figures[f.key], f.digits)}`).join(', ')}`);
+      }
+      summaries.push({ ...summarizeClassifier(entry.sc, results), loadAverage: { before, after: loadavg() } });
+    }
+  }
+
+  const chatSummaries = summaries.filter((s): s is Summary => s.group === 'chat');
+  for (const line of compareTransports(chatSummaries)) say(line);
+  const classifierSummaries = summaries.filter((s): s is Summary<ClassifierRun> => s.group === 'classifier');
   say('');
-  say(table(summaries));
+  if (chatSummaries.length > 0) say(table(chatSummaries));
+  if (classifierSummaries.length > 0) {
+    if (chatSummaries.length > 0) say('');
+    say(classifierTable(classifierSummaries));
+  }
   const doc = {
     date: new Date().toISOString(),
     node: process.version,
@@ -133,6 +206,7 @@ async function main(): Promise<number> {
     seconds,
     wire: values.wire,
     serverRoot: values['server-root'] ?? PROJECT_ROOT,
+    ...(kit ? { kit: { model: kit.model, labels: kit.labels, photos: kit.photosDir, images: kit.images.length } } : {}),
     scenarios: summaries,
   };
   if (values.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
@@ -146,10 +220,13 @@ async function main(): Promise<number> {
   return ok ? 0 : 1;
 }
 
-function findScenario(name: string): Scenario {
-  const sc = SCENARIOS.find((s) => s.name === name);
-  if (!sc) throw new Error(`unknown scenario "${name}"; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
-  return sc;
+/** A scenario by name, or the scenarios of a group (chat, classifier, all). */
+function findEntries(name: string): Entry[] {
+  if (name === 'all') return ENTRIES;
+  if (name === 'chat' || name === 'classifier') return ENTRIES.filter((e) => e.group === name);
+  const entry = ENTRIES.find((e) => e.sc.name === name);
+  if (!entry) throw new Error(`unknown scenario "${name}"; known: ${ENTRIES.map((e) => e.sc.name).join(', ')}, or chat, classifier, all`);
+  return [entry];
 }
 
 function positiveInt(v: string, name: string, max: number): number {
@@ -158,23 +235,41 @@ function positiveInt(v: string, name: string, max: number): number {
   return n;
 }
 
-function summarize(sc: Scenario, runs: RunResult[]): Summary {
+/** Median and spread of each figure over the runs. */
+function figuresOf(runs: Record<string, number>[], keys: readonly string[]): Pick<Summary, 'median' | 'spread'> {
   const median: Record<string, number> = {};
   const spreads: Record<string, Spread> = {};
-  const add = (key: string, values: number[]): void => {
-    spreads[key] = spread(values);
+  for (const key of keys) {
+    spreads[key] = spread(runs.map((r) => r[key] ?? NaN));
     median[key] = spreads[key].median;
-  };
-  for (const f of FIGURES) add(f, runs.map((r) => r[f]));
-  if (runs.some((r) => r.idle)) add('idleBytesPerConnection', runs.map((r) => r.idle?.bytesPerConnection ?? NaN));
-  const targets = sc.targets.map((t: Target) => {
+  }
+  return { median, spread: spreads };
+}
+
+function checkTargets(targets: Target<string>[], median: Record<string, number>): Summary['targets'] {
+  return targets.map((t) => {
     const value = median[t.metric];
     return { label: t.label, value, met: t.bound === 'min' ? value >= t.value : value <= t.value };
   });
+}
+
+function summarize(sc: Scenario, runs: RunResult[]): Omit<Summary, 'loadAverage'> {
+  const rows = runs.map((r) => ({
+    ...Object.fromEntries(FIGURES.map((f) => [f, r[f]])),
+    ...(r.idle ? { idleBytesPerConnection: r.idle.bytesPerConnection } : {}),
+  }));
+  const keys: string[] = runs.some((r) => r.idle) ? [...FIGURES, 'idleBytesPerConnection'] : [...FIGURES];
+  const { median, spread: spreads } = figuresOf(rows, keys);
   const correct = runs.every(
     (r) => r.complete && r.lost === 0 && r.duplicates === 0 && r.outOfOrder === 0 && r.unexpected === 0 && r.errors === 0,
   );
-  return { scenario: sc.name, description: sc.description, runs, median, spread: spreads, targets, correct };
+  return { scenario: sc.name, group: 'chat', description: sc.description, runs, median, spread: spreads, targets: checkTargets(sc.targets, median), correct };
+}
+
+function summarizeClassifier(sc: ClassifierScenario, runs: ClassifierRun[]): Omit<Summary<ClassifierRun>, 'loadAverage'> {
+  const { median, spread: spreads } = figuresOf(runs.map((r) => r.figures), sc.figures.map((f) => f.key));
+  // A failed image or chat phase throws; every run that is here completed.
+  return { scenario: sc.name, group: 'classifier', description: sc.description, runs, median, spread: spreads, targets: checkTargets(sc.targets, median), correct: true };
 }
 
 function describeRun(r: RunResult): string {
@@ -188,7 +283,7 @@ function describeRun(r: RunResult): string {
   );
 }
 
-function table(summaries: Summary[]): string {
+function table(summaries: Omit<Summary, 'loadAverage'>[]): string {
   const head = [
     'scenario', 'deliv/s', 'deliv/CPU-s', '(min-max)', 'p50 ms', 'p99 ms', 'max ms',
     'lost/dup/ooo', 'CPU s', 'peak RSS MB', 'idle B/conn', 'targets',
@@ -212,14 +307,35 @@ function table(summaries: Summary[]): string {
       s.targets.map((t) => `${t.met ? 'MET' : 'NOT MET'} ${t.label}`).join('; ') + (s.correct ? '' : ' [INCORRECT]'),
     ];
   });
-  const all = [head, ...rows];
-  const widths = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padStart(i === 0 ? 0 : widths[i]).padEnd(i === 0 ? widths[i] : 0))).join('  ');
-  return [
-    'medians of each scenario\'s runs (lost/dup/ooo: the worst run)',
-    line(head),
-    ...rows.map(line),
-  ].join('\n');
+  return ['medians of each scenario\'s runs (lost/dup/ooo: the worst run)', formatTable(head, rows)].join('\n');
+}
+
+/** One row per figure: the median of the runs, their spread, and the target it is held to. */
+function classifierTable(summaries: Summary<ClassifierRun>[]): string {
+  const rows: string[][] = [];
+  for (const s of summaries) {
+    const sc = CLASSIFIER_SCENARIOS.find((c) => c.name === s.scenario)!;
+    sc.figures.forEach((f, i) => {
+      const sp = s.spread[f.key]!;
+      const target = s.targets.find((t, k) => sc.targets[k]!.metric === f.key);
+      rows.push([
+        i === 0 ? s.scenario : '',
+        f.label,
+        fmtFigure(s.median[f.key], f.digits),
+        `${fmtFigure(sp.min, f.digits)} .. ${fmtFigure(sp.max, f.digits)}`,
+        target ? `${target.met ? 'MET' : 'NOT MET'} ${target.label}` : '',
+      ]);
+    });
+  }
+  return ['classifier scenarios: medians of the runs, (min .. max) over the runs', formatTable(['scenario', 'figure', 'median', '(min .. max)', 'target'], rows, 2)].join('\n');
+}
+
+function fmtFigure(n: number | undefined, digits: number): string {
+  return n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits);
+}
+
+function fmtLoad(l: number[]): string {
+  return l.map((x) => x.toFixed(2)).join(' ');
 }
 
 function fmtInt(n: number): string {

@@ -11,6 +11,7 @@
 import { BenchClient, connectAll, sendBurst, sendPaced, Tally, type ClientPlan, type Wire } from './load.js';
 import { ServerProcess } from './server-process.js';
 import { LatencyHistogram } from './stats.js';
+import { WS_SCENARIOS } from './ws-scenarios.js';
 
 export interface BurstLoad {
   kind: 'burst';
@@ -28,8 +29,8 @@ export interface PacedLoad {
   roundSeconds: number;
 }
 
-export interface Target {
-  metric: 'deliveriesPerCpuSecond' | 'latencyP99Ms' | 'idleBytesPerConnection';
+export interface Target<Metric extends string = 'deliveriesPerCpuSecond' | 'latencyP99Ms' | 'idleBytesPerConnection'> {
+  metric: Metric;
   /** 'min': the figure must be at least `value`; 'max': at most. */
   bound: 'min' | 'max';
   value: number;
@@ -47,6 +48,22 @@ export interface Scenario {
   /** Bytes of text per message. */
   textBytes: number;
   targets: Target[];
+  /** The wire format of the active clients when the scenario needs one (else --wire's). */
+  wire?: Wire;
+  /** Mixed rooms: member k uses wires[k % length]; 'tcp' is the run's TCP format (wire, --wire). */
+  wires?: (Wire | 'tcp')[];
+}
+
+/**
+ * Other traffic to run beside a scenario's rounds (image posts, say): started once the
+ * clients are connected, before the warm-up round; told when the measured rounds start (with
+ * the run's tally, whose latency histogram it may swap to tell its own phases apart); and
+ * stopped after them, also when the run fails. What it reports goes into the result.
+ */
+export interface BackgroundLoad {
+  start(port: number): Promise<void>;
+  measuring(tally: Tally): void;
+  stop(): Promise<Record<string, number>>;
 }
 
 export const SCENARIOS: Scenario[] = [
@@ -86,6 +103,7 @@ export const SCENARIOS: Scenario[] = [
     textBytes: 100,
     targets: [{ metric: 'idleBytesPerConnection', bound: 'max', value: 6 * 1024, label: '<= 6 KB RSS per idle connection' }],
   },
+  ...WS_SCENARIOS,
 ];
 
 export interface RunOptions {
@@ -102,6 +120,7 @@ export interface RunOptions {
   serverLog?: string;
   /** Overrides the burst scenarios' messages per write (to study batching). */
   batch?: number;
+  background?: BackgroundLoad;
   log: (msg: string) => void;
 }
 
@@ -140,6 +159,8 @@ export interface RunResult {
     rssAfter: number;
     bytesPerConnection: number;
   };
+  /** What the background load reported (see BackgroundLoad). */
+  background?: Record<string, number>;
   /** Everything sent in time and everything delivered: the scenario worked. */
   complete: boolean;
 }
@@ -156,8 +177,9 @@ function planClients(sc: Scenario, wire: Wire): { active: ClientPlan[]; idle: Cl
     const roomSenders = Array.from({ length: senders }, (_, k) => r * senders + k);
     for (let m = 0; m < members; m++) {
       const senderIndex = m < senders ? roomSenders[m] : -1;
+      const own = sc.wires?.[m % sc.wires.length] ?? wire;
       active.push({
-        wire,
+        wire: own === 'tcp' ? wire : own,
         room,
         senderIndex,
         hears: roomSenders.filter((s) => s !== senderIndex),
@@ -183,8 +205,10 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
   const server = await ServerProcess.start({ args: opts.serverArgs, nodeArgs: opts.nodeArgs, root: opts.serverRoot, logFile: opts.serverLog });
   const tally = new Tally();
   let clients: BenchClient[] = [];
+  const background = opts.background;
+  let backgroundStarted = false;
   try {
-    const plans = planClients(sc, opts.wire);
+    const plans = planClients(sc, sc.wire ?? opts.wire);
     clients = await connectAll(server.port, plans.active, tally, CONNECT_CONCURRENCY, 60_000);
     const senders = clients.filter((c) => c.plan.senderIndex >= 0).sort((a, b) => a.plan.senderIndex - b.plan.senderIndex);
     // Join notices of the last clients are still in flight; let them land before anything counts.
@@ -222,10 +246,16 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
       opts.log(`  ${idleClients.length} idle connections: RSS ${mb(rssBefore)} -> ${mb(rssAfter)} MB`);
     }
 
+    if (background) {
+      backgroundStarted = true;
+      await background.start(server.port);
+    }
+
     // Warm-up: the server's JIT compiles the hot path; not measured. (It comes after the idle
     // connections: "RSS before" is then the server with nothing but the active room joined.)
     let complete = await round();
     tally.latency = new LatencyHistogram();
+    background?.measuring(tally);
 
     const delivered0 = tally.delivered;
     const cpu0 = server.cpu();
@@ -239,6 +269,8 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
     const wallSeconds = (performance.now() - t0) / 1000;
     const cpu1 = server.cpu();
     const gen = process.cpuUsage(gen0);
+    backgroundStarted = false;
+    const backgroundReport = background ? await background.stop() : undefined;
     const serverCpuSeconds = cpu1.total - cpu0.total;
     const deliveries = tally.delivered - delivered0;
     const mem = server.memory();
@@ -270,9 +302,11 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
       peakRss: mem.peakRss,
       rss: mem.rss,
       idle,
+      background: backgroundReport,
       complete: complete && lost === 0,
     };
   } finally {
+    if (backgroundStarted) await background!.stop().catch(() => undefined);
     for (const c of clients) c.close();
     await server.stop();
   }

@@ -66,6 +66,7 @@ export class ClassifierBot implements ImageSink {
           labels: r.labels,
           model: this.modelName(),
           timings: r.timings,
+          ...(r.preview ? { preview: r.preview } : {}),
         });
       },
       (err: unknown) => {

@@ -4,7 +4,7 @@
  * travel as binary instead of JSON-encoded arrays or base64.
  */
 import type { ClassifierErrorCode } from './errors.js';
-import type { ImageTimings, LabelScore, ModelInfo, ThreadOptions } from './model.js';
+import type { ImagePreview, ImageTimings, LabelScore, ModelInfo, ThreadOptions } from './model.js';
 import type { PreprocessOptions } from './preprocess.js';
 
 export interface WorkerOptions {
@@ -32,7 +32,18 @@ export type ToWorker =
   | { type: 'batch'; batch: number; jobs: JobMessage[] };
 
 export type JobReply =
-  | { type: 'result'; batch: number; id: number; ok: true; labels: LabelScore[]; timings: ImageTimings; batchSize: number; width: number; height: number }
+  | {
+      type: 'result';
+      batch: number;
+      id: number;
+      ok: true;
+      labels: LabelScore[];
+      timings: ImageTimings;
+      batchSize: number;
+      width: number;
+      height: number;
+      preview?: ImagePreview;
+    }
   | { type: 'result'; batch: number; id: number; ok: false; code: ClassifierErrorCode; message: string };
 
 export type FromWorker =

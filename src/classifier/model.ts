@@ -78,8 +78,23 @@ export interface ImageTimings {
   inferenceMs: number;
 }
 
+/** A thumbnail of the image as the chat carries it: packed RGB, row-major, base64. */
+export interface ImagePreview {
+  width: number;
+  height: number;
+  rgb: string;
+}
+
 export type ImageOutcome =
-  | { ok: true; labels: LabelScore[]; timings: ImageTimings; batchSize: number; width: number; height: number }
+  | {
+      ok: true;
+      labels: LabelScore[];
+      timings: ImageTimings;
+      batchSize: number;
+      width: number;
+      height: number;
+      preview?: ImagePreview;
+    }
   | { ok: false; code: ClassifierErrorCode; message: string };
 
 export interface ImageInput {
@@ -215,13 +230,19 @@ export class ImageClassifier {
    */
   async classify(images: readonly ImageInput[], defaultTop = 5): Promise<ImageOutcome[]> {
     const outcomes: (ImageOutcome | undefined)[] = new Array(images.length);
-    const decoded: { slot: number; data: Float32Array; decodeMs: number; width: number; height: number }[] = [];
+    const decoded: { slot: number; data: Float32Array; decodeMs: number; width: number; height: number; preview?: ImagePreview }[] = [];
     // One at a time on purpose: a worker is meant to use about one core (see tuneSharpForWorker).
     for (let i = 0; i < images.length; i++) {
       const image = images[i]!;
       try {
         const p = await preprocess(image.bytes, this.preprocessOptions, image.name);
-        decoded.push({ slot: i, data: p.data, decodeMs: p.decodeMs, width: p.width, height: p.height });
+        // Encoded here, in the worker: the hub's process only passes the string along.
+        const preview = p.preview && {
+          width: p.preview.width,
+          height: p.preview.height,
+          rgb: Buffer.from(p.preview.rgb.buffer, p.preview.rgb.byteOffset, p.preview.rgb.byteLength).toString('base64'),
+        };
+        decoded.push({ slot: i, data: p.data, decodeMs: p.decodeMs, width: p.width, height: p.height, preview });
       } catch (err) {
         outcomes[i] = { ok: false, code: errorCode(err), message: errorMessage(err) };
       }
@@ -254,6 +275,7 @@ export class ImageClassifier {
           batchSize: decoded.length,
           width: d.width,
           height: d.height,
+          ...(d.preview ? { preview: d.preview } : {}),
         };
       });
     }

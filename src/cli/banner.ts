@@ -7,13 +7,19 @@ import { hostPort } from '../transport/address.js';
 
 const LOOPBACK = /^(127\.|::1$)/;
 
-export function describeListening(listening: Listening[], port: number): string {
+export function describeListening(listening: Listening[], port: number, httpListening: Listening[] = [], httpPort = 0): string {
   const where = listening.map((l) => hostPort(l.address, port)).join(', ');
   const lines = [`roomcast listening on ${where}`];
+  if (httpListening.length > 0)
+    lines.push(`HTTP and WebSocket on ${httpListening.map((l) => hostPort(l.address, httpPort)).join(', ')}`);
   const first = listening[0];
-  const join = first ? hostPort(first.address === '::' || first.address === '0.0.0.0' ? '127.0.0.1' : first.address, port) : '';
+  const reachable = (l: Listening | undefined, p: number): string =>
+    l ? hostPort(l.address === '::' || l.address === '0.0.0.0' ? '127.0.0.1' : l.address, p) : '';
+  const join = reachable(first, port);
   const ncHost = join.startsWith('[') ? join.slice(1, join.lastIndexOf(']')) : join.slice(0, join.lastIndexOf(':'));
   lines.push(`Connect:  nc ${ncHost} ${port}   or   roomcast join ${join}`);
+  const web = httpListening.length > 0 ? reachable(httpListening[0], httpPort) : join;
+  if (web) lines.push(`Web:      http://${web}/   (WebSocket: ws://${web}/ws, API: http://${web}/api/rooms)`);
   if (listening.every((l) => LOOPBACK.test(l.address)))
     lines.push('Loopback only: other machines cannot connect. To open it to the LAN: roomcast serve --host ::');
   return lines.join('\n') + '\n';

@@ -7,11 +7,13 @@ import { createLogger, type LogLevel } from '../log.js';
 import { CONNECTION_DEFAULTS } from '../transport/connection.js';
 import { HUB_DEFAULTS } from '../hub/hub.js';
 import { DEFAULT_PORT, RoomcastServer, SERVER_DEFAULTS, type ServerOptions } from '../server.js';
+import { WEB_DEFAULTS } from '../http/context.js';
 import { findModel } from '../classifier/models.js';
 import { ClassifierError } from '../classifier/errors.js';
 import { POOL_DEFAULTS } from '../classifier/pool.js';
 import { describeListening, explainListenError } from './banner.js';
 import { runJoin } from '../client/join.js';
+import { POST_DEFAULT_TIMEOUT_MS, runPost } from '../client/post.js';
 import { registerClassifierCommands } from './classifier-commands.js';
 import { VERSION } from '../version.js';
 
@@ -63,6 +65,10 @@ export function buildProgram(): Command {
     .option('--classifier-batch <n>', 'images per model run when several wait', int(1), POOL_DEFAULTS.maxBatch)
     .option('--classifier-delay <ms>', 'how long an image may wait for a batch to fill', int(0), POOL_DEFAULTS.maxQueueDelayMs)
     .option('--classifier-timeout <ms>', 'time limit for one image', int(100), POOL_DEFAULTS.timeoutMs)
+    .option('--http-port <port>', 'serve HTTP and WebSocket on this port of their own (default: the chat port serves them too; 0 picks a free one)', int(0))
+    .option('--origin <origin>', 'a web page origin allowed to use the WebSocket and post (e.g. http://chat.lan:7447); repeat for several; "*" for any (default: the server\'s own pages only)', collect, [])
+    .option('--ws-max-payload <bytes>', 'largest WebSocket message; larger closes the connection (default: room for the largest image)', int(1024))
+    .option('--web-dir <dir>', 'directory of the web page\'s static files', WEB_DEFAULTS.staticDir)
     .option('-q, --quiet', 'log only warnings and errors')
     .option('-v, --verbose', 'log more detail')
     .action(serve);
@@ -85,6 +91,35 @@ Colour is used only on a terminal; NO_COLOR=1 turns it off there too.`,
     )
     .action(async (address: string, opts: { nick?: string; room: string[]; reconnect: boolean }) => {
       process.exitCode = await runJoin({ address, nick: opts.nick, rooms: opts.room, reconnect: opts.reconnect });
+    });
+
+  program
+    .command('post')
+    .description('post a text and/or an image to a room, print the classifier bot\'s answer, exit (for scripts)')
+    .argument('<address>', 'server, HOST[:PORT] (IPv6 as [::1]:PORT)')
+    .requiredOption('-r, --room <room>', 'room to post to')
+    .option('--image <file>', 'image to post (JPEG, PNG, WebP, GIF, AVIF, TIFF)')
+    .option('--text <text>', 'a message to post (before the image)')
+    .option('-n, --nick <nick>', 'nick to post as (default: one the server picks)')
+    .option('--timeout <ms>', 'give up after this long, in all', int(1), POST_DEFAULT_TIMEOUT_MS)
+    .option('--json', 'print the bot\'s answer as its JSON labels event')
+    .addHelpText(
+      'after',
+      `
+Prints the bot's answer ("kitten.jpg: tiger cat 42%, tabby 16%, Egyptian cat 7%"). Exit status:
+0 posted and labelled; 1 could not connect, refused, the bot answered with an error or is off,
+or timed out; 2 bad arguments or an unreadable file.`,
+    )
+    .action(async (address: string, opts: { room: string; image?: string; text?: string; nick?: string; timeout: number; json?: boolean }) => {
+      process.exitCode = await runPost({
+        address,
+        room: opts.room,
+        image: opts.image,
+        text: opts.text,
+        nick: opts.nick,
+        timeoutMs: opts.timeout,
+        json: opts.json === true,
+      });
     });
 
   registerClassifierCommands(program);
@@ -121,6 +156,10 @@ interface ServeFlags {
   classifierBatch: number;
   classifierDelay: number;
   classifierTimeout: number;
+  httpPort?: number;
+  origin: string[];
+  wsMaxPayload?: number;
+  webDir: string;
 }
 
 /** The bot's pool options, or why it is off: a missing model is advice, not a failure. */
@@ -167,6 +206,13 @@ async function serve(flags: ServeFlags): Promise<void> {
       maxRoomsPerSession: flags.maxRooms,
       version: VERSION,
     },
+    web: {
+      ...WEB_DEFAULTS,
+      port: flags.httpPort ?? null,
+      origins: flags.origin,
+      wsMaxPayload: flags.wsMaxPayload ?? null,
+      staticDir: flags.webDir,
+    },
     connection: {
       ...CONNECTION_DEFAULTS,
       maxLine: flags.maxLine,
@@ -182,11 +228,11 @@ async function serve(flags: ServeFlags): Promise<void> {
   try {
     await server.start();
   } catch (err) {
-    console.error(`roomcast: ${explainListenError(err as NodeJS.ErrnoException, flags.port)}`);
+    console.error(`roomcast: ${explainListenError(err as NodeJS.ErrnoException, (err as { port?: number }).port ?? flags.port)}`);
     process.exitCode = 1;
     return;
   }
-  process.stdout.write(describeListening(server.listening, server.port));
+  process.stdout.write(describeListening(server.listening, server.port, server.httpListening, server.httpPort));
 
 
   let signals = 0;

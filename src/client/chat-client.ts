@@ -10,8 +10,8 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Command } from '../protocol/commands.js';
-import type { ErrorCode } from '../protocol/errors.js';
-import type { EventOf, EventType, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
+import { protocolError, type ErrorCode } from '../protocol/errors.js';
+import type { EventOf, EventType, LabelsEvent, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
 import { LineReader } from '../protocol/line-reader.js';
 import { NICK_MAX, normalizeRoom } from '../protocol/text.js';
 import { explainConnectError, type ServerAddress } from './address.js';
@@ -95,9 +95,51 @@ export class RequestError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly command: Command,
+    /**
+     * True when the client refused it before sending, with the code the server would have
+     * given (an image over the server's advertised limit): no error event was reported for it.
+     */
+    readonly local = false,
   ) {
     super(message);
   }
+}
+
+/** Nothing came in time (the classifier bot's answer to an image, say). */
+export class TimeoutError extends Error {
+  readonly code = 'TIMEOUT';
+}
+
+/** An image to post: its name (shown to the room) and its bytes, sent as they are. */
+export interface ImageUpload {
+  room?: string;
+  name: string;
+  /** Not copied: leave it unchanged until postImage() has settled. */
+  bytes: Uint8Array;
+}
+
+/** Image bytes go out in slices this big, each only once the socket has taken the last. */
+const UPLOAD_CHUNK = 64 * 1024;
+
+/** Recent bot answers kept for waitForLabels() callers that ask after the answer came. */
+const LABELS_KEPT = 256;
+
+interface LabelWaiter {
+  resolve(event: LabelsEvent): void;
+  reject(reason: string): void;
+}
+
+type OutItem = { kind: 'line'; data: string } | { kind: 'upload'; header: string; bytes: Uint8Array };
+
+/**
+ * What is being written to one socket. An image's bytes must reach the server unbroken right
+ * after its header line, so while they are going out every other line waits its turn here.
+ */
+interface Output {
+  socket: net.Socket;
+  queue: OutItem[];
+  /** An upload is being written: new lines queue behind it. */
+  busy: boolean;
 }
 
 /** A request that could not be sent, or whose answer was lost with the connection. */
@@ -253,7 +295,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private state: Phase = 'idle';
   private socket: net.Socket | null = null;
   private reader = new LineReader(1 << 24);
+  private out: Output | null = null;
   private readonly pending = new Map<number, Pending>();
+  private readonly labels = new Map<number, LabelsEvent>();
+  private readonly labelWaiters = new Map<number, Set<LabelWaiter>>();
   private nextId = 1;
   private handshake: Handshake | null = null;
   private socketError: NodeJS.ErrnoException | null = null;
@@ -262,6 +307,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private retryTimer: unknown = null;
   private heartbeatTimer: unknown = null;
   private lastHeard = 0;
+  /** When an upload last made progress: a long upload is not a silent server. */
+  private lastSent = 0;
   private retries = 0;
   private quitting = false;
   private closeReason = 'quit';
@@ -341,6 +388,62 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return this.request({ type: 'join', room });
   }
 
+  /** The largest image the server takes, from its welcome; undefined if it did not say. */
+  get maxImageBytes(): number | undefined {
+    const max = this.welcome?.limits?.maxImageBytes;
+    return typeof max === 'number' && max >= 0 ? max : undefined;
+  }
+
+  /**
+   * Posts an image: the header line, then the raw bytes, written as the socket takes them.
+   * Resolves with the server's ack, whose `image` is the id the bot's answer will carry (see
+   * waitForLabels). Rejects like request(); an image over the server's advertised limit is
+   * refused here, without uploading it, with the server's code (IMAGE_TOO_LARGE).
+   */
+  postImage(upload: ImageUpload): Promise<EventOf<'ack'>> {
+    const room = upload.room ?? this.current ?? undefined;
+    const command: Extract<Command, { type: 'image' }> = { type: 'image', name: upload.name, size: upload.bytes.length };
+    if (room !== undefined) command.room = room;
+    const max = this.maxImageBytes;
+    if (max !== undefined && upload.bytes.length > max) {
+      const { message } = protocolError('IMAGE_TOO_LARGE', `${upload.bytes.length} bytes; the limit is ${max} bytes`);
+      return Promise.reject(new RequestError('IMAGE_TOO_LARGE', message, command, true));
+    }
+    return this.send(command, false, false, upload.bytes) as Promise<EventOf<'ack'>>;
+  }
+
+  /**
+   * Resolves with the classifier bot's answer to image `image` (an ack's `image`), labels or
+   * error, whether it comes live or in a history replay after a reconnect, and even if it came
+   * before this was called. Rejects with a TimeoutError after timeoutMs, or a NotConnectedError
+   * when the client closes first.
+   */
+  waitForLabels(image: number, timeoutMs = 30_000): Promise<LabelsEvent> {
+    const known = this.labels.get(image);
+    if (known) return Promise.resolve(known);
+    if (this.state === 'closed') return Promise.reject(new NotConnectedError('the client is closed'));
+    return new Promise((resolve, reject) => {
+      let waiters = this.labelWaiters.get(image);
+      if (!waiters) this.labelWaiters.set(image, (waiters = new Set()));
+      const settle = (fn: () => void): void => {
+        this.opts.timers.clearTimeout(timer);
+        waiters!.delete(waiter);
+        if (waiters!.size === 0 && this.labelWaiters.get(image) === waiters) this.labelWaiters.delete(image);
+        fn();
+      };
+      const waiter: LabelWaiter = {
+        resolve: (e) => settle(() => resolve(e)),
+        reject: (reason) =>
+          settle(() => reject(new NotConnectedError(`the client closed (${reason}) before the answer to image #${image} came`))),
+      };
+      const timer = this.opts.timers.setTimeout(
+        () => settle(() => reject(new TimeoutError(`no answer to image #${image} within ${formatSeconds(timeoutMs)}`))),
+        timeoutMs,
+      );
+      waiters.add(waiter);
+    });
+  }
+
   /** Says goodbye and closes; no reconnect follows. Resolves when the connection is closed. */
   async quit(reason?: string): Promise<void> {
     if (this.state === 'closed') return;
@@ -348,7 +451,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.clearTimer('retryTimer');
     const socket = this.socket;
     if (this.state === 'ready' && socket && !socket.destroyed) {
-      socket.write(JSON.stringify(reason ? { type: 'quit', reason } : { type: 'quit' }) + '\n');
+      this.writeLine(JSON.stringify(reason ? { type: 'quit', reason } : { type: 'quit' }) + '\n');
       // The server answers with "bye" and hangs up; one that does not is not waited for long.
       const cut = this.opts.timers.setTimeout(() => socket.destroy(), 2000);
       await this.closedPromise;
@@ -393,7 +496,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return c;
   }
 
-  private send(command: Request, internal: boolean, quiet: boolean): Promise<ServerEvent> {
+  /** With `bytes`, the command is an image header and the bytes follow it on the wire. */
+  private send(command: Request, internal: boolean, quiet: boolean, bytes?: Uint8Array): Promise<ServerEvent> {
     const socket = this.socket;
     if (this.state !== 'ready' || !socket || socket.destroyed)
       return Promise.reject(new NotConnectedError('not connected to the server'));
@@ -402,9 +506,50 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       this.pending.set(id, { command, sentAt: this.opts.now(), internal, quiet, resolve, reject });
     });
     if (command.type === 'join' && !internal) this.switchOptimistically(command.room, id);
-    socket.write(JSON.stringify({ ...command, id }) + '\n');
+    const line = JSON.stringify({ ...command, id }) + '\n';
+    if (bytes === undefined) this.writeLine(line);
+    else this.enqueueOut({ kind: 'upload', header: line, bytes });
     if (internal) promise.catch(() => {}); // its failure is handled where it is answered
     return promise;
+  }
+
+  // ---- output ----
+
+  private writeLine(data: string): void {
+    const out = this.out;
+    if (!out) return;
+    if (!out.busy && out.queue.length === 0) out.socket.write(data);
+    else this.enqueueOut({ kind: 'line', data });
+  }
+
+  private enqueueOut(item: OutItem): void {
+    const out = this.out;
+    if (!out) return;
+    out.queue.push(item);
+    if (!out.busy) void this.drainOut(out);
+  }
+
+  /** Writes queued items in order; an upload's bytes go out only as fast as the socket takes them. */
+  private async drainOut(out: Output): Promise<void> {
+    out.busy = true;
+    try {
+      while (out.queue.length > 0 && this.out === out && !out.socket.destroyed) {
+        const item = out.queue.shift()!;
+        if (item.kind === 'line') out.socket.write(item.data);
+        else await this.upload(out.socket, item.header, item.bytes);
+      }
+    } finally {
+      out.busy = false;
+    }
+  }
+
+  private async upload(socket: net.Socket, header: string, bytes: Uint8Array): Promise<void> {
+    this.lastSent = this.opts.now();
+    let open = socket.write(header) || (await drained(socket));
+    for (let at = 0; open && at < bytes.length; at += UPLOAD_CHUNK) {
+      open = socket.write(bytes.subarray(at, at + UPLOAD_CHUNK)) || (await drained(socket));
+      this.lastSent = this.opts.now();
+    }
   }
 
   /**
@@ -453,6 +598,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.reader = new LineReader(1 << 24);
     const socket = this.opts.openSocket({ host: this.opts.host, port: this.opts.port });
     this.socket = socket;
+    this.out = { socket, queue: [], busy: false };
     const promise = new Promise<Welcome>((resolve, reject) => {
       this.handshake = { reconnecting, baseNick: this.nick ?? this.opts.nick, tries: 0, resolve, reject };
     });
@@ -481,7 +627,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     // A reconnect joins with "after" itself, so the server must not replay anything first.
     if (hs.reconnecting) hello.rooms = [];
     else if (this.opts.rooms && this.opts.rooms.length > 0) hello.rooms = this.opts.rooms;
-    this.socket!.write(JSON.stringify(hello) + '\n');
+    this.writeLine(JSON.stringify(hello) + '\n');
   }
 
   private onHandshakeEvent(hs: Handshake, event: ServerEvent): void {
@@ -534,6 +680,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private onSocketClose(socket: net.Socket): void {
     if (socket !== this.socket) return;
     this.socket = null;
+    this.out = null;
     this.clearTimer('connectTimer');
     this.clearTimer('heartbeatTimer');
     const reason = this.bye ? this.bye.reason : errnoReason(this.socketError);
@@ -601,6 +748,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.clearTimer('heartbeatTimer');
     this.failPending('the client is closed');
     for (const w of this.readyWaiters.splice(0)) w.reject(new NotConnectedError(`the client is closed: ${reason}`));
+    for (const set of [...this.labelWaiters.values()]) for (const w of [...set]) w.reject(reason);
     this.emit('closed', { reason });
     this.markClosed();
   }
@@ -619,7 +767,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       this.heartbeatTimer = null;
       const socket = this.socket;
       if (this.state !== 'ready' || !socket) return;
-      const silent = this.opts.now() - this.lastHeard;
+      const silent = this.opts.now() - Math.max(this.lastHeard, this.out?.busy ? this.lastSent : 0);
       if (silent >= 2 * every) {
         socket.destroy(Object.assign(new Error('the server stopped answering'), { code: 'EHEARTBEAT' }));
         return;
@@ -695,7 +843,12 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private track(event: ServerEvent, p: Pending | undefined): ServerEvent | null {
     switch (event.type) {
       case 'message':
+      case 'image':
         return this.fresh(event.room, event.seq) ? (this.memberSaw(event.room, event.nick), event) : null;
+      case 'labels':
+        if (!this.fresh(event.room, event.seq)) return null;
+        this.gotLabels(event);
+        return event;
       case 'ack':
         this.fresh(event.room, event.seq);
         return event;
@@ -749,10 +902,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private trackHistory(event: EventOf<'history'>, p: Pending | undefined): ServerEvent | null {
     // History asked for by the user is old news on purpose: shown as it is, never deduplicated.
-    if (p?.command.type === 'history' && !p.internal) return event;
+    if (p?.command.type === 'history' && !p.internal) {
+      for (const m of Array.isArray(event.messages) ? event.messages : []) if (m?.type === 'labels') this.gotLabels(m);
+      return event;
+    }
     const messages = (Array.isArray(event.messages) ? event.messages : []).filter((m: RoomEvent) =>
       this.fresh(event.room, m.seq),
     );
+    for (const m of messages) if (m?.type === 'labels') this.gotLabels(m);
     const state = this.rooms.get(event.room);
     // Nothing at or below "last" can come later, kept or not: that is where a rejoin resumes.
     if (state && Number.isSafeInteger(event.last) && event.last > state.lastSeq) state.lastSeq = event.last;
@@ -777,8 +934,19 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     if (typeof event.seq === 'number' && event.seq < state.lastSeq) {
       state.lastSeq = 0;
       this.seen.get(event.room)?.clear();
+      // Image ids are numbered by the server too, and a restarted one reuses them.
+      this.labels.clear();
       if (event.seq > 0) void this.send({ type: 'history', room: event.room, after: 0, limit: 1_000_000 }, true, false);
     }
+  }
+
+  /** Keeps a bot answer for waitForLabels() and hands it to whoever waits for it. */
+  private gotLabels(event: LabelsEvent): void {
+    if (!Number.isSafeInteger(event.image)) return;
+    this.labels.delete(event.image);
+    this.labels.set(event.image, event);
+    if (this.labels.size > LABELS_KEPT) this.labels.delete(this.labels.keys().next().value as number);
+    for (const w of [...(this.labelWaiters.get(event.image) ?? [])]) w.resolve(event);
   }
 
   private forgetRoom(room: string): void {
@@ -786,4 +954,24 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.seen.delete(room);
     if (this.current === room) this.current = [...this.rooms.keys()].pop() ?? null;
   }
+}
+
+/** Resolves true when the socket wants more, false when it closed first. */
+function drained(socket: net.Socket): Promise<boolean> {
+  if (socket.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (open: boolean) => (): void => {
+      socket.off('drain', onDrain);
+      socket.off('close', onClose);
+      resolve(open);
+    };
+    const onDrain = done(true);
+    const onClose = done(false);
+    socket.once('drain', onDrain);
+    socket.once('close', onClose);
+  });
+}
+
+function formatSeconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }

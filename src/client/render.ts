@@ -9,7 +9,7 @@
 import { Chalk, type ChalkInstance, type ColorSupportLevel } from 'chalk';
 import type { Command } from '../protocol/commands.js';
 import type { EventOf, ImageEvent, LabelsEvent, MessageEvent, RoomEvent, ServerEvent } from '../protocol/events.js';
-import { formatSize, labelsSummary } from '../protocol/frame.js';
+import { formatSize } from '../protocol/frame.js';
 import { nickKey } from '../protocol/text.js';
 
 export type LineKind = 'chat' | 'notice' | 'error';
@@ -158,9 +158,54 @@ function imageLine(e: ImageEvent, s: Style): Line {
   );
 }
 
+/** "10:02 [lab] classifier: #42 cat.jpg → tabby 55%, tiger cat 34%": the answer names the post. */
 function labelsLine(e: LabelsEvent, s: Style): Line {
   const head = `${stamp(Number(e.time), s)} ${roomTag(e.room, s)} ${s.nick(clean(e.nick))}: #${clean(e.image)} ${clean(e.name)}`;
-  return chat(e.error ? `${head} - ${clean(e.error.message)}` : `${head} \u2192 ${clean(labelsSummary(e))}`);
+  if (e.error && typeof e.error === 'object') return chat(`${head} - ${s.error(clean(e.error.message) || clean(e.error.code))}`);
+  const labels = Array.isArray(e.labels) ? e.labels : [];
+  return chat(`${head} \u2192 ${clean(labels.map((l) => `${clean(l?.label)} ${Math.round(Number(l?.score) * 100)}%`).join(', '))}`);
+}
+
+/** Largest preview drawn, whatever a server sends: 64 columns, 32 rows. */
+const PREVIEW_MAX = 64;
+
+/** Decoded preview pixels, or null when the field is missing or malformed. */
+export function previewPixels(preview: unknown): { width: number; height: number; rgb: Buffer } | null {
+  if (preview === null || typeof preview !== 'object') return null;
+  const { width, height, rgb } = preview as Record<string, unknown>;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || typeof rgb !== 'string') return null;
+  const w = width as number;
+  const h = height as number;
+  if (w < 1 || h < 1 || w > PREVIEW_MAX || h > PREVIEW_MAX) return null;
+  const bytes = Buffer.from(rgb, 'base64');
+  return bytes.length === w * h * 3 ? { width: w, height: h, rgb: bytes } : null;
+}
+
+/**
+ * A thumbnail drawn with half blocks: each character cell is two pixels, the upper one as the
+ * foreground colour of "▀" and the lower one as the background, so pixels come out about
+ * square. Only with colour: plain output (a pipe, NO_COLOR) gets no preview and no escapes.
+ */
+export function renderPreview(preview: unknown, s: Style, indent = '      '): Line[] {
+  if (s.level === 0) return [];
+  const p = previewPixels(preview);
+  if (!p) return [];
+  const c = new Chalk({ level: s.level });
+  const px = (x: number, y: number): [number, number, number] => {
+    const o = (y * p.width + x) * 3;
+    return [p.rgb[o]!, p.rgb[o + 1]!, p.rgb[o + 2]!];
+  };
+  const lines: Line[] = [];
+  for (let y = 0; y < p.height; y += 2) {
+    let row = '';
+    for (let x = 0; x < p.width; x++) {
+      const top = c.rgb(...px(x, y));
+      // An odd last row has no lower pixel: the terminal's own background shows there.
+      row += y + 1 < p.height ? top.bgRgb(...px(x, y + 1))('\u2580') : top('\u2580');
+    }
+    lines.push(chat(indent + row));
+  }
+  return lines;
 }
 
 /** Any event a room's history can hold. */
@@ -181,22 +226,31 @@ const RENDER: { [T in ServerEvent['type']]: Render<T> } = {
 
   image: (e, _ctx, s) => [imageLine(e, s)],
 
-  labels: (e, _ctx, s) => [labelsLine(e, s)],
+  // A live answer comes with its preview; history replays only the line, or a join would scroll
+  // a dozen rows per photo past.
+  labels: (e, _ctx, s) => [labelsLine(e, s), ...(e.error ? [] : renderPreview(e.preview, s))],
 
-  bot: (e, ctx, s) => [
-    notice(
-      `${clean(e.nick)}: ${clean(e.state)}${e.reason ? ` - ${clean(e.reason)}` : ''}` +
-        (e.model ? ` (model ${clean(e.model)}, queue ${clean(e.queue ?? 0)}/${clean(e.maxQueue ?? 0)})` : ''),
-      ctx.now,
-      s,
-    ),
-  ],
+  // "the classifier bot is ready: 2 of 2 workers ready (mobilenetv2-12-int8.onnx); queue 0/32"
+  bot: (e, ctx, s) => {
+    const reason = clean(e.reason);
+    const details = [
+      e.model !== undefined && !reason.includes(clean(e.model)) ? `model ${clean(e.model)}` : '',
+      e.queue !== undefined ? `queue ${clean(e.queue)}/${clean(e.maxQueue ?? '?')}` : '',
+    ].filter(Boolean);
+    const who = nickKey(clean(e.nick)) === 'classifier' ? 'the classifier bot' : `the classifier bot (${clean(e.nick)})`;
+    return [notice(`${who} is ${clean(e.state)}${reason ? `: ${reason}` : ''}${details.length ? `; ${details.join(', ')}` : ''}`, ctx.now, s)];
+  },
 
-  // The server does not echo our own messages; its ack says they were taken, and where.
+  // The server does not echo our own messages and posts; its ack says they were taken, and where.
   ack: (e, ctx, s) => {
     const cmd = ctx.answered?.command;
+    const nick = ctx.ownNick ?? 'me';
+    if (cmd?.type === 'image') {
+      const post: ImageEvent = { type: 'image', room: e.room, seq: e.seq, nick, image: e.image as number, name: cmd.name, size: cmd.size, time: e.time };
+      return [imageLine(post, s)];
+    }
     if (cmd?.type !== 'message') return [];
-    return [messageLine({ room: e.room, nick: ctx.ownNick ?? 'me', text: cmd.text, time: e.time, action: cmd.action }, s)];
+    return [messageLine({ room: e.room, nick, text: cmd.text, time: e.time, action: cmd.action }, s)];
   },
 
   privmsg: (e, _ctx, s) => {
@@ -271,7 +325,7 @@ const RENDER: { [T in ServerEvent['type']]: Render<T> } = {
     return lines;
   },
 
-  help: (e, ctx, s) => renderHelp(Array.isArray(e.commands) ? e.commands : [], ctx.now, s),
+  help: (e, ctx, s) => renderHelp(withClientCommands(Array.isArray(e.commands) ? e.commands : []), ctx.now, s),
 
   notice: (e, ctx, s) => [notice(clean(e.text), ctx.now, s)],
 
@@ -286,13 +340,25 @@ const RENDER: { [T in ServerEvent['type']]: Render<T> } = {
   bye: (e, ctx, s) => (e.code === 'QUIT' ? [] : [notice(`the server closed the connection: ${clean(e.reason)}`, ctx.now, s)]),
 };
 
+/** Commands the terminal client carries out itself; /help lists them with the server's. */
+export const CLIENT_COMMANDS: readonly { usage: string; help: string }[] = [
+  { usage: '/image PATH', help: 'post an image file; the classifier bot answers with what it sees' },
+];
+
+/** The server's commands with the client's own, before /help so that stays near the end. */
+export function withClientCommands(commands: { usage: string; help: string }[]): { usage: string; help: string }[] {
+  const extra = CLIENT_COMMANDS.filter((c) => !commands.some((k) => clean(k?.usage).split(' ')[0] === c.usage.split(' ')[0]));
+  const at = commands.findIndex((c) => clean(c?.usage).startsWith('/help'));
+  return at === -1 ? [...commands, ...extra] : [...commands.slice(0, at), ...extra, ...commands.slice(at)];
+}
+
 export function renderHelp(commands: { usage: string; help: string }[], now: number, s: Style): Line[] {
   const width = Math.max(0, ...commands.map((c) => clean(c.usage).length));
   return [
     notice('commands:', now, s),
     ...commands.map((c) => notice(`  ${clean(c.usage).padEnd(width)}  ${clean(c.help)}`, now, s)),
     notice('a line without "/" is said in the current room; "//" starts one with a slash', now, s),
-    notice('Tab completes commands, nicks and rooms; Up/Down recall earlier lines', now, s),
+    notice('Tab completes commands, nicks, rooms and the file after /image; Up/Down recall earlier lines', now, s),
   ];
 }
 

@@ -9,13 +9,17 @@
  * - piped: every input line is sent in order; at the end of input the terminal waits until
  *   each one has been answered, then quits. Exit status 0 only if every line succeeded.
  */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import readline from 'node:readline';
 import { COMMANDS, HELP, parseTextLine, type Command } from '../protocol/commands.js';
 import { RoomcastError } from '../protocol/errors.js';
 import type { ServerEvent } from '../protocol/events.js';
+import { formatSize } from '../protocol/frame.js';
 import { nickKey, normalizeRoom } from '../protocol/text.js';
 import { NotConnectedError, RequestError, type Answered, type ChatClient, type Request } from './chat-client.js';
-import { clean, errorLine, notice, renderEvent, renderHelp, type Line, type Style } from './render.js';
+import { clean, errorLine, notice, renderEvent, renderHelp, withClientCommands, type Line, type Style } from './render.js';
 
 export interface TerminalOptions {
   client: ChatClient;
@@ -34,7 +38,9 @@ export interface Completions {
   rooms: Iterable<string>;
 }
 
-const COMMAND_WORDS = [...new Set(COMMANDS.flatMap((c) => c.words))].sort().map((w) => `/${w}`);
+/** Commands the terminal carries out itself rather than sending (see CLIENT_COMMANDS). */
+const CLIENT_WORDS = ['image'];
+const COMMAND_WORDS = [...new Set([...COMMANDS.flatMap((c) => c.words), ...CLIENT_WORDS])].sort().map((w) => `/${w}`);
 const ROOM_ARG = new Set(COMMANDS.filter((c) => c.args[0]?.name === 'room').flatMap((c) => c.words));
 const NICK_ARG = new Set(COMMANDS.filter((c) => c.args[0]?.name === 'to').flatMap((c) => c.words));
 
@@ -67,6 +73,37 @@ export function complete(before: string, known: Completions): [string[], string]
   return [hits.length === 1 ? [`${hits[0]}${suffix}`] : hits, word];
 }
 
+export interface DirEntry {
+  name: string;
+  dir: boolean;
+}
+
+/**
+ * Completes the path after /image from the listing of its directory (the caller reads it):
+ * directories get a "/" so Tab can go on into them; dot files only when asked for.
+ */
+export function completePath(word: string, entries: DirEntry[]): [string[], string] {
+  const slash = word.lastIndexOf('/');
+  const dir = word.slice(0, slash + 1);
+  const base = word.slice(slash + 1);
+  const hits = entries
+    .filter((e) => e.name.startsWith(base) && (base.startsWith('.') || !e.name.startsWith('.')))
+    .map((e) => `${dir}${e.name}${e.dir ? '/' : ''}`)
+    .sort((a, b) => a.localeCompare(b));
+  return [hits, word];
+}
+
+/** "~/x" is the home directory's x, as in a shell; surrounding quotes are dropped. */
+export function expandPath(text: string, home = os.homedir()): string {
+  let p = text.trim();
+  if (p.length >= 2 && (p[0] === '"' || p[0] === "'") && p.at(-1) === p[0]) p = p.slice(1, -1);
+  if (p === '~') return home;
+  if (p.startsWith('~/')) return path.join(home, p.slice(2));
+  return p;
+}
+
+const IMAGE_LINE = /^\/image(?:\s+(.*))?$/is;
+
 function formatDelay(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
 }
@@ -74,6 +111,7 @@ function formatDelay(ms: number): string {
 /** How a typed line is carried out. */
 type Plan =
   | { kind: 'request'; command: Request }
+  | { kind: 'image'; file: string }
   | { kind: 'quit'; reason?: string }
   | { kind: 'local'; lines: Line[]; failed?: boolean }
   | { kind: 'nothing' };
@@ -88,6 +126,8 @@ export class Terminal {
   private readonly seenRooms = new Set<string>();
   private failures = 0;
   private lostConnection = false;
+  /** Settles once the last /image entered has been read and sent: later lines wait for it. */
+  private imageTurn: Promise<void> | null = null;
 
   constructor(private readonly opts: TerminalOptions) {
     this.client = opts.client;
@@ -147,6 +187,7 @@ export class Terminal {
   private learn(event: ServerEvent): void {
     switch (event.type) {
       case 'message':
+      case 'image':
         this.seenNicks.add(event.nick);
         break;
       case 'privmsg':
@@ -154,7 +195,8 @@ export class Terminal {
         this.seenNicks.add(event.to);
         break;
       case 'history':
-        for (const m of event.messages) this.seenNicks.add(m.nick);
+        // Not the bot's answers: nobody can be sent a message as "classifier".
+        for (const m of event.messages) if (m.type !== 'labels') this.seenNicks.add(m.nick);
         break;
       case 'rooms':
         for (const r of event.rooms) this.seenRooms.add(r.room);
@@ -219,6 +261,12 @@ export class Terminal {
   // ---- input ----
 
   private plan(line: string): Plan {
+    const image = IMAGE_LINE.exec(line);
+    if (image) {
+      const file = (image[1] ?? '').trim();
+      if (file === '') return { kind: 'local', lines: [errorLine('Usage: /image PATH (a JPEG, PNG, WebP, GIF, AVIF or TIFF file)', this.now(), this.style)], failed: true };
+      return { kind: 'image', file };
+    }
     let command: Command | null;
     try {
       command = parseTextLine(line);
@@ -234,7 +282,7 @@ export class Terminal {
         return { kind: 'nothing' };
       case 'help':
         // The server's list matches what it accepts; offline, the built-in one will do.
-        if (!this.client.connected) return { kind: 'local', lines: renderHelp(HELP, this.now(), this.style) };
+        if (!this.client.connected) return { kind: 'local', lines: renderHelp(withClientCommands(HELP), this.now(), this.style) };
         return { kind: 'request', command };
       case 'join': {
         // Switching to a room we are in needs no round trip: the current room is ours to keep.
@@ -258,13 +306,82 @@ export class Terminal {
       await this.client.request(command);
       return true;
     } catch (err) {
-      if (err instanceof RequestError) return false;
-      const what = command.type === 'message' ? `"${clean(command.text)}"` : `/${command.type}`;
-      const line =
-        err instanceof NotConnectedError && !err.sent
+      this.reportFailure(command.type === 'message' ? `"${clean(command.text)}"` : `/${command.type}`, err);
+      return false;
+    }
+  }
+
+  private reportFailure(what: string, err: unknown): void {
+    // The server's refusals were shown as they came in; the client's own were not.
+    if (err instanceof RequestError && !err.local) return;
+    const line =
+      err instanceof RequestError
+        ? `${what} was not sent: ${clean(err.message)}`
+        : err instanceof NotConnectedError && !err.sent
           ? `${what} was not sent: ${clean(err.message)}${this.client.phase === 'closed' ? '' : ' (reconnecting; try again soon)'}`
           : `${what} may not have been done: ${clean(err instanceof Error ? err.message : String(err))}`;
-      this.print([errorLine(line, this.now(), this.style)]);
+    this.print([errorLine(line, this.now(), this.style)]);
+  }
+
+  /**
+   * Carries out a request or an /image in the order they were entered: the file of an /image
+   * is read without blocking the prompt, and the lines after it go out only once it has (a
+   * script's "/image x.jpg" then "look!" must reach the room in that order). Resolves with
+   * whether it succeeded.
+   */
+  private carryOutInTurn(plan: Extract<Plan, { kind: 'request' | 'image' }>): Promise<boolean> {
+    const before = this.imageTurn;
+    if (plan.kind === 'request') return before ? before.then(() => this.carryOut(plan.command)) : this.carryOut(plan.command);
+    // The room it was typed in, even if a /join switches rooms while the file is read.
+    const room = this.client.currentRoom ?? undefined;
+    const sent = (before ?? Promise.resolve())
+      .then(() => this.readImage(plan.file))
+      .then((image) => ({ result: image ? this.postImage({ ...image, room }) : Promise.resolve(false) }));
+    const turn = sent.then(() => undefined);
+    this.imageTurn = turn;
+    void turn.then(() => {
+      if (this.imageTurn === turn) this.imageTurn = null;
+    });
+    return sent.then((s) => s.result);
+  }
+
+  /**
+   * The file of an /image, or null after saying why not. What can be known here, a missing
+   * file or one over the server's limit, is said before anything is sent.
+   */
+  private async readImage(file: string): Promise<{ name: string; bytes: Buffer } | null> {
+    const fail = (text: string): null => {
+      this.print([errorLine(text, this.now(), this.style)]);
+      return null;
+    };
+    const shown = clean(file);
+    const where = expandPath(file);
+    const name = path.basename(where);
+    let bytes: Buffer;
+    try {
+      const info = await stat(where);
+      if (info.isDirectory()) return fail(`${shown} is a directory, not an image file`);
+      if (!info.isFile()) return fail(`${shown} is not a regular file`);
+      const max = this.client.maxImageBytes;
+      if (max !== undefined && info.size > max)
+        return fail(`${shown} is ${formatSize(info.size)}; this server takes images up to ${formatSize(max)}`);
+      bytes = await readFile(where);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return fail(`no such file: ${shown}`);
+      if (code === 'EACCES' || code === 'EPERM') return fail(`cannot read ${shown}: permission denied`);
+      return fail(`cannot read ${shown}: ${clean((err as Error).message)}`);
+    }
+    if (bytes.length === 0) return fail(`${shown} is empty (0 bytes): nothing to post`);
+    return { name, bytes };
+  }
+
+  private async postImage(image: { name: string; bytes: Buffer; room?: string }): Promise<boolean> {
+    try {
+      await this.client.postImage(image);
+      return true;
+    } catch (err) {
+      this.reportFailure(`the image ${clean(image.name)}`, err);
       return false;
     }
   }
@@ -301,7 +418,7 @@ export class Terminal {
             break;
           }
         }
-        track(this.carryOut(plan.command));
+        track(this.carryOutInTurn(plan));
       }
       await Promise.all(inflight);
       if (this.client.phase === 'closed') {
@@ -321,7 +438,16 @@ export class Terminal {
       terminal: true,
       historySize: 1000,
       removeHistoryDuplicates: true,
-      completer: (before: string) => complete(before, this.completions()),
+      completer: (before: string, callback: (err: null, result: [string[], string]) => void) => {
+        const image = /^\/image\s+(.*)$/is.exec(before);
+        if (!image) return callback(null, complete(before, this.completions()));
+        const word = image[1]!;
+        const dir = word.slice(0, word.lastIndexOf('/') + 1);
+        readdir(expandPath(dir || '.'), { withFileTypes: true }).then(
+          (entries) => callback(null, completePath(word, entries.map((e) => ({ name: e.name, dir: e.isDirectory() })))),
+          () => callback(null, [[], word]),
+        );
+      },
       prompt: this.promptText(),
     });
     this.rl = rl;
@@ -344,7 +470,8 @@ export class Terminal {
           this.print(plan.lines);
           break;
         case 'request':
-          void this.carryOut(plan.command);
+        case 'image':
+          void this.carryOutInTurn(plan);
           break;
       }
       if (!done) rl.prompt();

@@ -6,7 +6,6 @@
 import { RoomcastError } from '../protocol/errors.js';
 import type { Command } from '../protocol/commands.js';
 import { HELP } from '../protocol/commands.js';
-import type { ImageEvent, MessageEvent } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
 import { nickKey, TOPIC_MAX } from '../protocol/text.js';
 import type { Hub } from './hub.js';
@@ -22,7 +21,7 @@ interface Handler<T extends Command['type']> {
 
 type Table = { [T in Command['type']]: Handler<T> };
 
-function checkText(hub: Hub, text: string): void {
+export function checkText(hub: Hub, text: string): void {
   if (text.trim() === '') throw new RoomcastError('EMPTY_MESSAGE');
   if (text.length > hub.opts.maxTextLength) throw new RoomcastError('TEXT_TOO_LONG', hub.opts.maxTextLength);
 }
@@ -57,16 +56,8 @@ export const HANDLERS: Table = {
   message: {
     room: true,
     run(hub, s, cmd, room) {
-      checkText(hub, cmd.text);
-      const time = hub.opts.now();
-      const event: MessageEvent = { type: 'message', room: room.name, seq: ++room.seq, nick: s.nick, text: cmd.text, time };
-      if (cmd.action) event.action = true;
-      const frame = new Frame(event);
-      room.record(frame);
-      hub.broadcast(room, frame, s);
-      hub.stats.messages++;
-      hub.stats.deliveries += room.members.size - 1;
-      if (s.link.mode === 'json') hub.reply(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time });
+      const event = hub.say(room, s.nick, cmd.text, cmd.action, s);
+      if (s.link.mode === 'json') hub.reply(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time: event.time });
     },
   },
 
@@ -88,26 +79,9 @@ export const HANDLERS: Table = {
     run(hub, s, cmd, room) {
       // The transport has read exactly `size` bytes after the header line.
       if (!cmd.data) throw new RoomcastError('BAD_MESSAGE', 'the image bytes are missing');
-      // Only the file's own name is shown: a path says nothing to the room and may say too much.
-      const name = cmd.name.split(/[\\/]/).pop()!.slice(0, 100) || 'image';
-      const time = hub.opts.now();
-      const image = hub.imageId();
-      const event: ImageEvent = {
-        type: 'image',
-        room: room.name,
-        seq: ++room.seq,
-        nick: s.nick,
-        image,
-        name,
-        size: cmd.data.length,
-        time,
-      };
-      const frame = new Frame(event);
-      room.record(frame);
-      hub.broadcast(room, frame, s);
-      hub.stats.images++;
-      hub.reply(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time, image });
-      hub.imageSink?.submit({ room: room.name, image, name, nick: s.nick, bytes: cmd.data });
+      const { event, post } = hub.postImage(room, s.nick, cmd.name, cmd.data, s);
+      hub.reply(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time: event.time, image: event.image });
+      hub.submitImage(post);
     },
   },
 

@@ -4,11 +4,11 @@
  * WebSocket) and the bot depend on it; it depends on none of them.
  */
 import { RoomcastError } from '../protocol/errors.js';
-import type { BotStatus, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
+import type { BotStatus, ImageEvent, MessageEvent, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
 import { isValidNick, nickKey, normalizeRoom } from '../protocol/text.js';
 import type { Command } from '../protocol/commands.js';
-import { HANDLERS } from './handlers.js';
+import { checkText, HANDLERS } from './handlers.js';
 import { Room } from './room.js';
 import { Session, type Link } from './session.js';
 
@@ -38,7 +38,8 @@ export const HUB_DEFAULTS: HubOptions = {
   maxTextLength: 4000,
   rooms: [],
   defaultRoom: 'lobby',
-  reservedNicks: ['classifier', 'server', 'roomcast', 'system'],
+  // "web" is who posts through the HTTP API when no nick is given.
+  reservedNicks: ['classifier', 'server', 'roomcast', 'system', 'web'],
   serverName: 'roomcast',
   version: '0.1.0',
   limits: {},
@@ -53,6 +54,13 @@ export interface HubObserver {
   parted?(s: Session, room: Room): void;
   renamed?(s: Session, old: string): void;
   failed?(s: Session, err: unknown): void;
+  /** An image was posted, over any transport; called before its bytes go to the image sink. */
+  imagePosted?(post: ImagePost, event: ImageEvent): void;
+  /**
+   * Someone who is not a member posted to a room (the bot's answers): `delivered` is false when
+   * the room had gone meanwhile, so observers still learn the outcome nobody was left to see.
+   */
+  posted?(event: RoomEvent, delivered: boolean): void;
 }
 
 /** An image someone posted, on its way to whoever classifies it. */
@@ -174,11 +182,62 @@ export class Hub {
    */
   postAs<E extends RoomEvent>(roomName: string, build: (seq: number, time: number) => E): boolean {
     const room = this.rooms.get(roomName);
-    if (!room) return false;
-    const frame = new Frame(build(++room.seq, this.opts.now()));
+    if (!room) {
+      this.observer.posted?.(build(0, this.opts.now()), false);
+      return false;
+    }
+    const event = build(++room.seq, this.opts.now());
+    const frame = new Frame(event);
     room.record(frame);
     this.broadcast(room, frame);
+    this.observer.posted?.(event, true);
     return true;
+  }
+
+  /**
+   * A message to a room, from a member (`except`: the sender, who gets an ack instead) or from
+   * someone who is not one (the HTTP API). Throws EMPTY_MESSAGE or TEXT_TOO_LONG.
+   */
+  say(room: Room, nick: string, text: string, action = false, except?: Session): MessageEvent {
+    checkText(this, text);
+    const event: MessageEvent = { type: 'message', room: room.name, seq: ++room.seq, nick, text, time: this.opts.now() };
+    if (action) event.action = true;
+    const frame = new Frame(event);
+    room.record(frame);
+    this.broadcast(room, frame, except);
+    this.stats.messages++;
+    this.stats.deliveries += except ? room.members.size - 1 : room.members.size;
+    return event;
+  }
+
+  /**
+   * Posts an image to a room: the members (but `except`) see who posted what and how big. The
+   * bytes go to the image sink with submitImage(), once the poster has had its ack.
+   */
+  postImage(room: Room, nick: string, name: string, data: Buffer, except?: Session): { event: ImageEvent; post: ImagePost } {
+    // Only the file's own name is shown: a path says nothing to the room and may say too much.
+    const shown = name.split(/[\\/]/).pop()!.slice(0, 100) || 'image';
+    const event: ImageEvent = {
+      type: 'image',
+      room: room.name,
+      seq: ++room.seq,
+      nick,
+      image: this.imageId(),
+      name: shown,
+      size: data.length,
+      time: this.opts.now(),
+    };
+    const frame = new Frame(event);
+    room.record(frame);
+    this.broadcast(room, frame, except);
+    this.stats.images++;
+    const post: ImagePost = { room: room.name, image: event.image, name: shown, nick, bytes: data };
+    this.observer.imagePosted?.(post, event);
+    return { event, post };
+  }
+
+  submitImage(post: ImagePost): void {
+    this.imageSink?.submit(post);
   }
 
   /** Writes one frame to every member but `except`, the same bytes for each. */

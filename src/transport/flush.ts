@@ -11,9 +11,15 @@ export interface Flushable {
 let dirty: Flushable[] = [];
 let spare: Flushable[] = [];
 let scheduled = false;
-// The batch joined last in this flush pass, and the Buffers it was joined from (joinBatch).
-let lastParts: Buffer[] | null = null;
-let lastJoined: Buffer | null = null;
+/**
+ * The batches joined last in this flush pass, and the Buffers each was joined from (joinBatch).
+ * Several, because a room's members may take different encodings of the same frames (text,
+ * JSON, WebSocket) and come in the flush list interleaved.
+ */
+const RECENT = 4;
+const recentParts: (Buffer[] | null)[] = new Array<Buffer[] | null>(RECENT).fill(null);
+const recentJoined: (Buffer | null)[] = new Array<Buffer | null>(RECENT).fill(null);
+let newest = 0;
 
 function flushAll(): void {
   scheduled = false;
@@ -22,34 +28,37 @@ function flushAll(): void {
   for (let i = 0; i < list.length; i++) list[i].flush();
   list.length = 0;
   spare = list;
-  // Do not keep the last batch alive until the next turn.
-  lastParts = null;
-  lastJoined = null;
+  // Do not keep the last batches alive until the next turn.
+  recentParts.fill(null);
+  recentJoined.fill(null);
 }
 
 /**
  * The bytes of a batch, as one Buffer. The members of a room get the same frames in the same
  * order, and they come one after another in the flush list (queued in the order the broadcast
- * reached them): when a batch is made of exactly the same Buffers as the previous one, the
- * previous copy is written again instead of copying the same bytes once per recipient. A
- * broadcast to a hundred then costs one copy, not a hundred, and holds one copy in memory
- * while slow readers catch up. Buffers are never changed once queued, so sharing is safe.
+ * reached them): when a batch is made of exactly the same Buffers as a recent one, that copy
+ * is written again instead of copying the same bytes once per recipient. A broadcast to a
+ * hundred then costs one copy per encoding, not a hundred, and holds one copy in memory while
+ * slow readers catch up. Buffers are never changed once queued, so sharing is safe.
  */
 export function joinBatch(parts: Buffer[], bytes: number): Buffer {
   if (parts.length === 1) return parts[0];
-  const prev = lastParts;
-  if (prev !== null && prev.length === parts.length && lastJoined!.length === bytes) {
+  // Newest first: in a room of one encoding the previous batch is the match.
+  for (let k = 0, at = newest; k < RECENT; k++, at = (at + RECENT - 1) % RECENT) {
+    const prev = recentParts[at];
+    if (prev === null || prev.length !== parts.length || recentJoined[at]!.length !== bytes) continue;
     let same = true;
     for (let i = 0; i < parts.length; i++)
       if (parts[i] !== prev[i]) {
         same = false;
         break;
       }
-    if (same) return lastJoined!;
+    if (same) return recentJoined[at]!;
   }
   const joined = Buffer.concat(parts, bytes);
-  lastParts = parts;
-  lastJoined = joined;
+  newest = (newest + 1) % RECENT;
+  recentParts[newest] = parts;
+  recentJoined[newest] = joined;
   return joined;
 }
 

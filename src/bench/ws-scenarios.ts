@@ -1,0 +1,111 @@
+/**
+ * WebSocket scenarios: the fan-out and latency scenarios again, with WebSocket clients only
+ * and with rooms of TCP and WebSocket clients mixed, so each figure has a TCP twin to be
+ * compared with (same rooms, senders, messages and sizes; only the transport differs).
+ *
+ * WebSocket carries the JSON events (one per message), TCP the scenario's --wire format (text
+ * lines by default, a third smaller than the JSON); there is also TCP with the same
+ * JSON bytes (json-fanout-100), to tell the transport's cost from the format's.
+ */
+import type { Scenario, Target } from './scenarios.js';
+
+const FANOUT = {
+  rooms: { count: 1, members: 100, senders: 10 },
+  idle: 0,
+  load: { kind: 'burst', perSender: 1000, batch: 50 },
+  textBytes: 100,
+} as const;
+
+const LATENCY = {
+  rooms: { count: 1, members: 200, senders: 5 },
+  idle: 0,
+  load: { kind: 'paced', rate: 200, roundSeconds: 1 },
+  textBytes: 100,
+} as const;
+
+export const WS_SCENARIOS: Scenario[] = [
+  {
+    name: 'ws-fanout-100',
+    description: 'fanout-100 with WebSocket clients only: one room of 100, 10 senders x 1,000 messages per round, unpaced',
+    ...FANOUT,
+    load: { ...FANOUT.load },
+    rooms: { ...FANOUT.rooms },
+    wire: 'ws',
+    targets: [],
+  },
+  {
+    name: 'mixed-fanout-100',
+    description: 'fanout-100 with every other client on WebSocket (the rest TCP, --wire), senders of both kinds',
+    ...FANOUT,
+    load: { ...FANOUT.load },
+    rooms: { ...FANOUT.rooms },
+    wires: ['ws', 'tcp'],
+    targets: [],
+  },
+  {
+    name: 'json-fanout-100',
+    description: 'fanout-100 over TCP in JSON mode: the same bytes as WebSocket carries, without the WebSocket framing',
+    ...FANOUT,
+    load: { ...FANOUT.load },
+    rooms: { ...FANOUT.rooms },
+    wire: 'json',
+    targets: [],
+  },
+  {
+    name: 'ws-latency-200',
+    description: 'latency-200 with WebSocket clients only: one room of 200, 5 senders at 200 messages/s each, paced',
+    ...LATENCY,
+    load: { ...LATENCY.load },
+    rooms: { ...LATENCY.rooms },
+    wire: 'ws',
+    targets: [{ metric: 'latencyP99Ms', bound: 'max', value: 5, label: 'p99 <= 5 ms' }],
+  },
+  {
+    name: 'mixed-latency-200',
+    description: 'latency-200 with every other client on WebSocket',
+    ...LATENCY,
+    load: { ...LATENCY.load },
+    rooms: { ...LATENCY.rooms },
+    wires: ['ws', 'tcp'],
+    targets: [{ metric: 'latencyP99Ms', bound: 'max', value: 5, label: 'p99 <= 5 ms' }],
+  },
+];
+
+/** A figure of one scenario held against the same figure of its TCP twin. */
+interface Comparison {
+  scenario: string;
+  baseline: string;
+  metric: Target['metric'];
+  /** The scenario's figure must be at least this share of the baseline's. */
+  atLeast: number;
+}
+
+const COMPARISONS: Comparison[] = [
+  { scenario: 'ws-fanout-100', baseline: 'fanout-100', metric: 'deliveriesPerCpuSecond', atLeast: 0.7 },
+  { scenario: 'ws-fanout-100', baseline: 'json-fanout-100', metric: 'deliveriesPerCpuSecond', atLeast: 0.7 },
+  { scenario: 'mixed-fanout-100', baseline: 'fanout-100', metric: 'deliveriesPerCpuSecond', atLeast: 0.7 },
+];
+
+interface SummaryLike {
+  scenario: string;
+  median: Record<string, number>;
+  targets: { label: string; value: number; met: boolean }[];
+}
+
+/**
+ * Adds the WebSocket-against-TCP targets to the summaries of scenarios that ran together with
+ * their baseline (so they show in the table and the JSON), and says how each compares.
+ */
+export function compareTransports(summaries: SummaryLike[]): string[] {
+  const lines: string[] = [];
+  for (const c of COMPARISONS) {
+    const s = summaries.find((x) => x.scenario === c.scenario);
+    const base = summaries.find((x) => x.scenario === c.baseline);
+    if (!s || !base) continue;
+    const ratio = s.median[c.metric] / base.median[c.metric];
+    const label = `>= ${Math.round(c.atLeast * 100)}% of ${c.baseline}`;
+    s.targets.push({ label, value: ratio, met: ratio >= c.atLeast });
+    lines.push(`${c.scenario}: ${c.metric} ${(ratio * 100).toFixed(0)}% of ${c.baseline}'s (target ${label})`);
+  }
+  return lines;
+}

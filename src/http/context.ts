@@ -1,0 +1,110 @@
+/**
+ * What the HTTP handlers share: their options, the hub, the stores, and the checks every
+ * route that posts to a room makes (which room, whose name).
+ */
+import type { IncomingMessage } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Hub } from '../hub/hub.js';
+import type { Room } from '../hub/room.js';
+import type { BotStatus } from '../protocol/events.js';
+import { RoomcastError } from '../protocol/errors.js';
+import { nickKey } from '../protocol/text.js';
+import type { ConnectionOptions } from '../transport/chat-link.js';
+import { httpError } from './errors.js';
+import type { ImageStore } from './image-store.js';
+import type { Metrics } from './metrics.js';
+import type { OriginPolicy } from './origin.js';
+import type { TaskStore } from './task-store.js';
+
+/** The package root: this module is in dist/http/ (or src/http/ under ts-jest). */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Who posts through the HTTP API when no nick is given (a reserved nick, so nobody can take it). */
+export const WEB_NICK = 'web';
+
+export interface WebOptions {
+  /** null: HTTP and WebSocket share the chat port; a number: their own port (0: any free one). */
+  port: number | null;
+  /** Origins allowed to use the server from a browser; empty: the server's own host only. */
+  origins: string[];
+  /** Where WebSocket clients connect. */
+  wsPath: string;
+  /**
+   * Largest WebSocket message; a larger one closes the connection with 1009. null: room for
+   * the largest image a client may post (maxImageBytes), and at least a JSON frame (maxFrame).
+   */
+  wsMaxPayload: number | null;
+  /** Static files (the web page). */
+  staticDir: string;
+  /** Largest JSON request body. */
+  maxJsonBody: number;
+  /** Posted images kept for GET /api/images/{id}: total bytes and count. */
+  imageStoreBytes: number;
+  imageStoreCount: number;
+  /** Most messages one history page holds. */
+  historyPageMax: number;
+  /** An HTTP connection with no traffic for this long is closed (ms). */
+  idleTimeoutMs: number;
+  /** Process metrics (CPU, memory, event loop, GC) in /metrics. */
+  processMetrics: boolean;
+}
+
+export const WEB_DEFAULTS: WebOptions = {
+  port: null,
+  origins: [],
+  wsPath: '/ws',
+  wsMaxPayload: null,
+  staticDir: path.join(PACKAGE_ROOT, 'public'),
+  maxJsonBody: 64 * 1024,
+  imageStoreBytes: 64 << 20,
+  imageStoreCount: 256,
+  historyPageMax: 200,
+  idleTimeoutMs: 30_000,
+  processMetrics: true,
+};
+
+export interface Readiness {
+  listening: boolean;
+  stopping: boolean;
+  bot: BotStatus | null;
+}
+
+export interface WebContext {
+  hub: Hub;
+  opts: WebOptions;
+  connection: ConnectionOptions;
+  tasks: TaskStore;
+  images: ImageStore;
+  metrics: Metrics;
+  origins: OriginPolicy;
+  readiness(): Readiness;
+}
+
+/** A room that exists: posting does not create rooms (nobody would be there to see it). */
+export function existingRoom(ctx: WebContext, name: string): Room {
+  const key = ctx.hub.checkRoom(name);
+  const room = ctx.hub.rooms.get(key);
+  if (!room) throw httpError('NO_SUCH_ROOM', key);
+  return room;
+}
+
+/**
+ * Whose name a post goes out under: `web` by default, or a valid nick that nobody connected
+ * has (the API cannot tell who is calling, so it must not speak for someone who is here).
+ */
+export function posterNick(ctx: WebContext, given: string | null | undefined): string {
+  if (given === undefined || given === null || given === '' || nickKey(given) === WEB_NICK) return WEB_NICK;
+  try {
+    return ctx.hub.checkNick(given);
+  } catch (err) {
+    if (err instanceof RoomcastError) throw httpError(err.code, given.slice(0, 40));
+    throw err;
+  }
+}
+
+/** Browsers' cross-site posts are refused (see OriginPolicy). */
+export function checkOrigin(ctx: WebContext, req: IncomingMessage): void {
+  const refused = ctx.origins.refused(req);
+  if (refused !== null) throw httpError('FORBIDDEN_ORIGIN', refused.slice(0, 200));
+}

@@ -1,0 +1,83 @@
+/**
+ * Rooms over HTTP: the list, a room's history page by page, and posting a message from
+ * outside (a script, a cron job): GET /api/rooms, GET /api/rooms/{room}/history,
+ * POST /api/rooms/{room}/messages.
+ */
+import { sanitize } from '../protocol/text.js';
+import { readJsonObject } from './body.js';
+import { checkOrigin, existingRoom, posterNick, type WebContext } from './context.js';
+import { httpError } from './errors.js';
+import { sendJson } from './respond.js';
+import type { Route } from './router.js';
+
+const ROOM = '([^/]+)';
+
+/** A whole number from the query, within bounds, or the default when absent. */
+export function queryInt(query: URLSearchParams, name: string, dflt: number | null, min: number, max: number): number | null {
+  const v = query.get(name);
+  if (v === null || v === '') return dflt;
+  if (!/^\d{1,15}$/.test(v) || Number(v) < min || Number(v) > max)
+    throw httpError('BAD_QUERY', `"${name}" must be a whole number from ${min} to ${max}`);
+  return Number(v);
+}
+
+export function roomRoutes(ctx: WebContext): Route[] {
+  const hub = ctx.hub;
+  return [
+    {
+      name: 'GET /api/rooms',
+      methods: ['GET'],
+      pattern: /^\/api\/rooms\/?$/,
+      handle({ req, res }) {
+        const rooms = [...hub.rooms.values()]
+          .sort((a, b) => a.name.localeCompare(b.name))
+          .map((r) => ({ room: r.name, members: r.members.size, topic: r.topic, seq: r.seq }));
+        sendJson(req, res, 200, { rooms });
+      },
+    },
+    {
+      name: 'GET /api/rooms/{room}/history',
+      methods: ['GET'],
+      pattern: new RegExp(`^/api/rooms/${ROOM}/history$`),
+      handle({ req, res, params, query }) {
+        const room = existingRoom(ctx, params[0]);
+        const pageMax = Math.min(ctx.opts.historyPageMax, hub.opts.historySize);
+        const limit = queryInt(query, 'limit', Math.min(50, pageMax), 1, pageMax)!;
+        const after = queryInt(query, 'after', null, 0, Number.MAX_SAFE_INTEGER);
+        // With "after": the oldest page after it, to read forward (next: after = last seq seen).
+        // Without: the newest page.
+        const kept = room.since(after ?? 0, hub.opts.historySize);
+        const page = after === null ? kept.slice(-limit) : kept.slice(0, limit);
+        const messages = page.map((f) => f.event);
+        const first = room.firstKept;
+        sendJson(req, res, 200, {
+          room: room.name,
+          messages,
+          first,
+          last: room.seq,
+          missed: after === null ? 0 : Math.max(0, first - 1 - after),
+          more: after !== null && page.length < kept.length,
+        });
+      },
+    },
+    {
+      name: 'POST /api/rooms/{room}/messages',
+      methods: ['POST'],
+      pattern: new RegExp(`^/api/rooms/${ROOM}/messages$`),
+      async handle({ req, res, params }) {
+        checkOrigin(ctx, req);
+        existingRoom(ctx, params[0]);
+        const body = await readJsonObject(req, ctx.opts.maxJsonBody);
+        if (typeof body.text !== 'string') throw httpError('BAD_MESSAGE', '"text" must be a string');
+        if (body.nick !== undefined && body.nick !== null && typeof body.nick !== 'string')
+          throw httpError('BAD_MESSAGE', '"nick" must be a string');
+        if (body.action !== undefined && typeof body.action !== 'boolean') throw httpError('BAD_MESSAGE', '"action" must be true or false');
+        const nick = posterNick(ctx, body.nick as string | undefined);
+        // The room may have emptied (and gone) while the body was read.
+        const room = existingRoom(ctx, params[0]);
+        const event = hub.say(room, nick, sanitize(body.text), body.action === true);
+        sendJson(req, res, 200, { room: room.name, seq: event.seq, nick, time: event.time });
+      },
+    },
+  ];
+}

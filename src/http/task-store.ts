@@ -1,0 +1,141 @@
+/**
+ * Classification tasks: one per image posted (over any transport, so a page that posted over
+ * its WebSocket can poll too), keyed by the image's id. A task is pending until the classifier
+ * bot answers in the room, then done (labels) or failed (why).
+ *
+ * Bounded: finished tasks are kept for `finishedTtlMs` and at most `maxFinished` of them (the
+ * oldest go first); a task still pending after `pendingTimeoutMs` is failed as TIMEOUT, so a
+ * lost answer can never pin memory. Pending tasks are few anyway: the classifier's queue is
+ * bounded and refuses (an answer too) what does not fit.
+ */
+import type { ImagePost } from '../hub/hub.js';
+import type { ImageEvent, LabelScore, LabelsEvent } from '../protocol/events.js';
+
+export type TaskStatus = 'pending' | 'done' | 'failed';
+
+export interface Task {
+  id: string;
+  status: TaskStatus;
+  room: string;
+  /** The image's id: its bytes are at /api/images/{image} while they are kept. */
+  image: number;
+  /** The image event's seq in the room. */
+  seq: number;
+  name: string;
+  nick: string;
+  /** When it was posted and answered (ms since the epoch). */
+  created: number;
+  finished?: number;
+  labels?: LabelScore[];
+  model?: string;
+  error?: { code: string; message: string };
+}
+
+export interface TaskStoreOptions {
+  maxFinished: number;
+  finishedTtlMs: number;
+  pendingTimeoutMs: number;
+  now: () => number;
+  /** A task finished: for the latency metrics. */
+  onFinished?(task: Task, answer: LabelsEvent | null): void;
+}
+
+export const TASK_DEFAULTS: TaskStoreOptions = {
+  maxFinished: 1000,
+  finishedTtlMs: 15 * 60_000,
+  pendingTimeoutMs: 5 * 60_000,
+  now: Date.now,
+};
+
+export class TaskStore {
+  readonly opts: TaskStoreOptions;
+  /** In the order of posting (image ids grow): the first entries are the oldest. */
+  private readonly tasks = new Map<number, Task>();
+  private finishedCount = 0;
+  private pruning = false;
+
+  constructor(opts: Partial<TaskStoreOptions> = {}) {
+    this.opts = { ...TASK_DEFAULTS, ...opts };
+  }
+
+  get pending(): number {
+    return this.tasks.size - this.finishedCount;
+  }
+
+  get size(): number {
+    return this.tasks.size;
+  }
+
+  posted(post: ImagePost, event: ImageEvent): Task {
+    const task: Task = {
+      id: String(post.image),
+      status: 'pending',
+      room: post.room,
+      image: post.image,
+      seq: event.seq,
+      name: post.name,
+      nick: post.nick,
+      created: event.time,
+    };
+    this.tasks.set(post.image, task);
+    this.prune();
+    return task;
+  }
+
+  /** The bot's answer (labels, or an error) to an image. */
+  answered(e: LabelsEvent): void {
+    const task = this.tasks.get(e.image);
+    if (!task || task.status !== 'pending') return;
+    if (e.error) task.error = e.error;
+    else {
+      task.labels = e.labels ?? [];
+      if (e.model) task.model = e.model;
+    }
+    this.finish(task, e.error ? 'failed' : 'done', e);
+  }
+
+  fail(image: number, error: { code: string; message: string }): void {
+    const task = this.tasks.get(image);
+    if (!task || task.status !== 'pending') return;
+    task.error = error;
+    this.finish(task, 'failed', null);
+  }
+
+  get(id: string): Task | undefined {
+    if (!/^[1-9]\d{0,15}$/.test(id)) return undefined;
+    this.prune();
+    return this.tasks.get(Number(id));
+  }
+
+  private finish(task: Task, status: 'done' | 'failed', answer: LabelsEvent | null): void {
+    task.status = status;
+    task.finished = this.opts.now();
+    this.finishedCount++;
+    // Moved to the end: finished tasks then leave in the order they finished.
+    this.tasks.delete(task.image);
+    this.tasks.set(task.image, task);
+    this.opts.onFinished?.(task, answer);
+    this.prune();
+  }
+
+  private prune(): void {
+    if (this.pruning) return; // fail() below finishes tasks, which prunes again
+    this.pruning = true;
+    try {
+      const now = this.opts.now();
+      const { maxFinished, finishedTtlMs, pendingTimeoutMs } = this.opts;
+      const timedOut = [...this.tasks.values()].filter((t) => t.status === 'pending' && now - t.created > pendingTimeoutMs);
+      for (const task of timedOut)
+        this.fail(task.image, { code: 'TIMEOUT', message: `no answer came within ${Math.round(pendingTimeoutMs / 1000)} s` });
+      // Finished tasks are in the order they finished: drop from the oldest until within bounds.
+      for (const task of this.tasks.values()) {
+        if (task.status === 'pending') continue;
+        if (this.finishedCount <= maxFinished && now - task.finished! <= finishedTtlMs) break;
+        this.tasks.delete(task.image);
+        this.finishedCount--;
+      }
+    } finally {
+      this.pruning = false;
+    }
+  }
+}

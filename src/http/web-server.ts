@@ -1,0 +1,180 @@
+/**
+ * HTTP and WebSocket: Node's HTTP server without a listener of its own. It is handed sockets,
+ * either from the chat port (a Connection saw an HTTP request line and let go of its socket)
+ * or from the HTTP port's listeners, after the server's connection limits have counted them.
+ *
+ * A GET on the WebSocket path with an Upgrade becomes a WebSocket once its Origin is allowed;
+ * the server turns it into a chat connection (WsConnection). Everything else is the route
+ * table (the API, health, metrics), then static files. Every answer is JSON on error, with a
+ * stable code, and carries the security headers.
+ */
+import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { ProtocolError } from '../protocol/errors.js';
+import type { Logger } from '../log.js';
+import type { WebContext } from './context.js';
+import { asHttpError, fromProtocolError, httpError, type HttpError } from './errors.js';
+import { healthRoutes } from './health.js';
+import { FORM_OVERHEAD, imageRoutes } from './images.js';
+import { sendError, setSecurityHeaders, SECURITY_HEADERS } from './respond.js';
+import { roomRoutes } from './rooms.js';
+import { matchRoute, splitUrl, type Route } from './router.js';
+import { StaticFiles } from './static-files.js';
+import { taskRoutes } from './tasks.js';
+
+export interface WebHooks {
+  /** A WebSocket handshake completed on `socket`. */
+  websocket(ws: WebSocket, socket: Socket, req: IncomingMessage): void;
+}
+
+export class WebServer {
+  readonly http: http.Server;
+  /** Sockets speaking HTTP (not those upgraded to WebSocket). */
+  readonly sockets = new Set<Socket>();
+  private readonly wss: WebSocketServer;
+  private readonly routes: Route[];
+  private readonly files: StaticFiles;
+  /** Sockets over a connection limit: their requests are answered with why, then closed. */
+  private readonly refusals = new WeakMap<Socket, ProtocolError>();
+
+  constructor(
+    private readonly ctx: WebContext,
+    private readonly hooks: WebHooks,
+    private readonly log: Logger,
+  ) {
+    const o = ctx.opts;
+    this.http = http.createServer({ noDelay: true, keepAliveTimeout: 5000 });
+    // Inactivity limit: without a listen() of its own, Node's request and header timers do not
+    // run, so a socket that goes quiet is what gets closed.
+    this.http.timeout = o.idleTimeoutMs;
+    this.http.on('request', (req, res) => void this.onRequest(req, res));
+    // A client that asks before sending a body (curl does, for uploads) is told "too large"
+    // before it sends a byte of it; otherwise it may go on.
+    this.http.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      const largest = ctx.connection.maxImageBytes + FORM_OVERHEAD;
+      if (Number(req.headers['content-length']) > largest) {
+        res.once('finish', () => ctx.metrics.httpAnswered('expect-continue', res.statusCode, 0));
+        setSecurityHeaders(res);
+        sendError(req, res, httpError('BODY_TOO_LARGE', ctx.connection.maxImageBytes));
+        return;
+      }
+      res.writeContinue();
+      void this.onRequest(req, res);
+    });
+    this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      // Off, and it must stay off: WsConnection writes pre-built uncompressed frames itself.
+      perMessageDeflate: false,
+      maxPayload: o.wsMaxPayload ?? Math.max(ctx.connection.maxImageBytes, ctx.connection.maxFrame),
+    });
+    this.files = new StaticFiles(o.staticDir);
+    this.routes = [
+      ...healthRoutes(ctx),
+      { name: 'GET /metrics', methods: ['GET'], pattern: /^\/metrics$/, handle: ({ req, res }) => ctx.metrics.handle(req, res) },
+      ...roomRoutes(ctx),
+      ...imageRoutes(ctx),
+      ...taskRoutes(ctx),
+      {
+        name: `GET ${o.wsPath}`,
+        methods: ['GET'],
+        pattern: new RegExp(`^${o.wsPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
+        handle() {
+          throw httpError('UPGRADE_REQUIRED', '', { Upgrade: 'websocket' });
+        },
+      },
+    ];
+  }
+
+  /**
+   * Takes a socket that speaks HTTP. `head`: bytes already read from it (the request line a
+   * Connection saw), put back in front of what comes next.
+   */
+  accept(socket: Socket, head: Buffer | null, refusal: ProtocolError | null): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    if (refusal) this.refusals.set(socket, refusal);
+    // What was read before goes back only once the HTTP server's listeners are on: unshift()
+    // on a flowing socket emits the bytes at once, and they must reach the HTTP parser first.
+    this.http.emit('connection', socket);
+    if (head !== null && head.length > 0) socket.unshift(head);
+  }
+
+  /** Closes every HTTP connection (shutdown); WebSockets are the server's to close. */
+  destroyAll(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    let route = 'static';
+    setSecurityHeaders(res);
+    res.once('finish', () => this.ctx.metrics.httpAnswered(route, res.statusCode, (performance.now() - started) / 1000));
+    try {
+      const refusal = this.refusals.get(req.socket as Socket);
+      if (refusal) {
+        route = 'refused';
+        throw fromProtocolError(refusal, { Connection: 'close', 'Retry-After': '5' });
+      }
+      const { path, query } = splitUrl(req.url);
+      const method = req.method ?? 'GET';
+      const match = matchRoute(this.routes, method, path);
+      if (match === null) {
+        if (path.startsWith('/api/') || path === '/api') throw httpError('NOT_FOUND', path.slice(0, 200));
+        if (method !== 'GET' && method !== 'HEAD') throw httpError('METHOD_NOT_ALLOWED', 'Use GET or HEAD for this path.', { Allow: 'GET, HEAD' });
+        await this.files.serve(req, res, path);
+        return;
+      }
+      if ('error' in match) throw match.error;
+      route = match.route.name;
+      await match.route.handle({ req, res, path, query, params: match.params });
+    } catch (err) {
+      const e = asHttpError(err);
+      if (e.code === 'INTERNAL') this.log.error(`${req.method} ${req.url?.slice(0, 200)}: ${(err as Error)?.stack ?? err}`);
+      sendError(req, res, e);
+    }
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const { path } = splitUrl(req.url);
+    const refusal = this.refusals.get(socket);
+    const origin = this.ctx.origins.refused(req);
+    let err: HttpError | null = null;
+    if (path !== this.ctx.opts.wsPath) err = httpError('NOT_FOUND', path.slice(0, 200));
+    else if (refusal) err = fromProtocolError(refusal, { 'Retry-After': '5' });
+    else if (origin !== null) err = httpError('FORBIDDEN_ORIGIN', origin.slice(0, 200));
+    else if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') err = httpError('UPGRADE_REQUIRED');
+    if (err) {
+      refuseRaw(socket, err);
+      return;
+    }
+    this.sockets.delete(socket);
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.hooks.websocket(ws, socket, req));
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    refuseRaw(socket, httpError('BAD_REQUEST'), err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400);
+  }
+}
+
+/** An error answer written straight to a socket that has no response object, then closed. */
+function refuseRaw(socket: Socket, err: HttpError, status = err.status): void {
+  const body = JSON.stringify(err.body);
+  const headers = {
+    ...SECURITY_HEADERS,
+    ...err.headers,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(body)),
+    Connection: 'close',
+  };
+  const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` + Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.end(head + '\r\n' + body);
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
