@@ -1,0 +1,730 @@
+/**
+ * The roomcast web page: one WebSocket (see docs/protocol.md, "WebSocket"), rooms on the left,
+ * the current room's messages in the middle, images inline with the classifier bot's labels.
+ *
+ * Everything other people send is put on the page as text (textContent), never as HTML.
+ * Reconnecting: each room remembers the last seq it saw and joins again with "after", and every
+ * room event is shown at most once (by seq), so a blip or a server restart leaves no gap and no
+ * duplicate.
+ */
+import { Connection, type Status } from './connection.js';
+import { byId, clockTime, el, formatBytes } from './dom.js';
+import type { ImageEvent, LabelScore, LabelsEvent, MessageEvent, RoomEvent, RoomInfo, ServerEvent } from './events.js';
+
+interface RoomState {
+  name: string;
+  /** Highest seq seen in this room (0: none yet). */
+  lastSeq: number;
+  seen: Set<number>;
+  members: Set<string>;
+  topic: string;
+  pane: HTMLDivElement;
+  /** Image posts on the page, by image id, so the bot's labels go under their picture. */
+  images: Map<number, HTMLElement>;
+  unread: number;
+  item: HTMLLIElement;
+  /** We are in it on the server right now (false while reconnecting). */
+  joined: boolean;
+}
+
+const STORE_NICK = 'roomcast.nick';
+const STORE_ROOMS = 'roomcast.rooms';
+const NICK_FIXES = new Set(['NICK_TAKEN', 'NICK_INVALID', 'NICK_RESERVED']);
+
+const ui = {
+  login: byId<HTMLDivElement>('login'),
+  loginForm: byId<HTMLFormElement>('login-form'),
+  nickInput: byId<HTMLInputElement>('nick-input'),
+  roomInput: byId<HTMLInputElement>('room-input'),
+  loginError: byId<HTMLParagraphElement>('login-error'),
+  app: byId<HTMLDivElement>('app'),
+  menuBtn: byId<HTMLButtonElement>('menu-btn'),
+  sidebar: byId<HTMLElement>('sidebar'),
+  roomTitle: byId<HTMLHeadingElement>('room-title'),
+  topic: byId<HTMLSpanElement>('topic'),
+  status: byId<HTMLSpanElement>('status'),
+  me: byId<HTMLSpanElement>('me'),
+  roomList: byId<HTMLUListElement>('room-list'),
+  otherRooms: byId<HTMLUListElement>('other-rooms'),
+  joinForm: byId<HTMLFormElement>('join-form'),
+  joinInput: byId<HTMLInputElement>('join-input'),
+  memberCount: byId<HTMLSpanElement>('member-count'),
+  memberList: byId<HTMLUListElement>('member-list'),
+  chat: byId<HTMLElement>('chat'),
+  messages: byId<HTMLDivElement>('messages'),
+  dropHint: byId<HTMLDivElement>('drop-hint'),
+  composer: byId<HTMLFormElement>('composer'),
+  textInput: byId<HTMLInputElement>('text-input'),
+  fileInput: byId<HTMLInputElement>('file-input'),
+};
+
+const rooms = new Map<string, RoomState>();
+let current: RoomState | null = null;
+let nick = '';
+let registered = false;
+let everRegistered = false;
+let nickRetries = 0;
+let maxImageBytes = Infinity;
+let nextId = 1;
+const pendingMessages = new Map<number, { room: string; text: string; action: boolean }>();
+const pendingImages = new Map<number, { room: string; name: string; size: number }>();
+let roomsTimer: number | null = null;
+
+const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
+const conn = new Connection(wsUrl, {
+  onOpen: () => {
+    registered = false;
+    conn.send({ type: 'hello', nick, rooms: [] });
+  },
+  onEvent: (ev) => handle(ev),
+  onStatus: (s) => showStatus(s),
+});
+
+// ---- rooms ---------------------------------------------------------------------------------
+
+function roomState(name: string): RoomState {
+  let r = rooms.get(name);
+  if (r) return r;
+  const pane = el('div', 'pane');
+  pane.dataset.room = name;
+  pane.hidden = true;
+  ui.messages.append(pane);
+  const item = el('li', 'room');
+  const open = el('button', 'room-open');
+  open.type = 'button';
+  open.append(el('span', 'room-name', `#${name}`), el('span', 'badge'));
+  open.addEventListener('click', () => {
+    select(name);
+    document.body.classList.remove('show-sidebar');
+  });
+  const leave = el('button', 'room-leave', '×');
+  leave.type = 'button';
+  leave.title = `Leave #${name}`;
+  leave.setAttribute('aria-label', `Leave #${name}`);
+  leave.addEventListener('click', () => part(name));
+  item.append(open, leave);
+  ui.roomList.append(item);
+  r = { name, lastSeq: 0, seen: new Set(), members: new Set(), topic: '', pane, images: new Map(), unread: 0, item, joined: false };
+  rooms.set(name, r);
+  saveRooms();
+  return r;
+}
+
+function saveRooms(): void {
+  try {
+    localStorage.setItem(STORE_ROOMS, JSON.stringify([...rooms.keys()]));
+  } catch {
+    /* storage may be off */
+  }
+}
+
+function select(name: string): void {
+  const r = rooms.get(name);
+  if (!r) return;
+  if (current) {
+    current.pane.hidden = true;
+    current.item.classList.remove('current');
+  }
+  current = r;
+  r.pane.hidden = false;
+  r.item.classList.add('current');
+  r.unread = 0;
+  renderBadge(r);
+  ui.roomTitle.textContent = `#${r.name}`;
+  ui.topic.textContent = r.topic;
+  renderMembers();
+  scrollToEnd(true);
+  document.title = `#${r.name} · roomcast`;
+}
+
+function join(name: string): void {
+  const r = roomState(name);
+  if (conn.isOpen && registered) conn.send(joinRequest(r));
+  select(name);
+}
+
+/** A join names its room in its id, so a refusal (ROOM_INVALID, TOO_MANY_ROOMS) can be tied to it. */
+function joinRequest(r: RoomState): object {
+  const id = `join:${r.name}`;
+  return r.lastSeq > 0 ? { type: 'join', room: r.name, after: r.lastSeq, id } : { type: 'join', room: r.name, id };
+}
+
+function part(name: string): void {
+  const r = rooms.get(name);
+  if (!r) return;
+  if (conn.isOpen && registered && r.joined) conn.send({ type: 'part', room: name });
+  forget(r);
+}
+
+function forget(r: RoomState): void {
+  rooms.delete(r.name);
+  r.pane.remove();
+  r.item.remove();
+  saveRooms();
+  if (current === r) {
+    current = null;
+    const next = rooms.keys().next();
+    if (!next.done) select(next.value);
+    else {
+      ui.roomTitle.textContent = 'no room';
+      ui.topic.textContent = '';
+      renderMembers();
+    }
+  }
+  requestRooms();
+}
+
+function renderBadge(r: RoomState): void {
+  const badge = r.item.querySelector('.badge');
+  if (badge) badge.textContent = r.unread > 0 ? String(r.unread) : '';
+  r.item.classList.toggle('unread', r.unread > 0);
+}
+
+function renderMembers(): void {
+  ui.memberList.replaceChildren();
+  if (!current) {
+    ui.memberCount.textContent = '';
+    return;
+  }
+  const names = [...current.members].sort((a, b) => a.localeCompare(b));
+  ui.memberCount.textContent = `(${names.length})`;
+  for (const n of names) ui.memberList.append(el('li', n === nick ? 'member me' : 'member', n));
+}
+
+function renderOtherRooms(list: RoomInfo[]): void {
+  ui.otherRooms.replaceChildren();
+  for (const info of list) {
+    if (rooms.has(info.room)) continue;
+    const li = el('li');
+    const b = el('button', 'other-room');
+    b.type = 'button';
+    b.append(el('span', 'room-name', `#${info.room}`), el('span', 'count', String(info.members)));
+    if (info.topic) b.title = info.topic;
+    b.addEventListener('click', () => {
+      join(info.room);
+      document.body.classList.remove('show-sidebar');
+    });
+    li.append(b);
+    ui.otherRooms.append(li);
+  }
+  if (!ui.otherRooms.firstChild) ui.otherRooms.append(el('li', 'empty', 'none'));
+}
+
+function requestRooms(): void {
+  if (conn.isOpen && registered) conn.send({ type: 'rooms' });
+}
+
+// ---- messages ------------------------------------------------------------------------------
+
+function nearEnd(): boolean {
+  const m = ui.messages;
+  return m.scrollHeight - m.scrollTop - m.clientHeight < 80;
+}
+
+function scrollToEnd(force = false): void {
+  if (force || nearEnd()) ui.messages.scrollTop = ui.messages.scrollHeight;
+}
+
+/** Puts a room event in its place by seq (history can arrive after live messages). */
+function place(r: RoomState, node: HTMLElement, seq: number): void {
+  node.dataset.seq = String(seq);
+  let after: Element | null = r.pane.lastElementChild;
+  while (after && !after.classList.contains('divider')) {
+    const s = Number((after as HTMLElement).dataset.seq ?? NaN);
+    if (!Number.isNaN(s) && s < seq) break;
+    after = after.previousElementSibling;
+  }
+  if (after) after.after(node);
+  else r.pane.prepend(node);
+}
+
+function notice(r: RoomState | null, text: string, cls = 'notice'): void {
+  const target = r ?? current;
+  if (!target) {
+    ui.loginError.textContent = text;
+    return;
+  }
+  const stick = target === current && nearEnd();
+  const node = el('div', `msg ${cls}`, text);
+  // Between the last room event seen and the next one, so history placed later goes around it.
+  node.dataset.seq = String(target.lastSeq + 0.5);
+  target.pane.append(node);
+  if (stick) scrollToEnd(true);
+}
+
+function head(ev: { nick: string; time: number }): HTMLElement[] {
+  const time = el('time', 'time', clockTime(ev.time));
+  time.dateTime = new Date(ev.time).toISOString();
+  time.title = new Date(ev.time).toLocaleString();
+  return [time, el('span', ev.nick === nick ? 'nick me' : 'nick', ev.nick)];
+}
+
+function addEvent(ev: RoomEvent, live: boolean): void {
+  const r = rooms.get(ev.room);
+  if (!r || typeof ev.seq !== 'number') return;
+  if (r.seen.has(ev.seq)) return;
+  r.seen.add(ev.seq);
+  if (ev.seq > r.lastSeq) r.lastSeq = ev.seq;
+  const stick = r === current && nearEnd();
+  if (ev.type === 'message') place(r, messageNode(ev), ev.seq);
+  else if (ev.type === 'image') place(r, imageNode(r, ev), ev.seq);
+  else if (ev.type === 'labels') {
+    const post = r.images.get(ev.image);
+    const box = post?.querySelector<HTMLElement>('.labels');
+    if (box) fillLabels(box, ev);
+    else place(r, orphanLabels(ev), ev.seq);
+  }
+  if (live && r !== current && ev.type !== 'labels') {
+    r.unread++;
+    renderBadge(r);
+  }
+  if (stick) scrollToEnd(true);
+}
+
+function messageNode(ev: MessageEvent): HTMLElement {
+  const node = el('div', ev.action ? 'msg action' : 'msg');
+  const [time, who] = head(ev);
+  const text = el('span', 'text', ev.text);
+  if (ev.action) node.append(time, el('span', 'star', '*'), who, text);
+  else node.append(time, who, text);
+  return node;
+}
+
+function imageNode(r: RoomState, ev: ImageEvent): HTMLElement {
+  const node = el('div', 'msg post');
+  node.append(...head(ev));
+  const fig = el('figure', 'figure');
+  const link = el('a', 'image-link');
+  link.href = `/api/images/${ev.image}`;
+  link.target = '_blank';
+  link.rel = 'noopener';
+  const img = el('img', 'image');
+  img.alt = ev.name;
+  img.decoding = 'async';
+  img.src = `/api/images/${ev.image}`;
+  img.addEventListener('load', () => {
+    if (r === current) scrollToEnd();
+  });
+  img.addEventListener('error', () => {
+    link.replaceWith(el('div', 'image-gone', 'This image is no longer kept by the server.'));
+  });
+  link.append(img);
+  const caption = el('figcaption', 'caption', `${ev.name} · ${formatBytes(ev.size)}`);
+  const labels = el('div', 'labels pending', 'classifying…');
+  labels.dataset.image = String(ev.image);
+  fig.append(link, caption, labels);
+  node.append(fig);
+  node.dataset.image = String(ev.image);
+  r.images.set(ev.image, node);
+  return node;
+}
+
+function fillLabels(box: HTMLElement, ev: LabelsEvent): void {
+  box.replaceChildren();
+  box.classList.remove('pending');
+  if (ev.error || !ev.labels) {
+    box.classList.add('failed');
+    box.append(el('span', 'label-error', `${ev.nick}: ${ev.error?.message ?? 'no labels'}`));
+    return;
+  }
+  box.append(el('div', 'labels-by', ev.model ? `${ev.nick} (${ev.model}) sees:` : `${ev.nick} sees:`));
+  const list = el('ol', 'label-list');
+  for (const l of ev.labels) list.append(labelRow(l));
+  box.append(list);
+}
+
+function labelRow(l: LabelScore): HTMLLIElement {
+  const pct = Math.max(0, Math.min(100, l.score * 100));
+  const row = el('li', 'label');
+  const bar = el('span', 'bar');
+  const fill = el('span', 'fill');
+  fill.style.width = `${pct.toFixed(1)}%`; // CSSOM, not a style attribute: allowed by the CSP
+  bar.append(fill);
+  bar.setAttribute('role', 'meter');
+  bar.setAttribute('aria-valuemin', '0');
+  bar.setAttribute('aria-valuemax', '100');
+  bar.setAttribute('aria-valuenow', pct.toFixed(0));
+  row.append(el('span', 'label-name', l.label), bar, el('span', 'score', `${pct.toFixed(pct < 10 ? 1 : 0)}%`));
+  return row;
+}
+
+/** Labels whose picture is not on the page (it came before our history). */
+function orphanLabels(ev: LabelsEvent): HTMLElement {
+  const node = el('div', 'msg post orphan');
+  node.append(...head(ev), el('span', 'text', `about ${ev.name}:`));
+  const box = el('div', 'labels');
+  fillLabels(box, ev);
+  node.append(box);
+  return node;
+}
+
+// ---- events from the server ----------------------------------------------------------------
+
+function handle(ev: ServerEvent): void {
+  switch (ev.type) {
+    case 'welcome': {
+      registered = true;
+      everRegistered = true;
+      nickRetries = 0;
+      conn.registered();
+      setNick(ev.nick);
+      maxImageBytes = ev.limits.maxImageBytes ?? Infinity;
+      ui.login.hidden = true;
+      ui.app.hidden = false;
+      for (const r of rooms.values()) conn.send(joinRequest(r));
+      requestRooms();
+      if (roomsTimer === null) roomsTimer = window.setInterval(requestRooms, 20_000);
+      if (!current && rooms.size > 0) select(rooms.keys().next().value!);
+      break;
+    }
+    case 'message':
+    case 'image':
+    case 'labels':
+      addEvent(ev, true);
+      break;
+    case 'history': {
+      const r = rooms.get(ev.room);
+      if (!r) break;
+      if (ev.missed > 0) notice(r, `${ev.missed} earlier message${ev.missed === 1 ? ' is' : 's are'} no longer kept by the server.`);
+      for (const m of ev.messages) addEvent(m, false);
+      break;
+    }
+    case 'ack': {
+      if (typeof ev.id !== 'number') break;
+      const m = pendingMessages.get(ev.id);
+      if (m) {
+        pendingMessages.delete(ev.id);
+        addEvent({ type: 'message', room: ev.room, seq: ev.seq, nick, text: m.text, time: ev.time, ...(m.action ? { action: true as const } : {}) }, false);
+      }
+      const p = pendingImages.get(ev.id);
+      if (p && ev.image !== undefined) {
+        pendingImages.delete(ev.id);
+        addEvent({ type: 'image', room: ev.room, seq: ev.seq, nick, image: ev.image, name: p.name, size: p.size, time: ev.time }, false);
+      }
+      break;
+    }
+    case 'joined': {
+      const r = ev.self ? roomState(ev.room) : rooms.get(ev.room);
+      if (!r) break;
+      if (ev.self) {
+        r.joined = true;
+        if (typeof ev.seq === 'number' && ev.seq < r.lastSeq) {
+          // The server restarted (seqs start again at 1): what it has now is all new to us.
+          r.pane.append(el('div', 'msg divider', 'The server restarted.'));
+          r.seen.clear();
+          r.images.clear();
+          r.lastSeq = 0;
+          conn.send({ type: 'history', room: r.name, limit: 50 });
+        }
+        r.members = new Set(ev.members ?? [nick]);
+        r.topic = ev.topic ?? '';
+        if (!current) select(r.name);
+      } else {
+        r.members.add(ev.nick);
+        notice(r, `${ev.nick} joined`, 'notice join');
+      }
+      if (r === current) {
+        renderMembers();
+        ui.topic.textContent = r.topic;
+      }
+      break;
+    }
+    case 'parted': {
+      const r = rooms.get(ev.room);
+      if (!r) break;
+      if (ev.self) {
+        forget(r);
+        break;
+      }
+      r.members.delete(ev.nick);
+      notice(r, `${ev.nick} ${ev.quit ? 'quit' : 'left'}${ev.reason ? ` (${ev.reason})` : ''}`, 'notice part');
+      if (r === current) renderMembers();
+      break;
+    }
+    case 'nick': {
+      if (ev.self || ev.old === nick) setNick(ev.nick);
+      for (const r of rooms.values()) {
+        if (!r.members.delete(ev.old)) continue;
+        r.members.add(ev.nick);
+        notice(r, `${ev.old} is now known as ${ev.nick}`);
+      }
+      renderMembers();
+      break;
+    }
+    case 'topic': {
+      const r = rooms.get(ev.room);
+      if (!r) break;
+      if (ev.nick && ev.topic !== r.topic) notice(r, `${ev.nick} set the topic: ${ev.topic}`);
+      r.topic = ev.topic;
+      if (r === current) ui.topic.textContent = r.topic;
+      break;
+    }
+    case 'who': {
+      const r = rooms.get(ev.room);
+      if (!r) break;
+      r.members = new Set(ev.members);
+      if (r === current) renderMembers();
+      break;
+    }
+    case 'rooms':
+      renderOtherRooms(ev.rooms);
+      break;
+    case 'privmsg':
+      notice(current, `${ev.from === nick ? `→ ${ev.to}` : `${ev.from} (private)`}: ${ev.text}`, 'notice private');
+      break;
+    case 'notice':
+      notice(current, ev.text);
+      break;
+    case 'error':
+      onError(ev);
+      break;
+    case 'bye':
+      if (ev.code === 'QUIT') conn.stop(ev.reason);
+      break;
+    default:
+      break;
+  }
+}
+
+function onError(ev: { id?: string | number; code: string; message: string }): void {
+  if (!registered && NICK_FIXES.has(ev.code)) {
+    if (everRegistered && ev.code === 'NICK_TAKEN' && nickRetries < 5) {
+      // Most likely our own old connection, not yet noticed gone: try again, then a variant.
+      nickRetries++;
+      if (nickRetries >= 3) setNick(`${nick.replace(/_+$/, '')}_`.slice(0, 32));
+      window.setTimeout(() => conn.send({ type: 'hello', nick, rooms: [] }), 500 * nickRetries);
+      return;
+    }
+    ui.app.hidden = true;
+    ui.login.hidden = false;
+    ui.loginError.textContent = ev.message;
+    ui.nickInput.focus();
+    return;
+  }
+  if (typeof ev.id === 'number') {
+    const m = pendingMessages.get(ev.id);
+    const p = pendingImages.get(ev.id);
+    pendingMessages.delete(ev.id);
+    pendingImages.delete(ev.id);
+    const room = rooms.get(m?.room ?? p?.room ?? '') ?? current;
+    notice(room, `${p ? `Could not post ${p.name}` : m ? 'Not sent' : 'Error'}: ${ev.message}`, 'notice error');
+    return;
+  }
+  if (typeof ev.id === 'string' && ev.id.startsWith('join:')) {
+    const r = rooms.get(ev.id.slice(5));
+    if (r && !r.joined) forget(r);
+    notice(current, ev.message, 'notice error');
+    if (!current) {
+      ui.app.hidden = true;
+      ui.login.hidden = false;
+      ui.loginError.textContent = ev.message;
+    }
+    return;
+  }
+  notice(current, ev.message, 'notice error');
+}
+
+function setNick(n: string): void {
+  nick = n;
+  ui.me.textContent = n;
+  try {
+    localStorage.setItem(STORE_NICK, n);
+  } catch {
+    /* storage may be off */
+  }
+}
+
+function showStatus(s: Status): void {
+  ui.status.className = `status ${s.state}`;
+  switch (s.state) {
+    case 'open':
+      ui.status.textContent = 'online';
+      break;
+    case 'connecting':
+      ui.status.textContent = s.attempt > 1 ? 'reconnecting…' : 'connecting…';
+      break;
+    case 'waiting':
+      registered = false;
+      for (const r of rooms.values()) r.joined = false;
+      ui.status.textContent = `offline, retrying in ${Math.ceil(s.inMs / 1000)}s`;
+      ui.status.title = s.reason;
+      break;
+    case 'stopped':
+      registered = false;
+      ui.status.textContent = 'disconnected';
+      ui.status.title = s.reason;
+      break;
+  }
+}
+
+// ---- sending -------------------------------------------------------------------------------
+
+function sendText(raw: string): void {
+  const text = raw.trim();
+  if (!text) return;
+  if (text.startsWith('/') && !text.startsWith('//')) {
+    command(text);
+    return;
+  }
+  say(text.startsWith('//') ? text.slice(1) : text, false);
+}
+
+function say(text: string, action: boolean): void {
+  if (!current) return notice(null, 'Join a room first.');
+  if (!conn.isOpen || !registered) return notice(current, 'Not connected: your message was not sent. Reconnecting…', 'notice error');
+  const id = nextId++;
+  pendingMessages.set(id, { room: current.name, text, action });
+  conn.send({ type: 'message', room: current.name, text, id, ...(action ? { action: true } : {}) });
+}
+
+function command(line: string): void {
+  const [cmd, ...rest] = line.slice(1).split(/\s+/);
+  const arg = rest.join(' ');
+  switch (cmd.toLowerCase()) {
+    case 'join':
+    case 'j':
+      if (arg) join(arg.replace(/^#/, ''));
+      break;
+    case 'part':
+    case 'leave':
+      if (current) part(current.name);
+      break;
+    case 'me':
+      if (arg) say(arg, true);
+      break;
+    case 'nick':
+      if (arg) conn.send({ type: 'nick', nick: arg });
+      break;
+    case 'topic':
+      if (current) conn.send(arg ? { type: 'topic', room: current.name, topic: arg } : { type: 'topic', room: current.name });
+      break;
+    case 'msg': {
+      const [to, ...words] = rest;
+      if (to && words.length) conn.send({ type: 'privmsg', to, text: words.join(' ') });
+      break;
+    }
+    default:
+      notice(current, 'Commands: /join ROOM, /part, /me TEXT, /nick NAME, /topic [TEXT], /msg NICK TEXT. Start a message with // to send a literal /.');
+  }
+}
+
+async function postImage(file: File): Promise<void> {
+  if (!current) return notice(null, 'Join a room first.');
+  const room = current;
+  if (!file.type.startsWith('image/') && file.type !== '') return notice(room, `${file.name} is not an image.`, 'notice error');
+  if (file.size > maxImageBytes)
+    return notice(room, `${file.name} is ${formatBytes(file.size)}; the server takes at most ${formatBytes(maxImageBytes)}.`, 'notice error');
+  const bytes = await file.arrayBuffer();
+  if (!conn.isOpen || !registered) return notice(room, 'Not connected: the image was not posted.', 'notice error');
+  const id = nextId++;
+  const name = file.name || 'pasted-image';
+  pendingImages.set(id, { room: room.name, name, size: bytes.byteLength });
+  // Header and bytes back to back: nothing else may go between them.
+  conn.send({ type: 'image', room: room.name, name, size: bytes.byteLength, id });
+  if (bytes.byteLength > 0) conn.sendBinary(bytes);
+}
+
+function firstImage(files: FileList | null | undefined): File | null {
+  if (!files) return null;
+  for (const f of Array.from(files)) if (f.type.startsWith('image/')) return f;
+  return null;
+}
+
+// ---- wiring --------------------------------------------------------------------------------
+
+function start(): void {
+  let saved: string[] = [];
+  try {
+    ui.nickInput.value = localStorage.getItem(STORE_NICK) ?? '';
+    saved = JSON.parse(localStorage.getItem(STORE_ROOMS) ?? '[]') as string[];
+  } catch {
+    /* nothing saved */
+  }
+  const params = new URLSearchParams(location.search);
+  const wanted = params.get('room');
+  if (wanted) ui.roomInput.value = wanted;
+  else if (Array.isArray(saved) && typeof saved[0] === 'string') ui.roomInput.value = saved[0];
+
+  ui.loginForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const n = ui.nickInput.value.trim();
+    const room = ui.roomInput.value.trim().replace(/^#/, '') || 'lobby';
+    if (!n) {
+      ui.loginError.textContent = 'Pick a nick.';
+      return;
+    }
+    ui.loginError.textContent = '';
+    if (registered) {
+      // Back here after a refused room: we are still connected.
+      if (n !== nick) conn.send({ type: 'nick', nick: n });
+      join(room);
+      ui.login.hidden = true;
+      ui.app.hidden = false;
+      return;
+    }
+    nick = n;
+    roomState(room);
+    select(room);
+    if (conn.isOpen) conn.send({ type: 'hello', nick, rooms: [] });
+    else conn.start();
+  });
+
+  ui.composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    sendText(ui.textInput.value);
+    ui.textInput.value = '';
+  });
+  ui.joinForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = ui.joinInput.value.trim().replace(/^#/, '');
+    if (name) join(name);
+    ui.joinInput.value = '';
+    document.body.classList.remove('show-sidebar');
+  });
+  ui.menuBtn.addEventListener('click', () => document.body.classList.toggle('show-sidebar'));
+  ui.fileInput.addEventListener('change', () => {
+    const f = firstImage(ui.fileInput.files) ?? ui.fileInput.files?.[0] ?? null;
+    if (f) void postImage(f);
+    ui.fileInput.value = '';
+  });
+
+  let dragDepth = 0;
+  const hasFiles = (e: DragEvent) => Array.from(e.dataTransfer?.types ?? []).includes('Files');
+  ui.chat.addEventListener('dragenter', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    dragDepth++;
+    ui.dropHint.hidden = false;
+  });
+  ui.chat.addEventListener('dragover', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy';
+  });
+  ui.chat.addEventListener('dragleave', () => {
+    if (--dragDepth <= 0) {
+      dragDepth = 0;
+      ui.dropHint.hidden = true;
+    }
+  });
+  ui.chat.addEventListener('drop', (e) => {
+    e.preventDefault();
+    dragDepth = 0;
+    ui.dropHint.hidden = true;
+    const f = firstImage(e.dataTransfer?.files);
+    if (f) void postImage(f);
+  });
+  document.addEventListener('paste', (e) => {
+    if (ui.app.hidden) return;
+    const f = firstImage(e.clipboardData?.files);
+    if (!f) return;
+    e.preventDefault();
+    void postImage(f);
+  });
+  window.addEventListener('online', () => conn.now());
+
+  if (Array.isArray(saved)) for (const r of saved) if (typeof r === 'string' && r) roomState(r);
+  ui.nickInput.focus();
+}
+
+start();
