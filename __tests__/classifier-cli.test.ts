@@ -3,11 +3,10 @@
  * `roomcast models list` and `roomcast models pull` against a local server.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expectations, KIT, LABELS, MODEL, truncatedJpeg } from './helpers/classifier.js';
-import { startModelServer, type ModelServer } from './helpers/model-server.js';
+import { useModelServer, type ModelServer } from './helpers/model-server.js';
 
 interface Run {
   code: number;
@@ -21,17 +20,9 @@ const BIN = path.join(ROOT, 'bin', 'roomcast');
 let server: ModelServer;
 let dir: string;
 
-beforeAll(async () => {
-  server = await startModelServer();
-});
-afterAll(async () => {
-  await server.close();
-});
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'roomcast-cli-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+useModelServer('roomcast-cli-', (s, d) => {
+  server = s;
+  dir = d;
 });
 
 /** Runs a command line through sh (so globs expand as a user's shell would), in the project root. */

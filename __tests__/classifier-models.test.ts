@@ -2,28 +2,19 @@
  * Installing models: pull() against a local HTTP server (127.0.0.1, port 0) serving the shared
  * model kit. No other network.
  */
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ClassifierError } from '../src/classifier/errors.js';
 import { defaultModelsDir, findModel, list, loadManifest, pull, sha256File, type Manifest, type PullProgress } from '../src/classifier/models.js';
 import { MODEL } from './helpers/classifier.js';
-import { startModelServer, type ModelServer } from './helpers/model-server.js';
+import { useModelServer, type ModelServer } from './helpers/model-server.js';
 
 let server: ModelServer;
 let dir: string;
 
-beforeAll(async () => {
-  server = await startModelServer();
-});
-afterAll(async () => {
-  await server.close();
-});
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'roomcast-models-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+useModelServer('roomcast-models-', (s, d) => {
+  server = s;
+  dir = d;
 });
 
 async function failure(p: Promise<unknown>): Promise<ClassifierError> {

@@ -3,7 +3,8 @@
  * kit: /files/NAME whole, /cut/NAME dropping the connection halfway through the body.
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -56,4 +57,26 @@ export async function startModelServer(): Promise<ModelServer> {
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * Jest hooks for a test file that downloads: one model server for the file, and a fresh empty
+ * directory for each test, handed over through `use` before every test.
+ */
+export function useModelServer(dirPrefix: string, use: (server: ModelServer, dir: string) => void): void {
+  let server: ModelServer;
+  let dir: string;
+  beforeAll(async () => {
+    server = await startModelServer();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), dirPrefix));
+    use(server, dir);
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 }
