@@ -2,6 +2,7 @@
  * ClassifierPool with real worker processes and the real model: accuracy, batching, bad
  * inputs, back-pressure, states. Faults (crashes, hangs) are in classifier-faults.test.ts.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ClassifierError } from '../src/classifier/errors.js';
@@ -183,6 +184,22 @@ test('an idle worker leaves the CPU alone (no spinning threads)', async () => {
   await new Promise((r) => setTimeout(r, 1000));
   // Clock ticks are 10 ms: a spinning thread would burn ~100 here.
   expect((await cpuTicks()) - before).toBeLessThanOrEqual(5);
+});
+
+test('workers run under SCHED_IDLE where chrt exists, so a waking hub preempts them at once', async () => {
+  const chrt = ['/usr/bin/chrt', '/bin/chrt'].some((p) => existsSync(p));
+  const pool = makePool({ size: 1 });
+  await pool.ready();
+  let policy: number;
+  try {
+    // Field 41 of /proc/PID/stat is the scheduling policy: 0 SCHED_OTHER, 5 SCHED_IDLE.
+    policy = Number((await readFile(`/proc/${pool.pids()[0]}/stat`, 'utf8')).split(') ')[1]!.split(' ')[38]);
+  } catch {
+    return; // no /proc here: nothing to check
+  }
+  expect(policy).toBe(chrt ? 5 : 0);
+  // The worker really is node (chrt exec'd it), answering over the IPC channel it inherited.
+  expect((await pool.classify(await photo('husky.jpg'))).labels.length).toBeGreaterThan(0);
 });
 
 test('closing answers pending work and ends the workers', async () => {
