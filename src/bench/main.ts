@@ -92,7 +92,7 @@ function usage(): string {
     '  --server-arg ARG  extra option for `roomcast serve` (repeatable)',
     '  --server-root DIR run the server of another build (a copy with bin/ and dist/), to compare',
     '  --server-log FILE append the server\'s output to FILE',
-    '  --node-arg ARG    extra option for the server\'s node, e.g. --cpu-prof (repeatable)',
+    '  --node-arg ARG    extra option for the server\'s node, e.g. --node-arg=--cpu-prof (repeatable)',
   ].join('\n');
 }
 

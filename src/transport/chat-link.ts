@@ -78,8 +78,11 @@ export abstract class ChatLink implements Link, Flushable, Expiring {
   protected readonly bucket: TokenBucket;
   /** Input is paused by flood control. */
   protected paused = false;
-  /** Output of this event-loop turn; null when nothing is queued, so an idle link holds no array. */
-  private out: Buffer[] | null = null;
+  /**
+   * Output of this event-loop turn: null when nothing is queued (an idle link holds no array),
+   * one Buffer for the common single frame (no array per delivery), else the frames in order.
+   */
+  private out: Buffer | Buffer[] | null = null;
   private outBytes = 0;
   /** The linger timer of a closing link. */
   private lingerTimer: NodeJS.Timeout | null = null;
@@ -158,8 +161,10 @@ export abstract class ChatLink implements Link, Flushable, Expiring {
   }
 
   private pushOut(bytes: Buffer): void {
-    if (this.out === null) this.out = [bytes];
-    else this.out.push(bytes);
+    const out = this.out;
+    if (out === null) this.out = bytes;
+    else if (Array.isArray(out)) out.push(bytes);
+    else this.out = [out, bytes];
     this.outBytes += bytes.length;
   }
 
@@ -172,7 +177,7 @@ export abstract class ChatLink implements Link, Flushable, Expiring {
     // One write per turn; several frames are joined (one copy, shared with other recipients of
     // the same frames). cork() + a write per frame (writev) measured half as fast: a stream
     // request object per frame costs more than copying a hundred bytes.
-    this.socket.write(joinBatch(out, bytes));
+    this.socket.write(Array.isArray(out) ? joinBatch(out, bytes) : out);
   }
 
   private encodeEvent(event: ServerEvent): Buffer {
