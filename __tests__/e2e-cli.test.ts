@@ -3,101 +3,26 @@
  * piped stdio (so the clients run in their non-terminal mode), on 127.0.0.1 only.
  * Run `npm run build` first: this tests dist/, as users get it.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { LineClient } from './helpers/clients.js';
+import { BIN, CLI_ENV, CliChild, ROOT } from './helpers/cli-child.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = 'bin/roomcast';
-const WAIT = 8000;
+const children: CliChild[] = [];
 
-// Colour must be decided by the pipe, not inherited from whoever runs the tests.
-const ENV = { ...process.env };
-delete ENV.FORCE_COLOR;
-delete ENV.NO_COLOR;
-
-class Child {
-  stdout = '';
-  stderr = '';
-  exitCode: number | null = null;
-  readonly exited: Promise<number | null>;
-  private readonly waiters = new Set<() => void>();
-
-  constructor(
-    readonly name: string,
-    readonly proc: ChildProcessWithoutNullStreams,
-  ) {
-    proc.stdout.setEncoding('utf8').on('data', (d: string) => this.got(() => (this.stdout += d)));
-    proc.stderr.setEncoding('utf8').on('data', (d: string) => this.got(() => (this.stderr += d)));
-    proc.stdin.on('error', () => {}); // writing to one that has exited is the test's problem, not a crash
-    this.exited = new Promise((resolve) =>
-      proc.on('exit', (code) => {
-        this.got(() => (this.exitCode = code));
-        resolve(code);
-      }),
-    );
-  }
-
-  private got(update: () => void): void {
-    update();
-    for (const w of [...this.waiters]) w();
-  }
-
-  /** Resolves when the probe holds; fails after a deadline showing what the child printed. */
-  waitFor(probe: () => boolean, what: string, timeoutMs = WAIT): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!probe()) return;
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(new Error(`${this.name}: timed out waiting for ${what}\n--- stdout:\n${this.stdout}\n--- stderr:\n${this.stderr}`));
-      }, timeoutMs);
-      this.waiters.add(check);
-      check();
-    });
-  }
-
-  waitOutput(text: string | RegExp, timeoutMs = WAIT): Promise<void> {
-    const has = (): boolean => (typeof text === 'string' ? this.stdout.includes(text) : text.test(this.stdout));
-    return this.waitFor(has, `stdout to show ${String(text)}`, timeoutMs);
-  }
-
-  async waitExit(timeoutMs = WAIT): Promise<number | null> {
-    await this.waitFor(() => this.exitCode !== null, 'exit', timeoutMs);
-    return this.exitCode;
-  }
-
-  kill(): void {
-    if (this.exitCode === null && this.proc.pid !== undefined) {
-      try {
-        process.kill(this.proc.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
-
-const children: Child[] = [];
-
-function run(name: string, args: string[]): Child {
-  const child = new Child(name, spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: ENV, stdio: 'pipe' }));
+function run(name: string, args: string[]): CliChild {
+  const child = new CliChild(name, spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: CLI_ENV, stdio: 'pipe' }));
   children.push(child);
   return child;
 }
 
-async function startServer(port = 0): Promise<{ server: Child; port: number }> {
+async function startServer(port = 0): Promise<{ server: CliChild; port: number }> {
   const server = run('serve', ['serve', '--port', String(port), '--host', '127.0.0.1', '--greet-delay', '50']);
   await server.waitOutput(/roomcast listening on 127\.0\.0\.1:\d+/);
   return { server, port: Number(/roomcast listening on 127\.0\.0\.1:(\d+)/.exec(server.stdout)![1]) };
 }
 
-function join(name: string, port: number, ...extra: string[]): Child {
+function join(name: string, port: number, ...extra: string[]): CliChild {
   return run(name, ['join', `127.0.0.1:${port}`, '--nick', name, ...extra]);
 }
 
@@ -106,7 +31,7 @@ const ANSI = /\u001b/;
 
 describe('roomcast join, end to end', () => {
   let port = 0;
-  let server: Child;
+  let server: CliChild;
 
   beforeAll(async () => {
     ({ server, port } = await startServer());
@@ -218,7 +143,7 @@ describe('roomcast join, end to end', () => {
     await erin.waitOutput('you are in [keep]');
     // The server goes away (SIGTERM: it says goodbye to everyone first).
     process.kill(server.proc.pid!, 'SIGTERM');
-    await server.waitExit();
+    expect(await server.waitExit()).toBe(0);
     await erin.waitOutput(/connection lost \(.*\), reconnecting in \d+\.\ds\.\.\./);
 
     ({ server, port } = await startServer(port));

@@ -170,21 +170,20 @@ export class RoomcastServer {
 
   async start(): Promise<Listening[]> {
     const binds: BindAddress[] = await resolveHosts(this.opts.hosts);
-    const { servers, port, bound } = await listenAll(binds, this.opts.port, () => {
-      const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
-      server.on('error', (err) => this.opts.logger.error(`listener: ${err.message}`));
-      return server;
-    });
+    const { servers, port, bound } = await listenAll(binds, this.opts.port, () =>
+      net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket)),
+    );
+    // Only once listening: a failure to bind is the caller's to explain, not a log line too.
+    for (const server of servers) server.on('error', (err) => this.opts.logger.error(`listener: ${err.message}`));
     this.servers = servers;
     this.port = port;
     this.listening = bound.map((b) => ({ address: b.address, family: b.family, port }));
     if (this.opts.web.port !== null) {
       try {
-        const http = await listenAll(binds, this.opts.web.port, () => {
-          const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.acceptHttp(socket));
-          server.on('error', (err) => this.opts.logger.error(`HTTP listener: ${err.message}`));
-          return server;
-        });
+        const http = await listenAll(binds, this.opts.web.port, () =>
+          net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.acceptHttp(socket)),
+        );
+        for (const server of http.servers) server.on('error', (err) => this.opts.logger.error(`HTTP listener: ${err.message}`));
         this.httpServers = http.servers;
         this.httpPort = http.port;
         this.httpListening = http.bound.map((b) => ({ address: b.address, family: b.family, port: http.port }));

@@ -2,6 +2,7 @@
  * The roomcast command line: wiring only. Each subcommand turns options into the options of
  * a module that does the work.
  */
+import { networkInterfaces } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger, type LogLevel } from '../log.js';
 import { CONNECTION_DEFAULTS } from '../transport/connection.js';
@@ -15,6 +16,9 @@ import { describeListening, explainListenError } from './banner.js';
 import { runJoin } from '../client/join.js';
 import { POST_DEFAULT_TIMEOUT_MS, runPost } from '../client/post.js';
 import { registerClassifierCommands } from './classifier-commands.js';
+import { registerProbeCommand } from './probe.js';
+import { registerServersCommand } from './servers.js';
+import { Announcer } from '../lan/announce.js';
 import { VERSION } from '../version.js';
 
 function int(min: number) {
@@ -40,6 +44,8 @@ export function buildProgram(): Command {
     .command('serve')
     .description('start a chat server')
     .option('--host <address>', 'address or host name to bind; repeat for several (default: localhost, i.e. 127.0.0.1 and ::1)', collect, [])
+    .option('--announce', 'announce the server on the LAN (mDNS/DNS-SD), so `roomcast join` and `roomcast servers` find it')
+    .option('--lan', 'open it to the LAN: bind every interface, IPv4 and IPv6 (--host ::), and --announce; with --host, bind those instead')
     .option('-p, --port <port>', 'TCP port; 0 picks a free one and prints it', int(0), DEFAULT_PORT)
     .option('--room <name>', 'a room that always exists; repeat for several', collect, [])
     .option('--history <n>', 'messages each room keeps in memory', int(0), HUB_DEFAULTS.historySize)
@@ -76,7 +82,7 @@ export function buildProgram(): Command {
   program
     .command('join')
     .description('chat in a terminal (JSON mode); HOST[:PORT], IPv6 as [::1]:PORT')
-    .argument('[address]', 'server to join', `localhost:${DEFAULT_PORT}`)
+    .argument('[address]', `server to join (default: the one found on the LAN or on this machine's port ${DEFAULT_PORT}; several: pick one)`)
     .option('-n, --nick <nick>', 'your nick (default: one the server picks)')
     .option('-r, --room <room>', 'room to join; repeat for several', collect, [])
     .option('--no-reconnect', 'exit when the connection drops instead of reconnecting')
@@ -86,10 +92,11 @@ export function buildProgram(): Command {
 Type a line to talk in the current room (shown in the prompt); /help lists commands.
 With stdin from a pipe, each line is sent in order; at the end of input the client waits
 until the server has answered every line, then quits. Exit status: 0 if every line was
-accepted, 1 if one was refused or the server could not be reached, 2 for a bad address.
+accepted, 1 if one was refused or the server could not be reached (or none was found), 2 for a
+bad address or, with no address, several servers found and no terminal to ask which.
 Colour is used only on a terminal; NO_COLOR=1 turns it off there too.`,
     )
-    .action(async (address: string, opts: { nick?: string; room: string[]; reconnect: boolean }) => {
+    .action(async (address: string | undefined, opts: { nick?: string; room: string[]; reconnect: boolean }) => {
       process.exitCode = await runJoin({ address, nick: opts.nick, rooms: opts.room, reconnect: opts.reconnect });
     });
 
@@ -123,12 +130,16 @@ or timed out; 2 bad arguments or an unreadable file.`,
     });
 
   registerClassifierCommands(program);
+  registerProbeCommand(program);
+  registerServersCommand(program);
 
   return program;
 }
 
 interface ServeFlags {
   host: string[];
+  announce?: boolean;
+  lan?: boolean;
   port: number;
   room: string[];
   history: number;
@@ -193,7 +204,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   const classifier = await classifierFor(flags);
   const server = new RoomcastServer({
     classifier,
-    hosts: flags.host.length > 0 ? flags.host : ['localhost'],
+    hosts: flags.host.length > 0 ? flags.host : flags.lan ? ['::'] : ['localhost'],
     port: flags.port,
     maxConnections: flags.maxConnections,
     maxPerAddress: flags.maxPerAddress,
@@ -228,11 +239,21 @@ async function serve(flags: ServeFlags): Promise<void> {
   try {
     await server.start();
   } catch (err) {
-    console.error(`roomcast: ${explainListenError(err as NodeJS.ErrnoException, (err as { port?: number }).port ?? flags.port)}`);
+    console.error(`roomcast: ${explainListenError(err as NodeJS.ErrnoException, (err as { port?: number }).port ?? flags.port, server.opts.hosts, networkInterfaces())}`);
     process.exitCode = 1;
     return;
   }
-  process.stdout.write(describeListening(server.listening, server.port, server.httpListening, server.httpPort));
+  process.stdout.write(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces()));
+  const announcer =
+    flags.announce || flags.lan
+      ? new Announcer({
+          bound: server.listening.map((l) => l.address),
+          port: server.port,
+          info: { version: VERSION, httpPort: server.httpListening.length > 0 ? server.httpPort : null },
+          logger,
+        })
+      : null;
+  announcer?.start();
 
 
   let signals = 0;
@@ -242,7 +263,8 @@ async function serve(flags: ServeFlags): Promise<void> {
       process.exit(1);
     }
     logger.info(`${sig}: shutting down (send ${sig} again to exit at once)`);
-    void server.stop().then(() => {
+    // The goodbye goes out while clients are told, so browsers drop this server at once.
+    void Promise.all([server.stop(), announcer?.stop()]).then(() => {
       logger.info('stopped');
       logger.flush();
       process.exit(0);

@@ -1,6 +1,6 @@
 /**
- * Where a client connects, as people write it (HOST, HOST:PORT, [v6]:PORT), and what a failed
- * connection means in words a person can act on. Shared by every client program.
+ * Where a client connects, as people write it (HOST, HOST:PORT, [v6]:PORT, and a link-local
+ * [fe80::1%eth0]:PORT with its zone). Shared by every client program.
  */
 import { isIP } from 'node:net';
 import { hostPort } from '../transport/address.js';
@@ -51,34 +51,5 @@ export function formatServerAddress(a: ServerAddress): string {
   return isIP(a.host) ? hostPort(a.host, a.port) : `${a.host}:${a.port}`;
 }
 
-/** Turns a socket error from connecting into one sentence that says what to check. */
-export function explainConnectError(err: unknown, address: ServerAddress): string {
-  const where = formatServerAddress(address);
-  const e = err as NodeJS.ErrnoException | undefined;
-  // With autoSelectFamily, a host that resolves to several addresses fails with an
-  // AggregateError whose own code is empty; the first attempt's code is the telling one.
-  const inner = (e as { errors?: NodeJS.ErrnoException[] } | undefined)?.errors?.[0];
-  const code = e?.code ?? inner?.code;
-  const why = (() => {
-    switch (code) {
-      case 'ECONNREFUSED':
-        return 'connection refused — is the server running? start one with: roomcast serve';
-      case 'ENOTFOUND':
-      case 'EAI_AGAIN':
-      case 'EAI_NONAME':
-        return `the host name "${address.host}" could not be resolved — check the spelling`;
-      case 'ETIMEDOUT':
-        return 'no answer (timed out) — is the address right, and is a firewall dropping the connection?';
-      case 'EHOSTUNREACH':
-      case 'ENETUNREACH':
-        return 'no route to that address — is this machine on the same network?';
-      case 'ECONNRESET':
-        return 'the connection was reset — is something other than a roomcast server listening there?';
-      case 'EADDRNOTAVAIL':
-        return 'that address is not usable from this machine';
-      default:
-        return e?.message || inner?.message || String(err);
-    }
-  })();
-  return `could not connect to ${where}: ${why}`;
-}
+// The wording of failed connections lives in connect-errors.ts; re-exported for older importers.
+export { explainConnectError } from './connect-errors.js';

@@ -14,7 +14,8 @@ import { protocolError, type ErrorCode } from '../protocol/errors.js';
 import type { EventOf, EventType, LabelsEvent, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
 import { LineReader } from '../protocol/line-reader.js';
 import { NICK_MAX, normalizeRoom } from '../protocol/text.js';
-import { explainConnectError, type ServerAddress } from './address.js';
+import type { ServerAddress } from './address.js';
+import { briefConnectError, connectErrorCode, explainConnectError } from './connect-errors.js';
 
 export type Welcome = EventOf<'welcome'>;
 
@@ -259,29 +260,6 @@ export function nickCandidate(base: string, tries: number): string {
 export function backoffDelay(b: Backoff, attempt: number, random: () => number): number {
   const base = Math.min(b.maxMs, b.initialMs * 2 ** Math.min(attempt, 30));
   return Math.round(base * (1 - b.jitter * random()));
-}
-
-function errnoReason(err: NodeJS.ErrnoException | null): string {
-  if (!err) return 'the server closed the connection';
-  const code = err.code ?? (err as { errors?: NodeJS.ErrnoException[] }).errors?.[0]?.code;
-  switch (code) {
-    case 'ECONNREFUSED':
-      return 'connection refused';
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return 'host name not found';
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return 'no route to host';
-    case 'ECONNRESET':
-      return 'connection reset';
-    case 'EPIPE':
-      return 'connection broken';
-    case 'ETIMEDOUT':
-      return 'connection timed out';
-    default:
-      return err.message;
-  }
 }
 
 export class ChatClient extends EventEmitter<ChatClientEvents> {
@@ -683,7 +661,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.out = null;
     this.clearTimer('connectTimer');
     this.clearTimer('heartbeatTimer');
-    const reason = this.bye ? this.bye.reason : errnoReason(this.socketError);
+    const reason = this.bye ? this.bye.reason : briefConnectError(this.socketError);
     this.failPending(`connection lost (${reason}) before the server answered`);
 
     const hs = this.handshake;
@@ -695,8 +673,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         hs.reject(
           new ConnectError(
             explainConnectError(this.socketError ?? new Error('the server closed the connection'), this.opts),
-            this.socketError?.code,
-            errnoReason(this.socketError),
+            connectErrorCode(this.socketError),
+            briefConnectError(this.socketError),
           ),
         );
       return;

@@ -1,15 +1,18 @@
 /**
- * `roomcast join`: the chat client for people. Wiring only: the address, a ChatClient for the
- * protocol, and a Terminal for the person (or the pipe) on the other side.
+ * `roomcast join`: the chat client for people. Wiring only: the address (given, or found on the
+ * LAN by pickServer), a ChatClient for the protocol, and a Terminal for the person (or the pipe)
+ * on the other side.
  */
 import { DEFAULT_PORT } from '../server.js';
 import { AddressError, parseServerAddress } from './address.js';
 import { ChatClient, ConnectError } from './chat-client.js';
+import { pickServer } from './pick-server.js';
 import { colorLevel, createStyle } from './render.js';
 import { Terminal } from './terminal.js';
 
 export interface JoinOptions {
-  address: string;
+  /** HOST[:PORT]; absent: find a server on the LAN or on this machine. */
+  address?: string;
   nick?: string;
   rooms: string[];
   reconnect: boolean;
@@ -17,16 +20,21 @@ export interface JoinOptions {
 
 /** Runs the client to the end; resolves with the process exit status. */
 export async function runJoin(opts: JoinOptions): Promise<number> {
-  let address;
-  try {
-    address = parseServerAddress(opts.address, DEFAULT_PORT);
-  } catch (err) {
-    if (!(err instanceof AddressError)) throw err;
-    process.stderr.write(`roomcast: ${err.message}\n`);
-    return 2;
-  }
   const { stdin, stdout, stderr } = process;
   const interactive = Boolean(stdin.isTTY && stdout.isTTY);
+  let address;
+  if (opts.address === undefined) {
+    address = await pickServer({ input: stdin, output: stdout, errorOutput: stderr, interactive }, DEFAULT_PORT);
+    if (typeof address === 'number') return address;
+  } else {
+    try {
+      address = parseServerAddress(opts.address, DEFAULT_PORT);
+    } catch (err) {
+      if (!(err instanceof AddressError)) throw err;
+      process.stderr.write(`roomcast: ${err.message}\n`);
+      return 2;
+    }
+  }
   const client = new ChatClient({ ...address, nick: opts.nick, rooms: opts.rooms, reconnect: opts.reconnect });
   const terminal = new Terminal({
     client,
