@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import sharp from 'sharp';
 import { ClassifierError } from '../src/classifier/errors.js';
 import { ClassifierPool, defaultPoolSize, type PoolOptions, type PoolState } from '../src/classifier/pool.js';
 import { MIB } from '../src/classifier/preprocess.js';
@@ -66,6 +67,23 @@ test('images queued together go as one batch', async () => {
   // maxBatch caps a burst: 10 images -> 8 + 2.
   const ten = await Promise.all([...bytes, ...bytes].map((b) => pool.classify(b)));
   expect(ten.map((r) => r.batchSize).sort()).toEqual([2, 2, 8, 8, 8, 8, 8, 8, 8, 8]);
+});
+
+test('a multi-megabyte image crosses the image pipe in many chunks, between small ones, each to its own job', async () => {
+  const pool = makePool({ size: 1, maxBatch: 8 });
+  await pool.ready();
+  const kitten = await photo('kitten.jpg');
+  // Upscaled and barely compressed: megabytes, so the pipe delivers it in dozens of reads.
+  const big = await sharp(kitten).resize(2600).jpeg({ quality: 100 }).toBuffer();
+  expect(big.length).toBeGreaterThan(1 << 20);
+  const small = [await photo('husky.jpg'), await photo('espresso.jpg')];
+  const alone = [];
+  for (const b of [small[0]!, big, small[1]!]) alone.push(await pool.classify(b));
+  expect(alone.map((r) => r.batchSize)).toEqual([1, 1, 1]);
+  const together = await Promise.all([small[0]!, big, small[1]!].map((b) => pool.classify(b)));
+  expect(together.map((r) => r.batchSize)).toEqual([3, 3, 3]);
+  expect(together.map((r) => r.labels[0]!.label)).toEqual(alone.map((r) => r.labels[0]!.label));
+  expect(new Set(together.map((r) => r.labels[0]!.label)).size).toBe(3);
 });
 
 test('maxQueueDelayMs: images arriving apart wait for company, a full batch does not wait', async () => {

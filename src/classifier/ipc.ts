@@ -1,7 +1,10 @@
 /**
- * Messages between the pool (parent) and a worker process over the child_process IPC channel.
- * The channel uses serialization 'advanced' (the structured clone algorithm), so image bytes
- * travel as binary instead of JSON-encoded arrays or base64.
+ * Messages between the pool (parent) and a worker process over the child_process IPC channel
+ * (serialization 'advanced': the structured clone algorithm), plus a second pipe, the worker's
+ * fd 4, for image bytes. A batch message gives each job's size; its bytes follow on the pipe,
+ * job after job, in the order of the batches. Written from the hub's own Buffers, they are
+ * never copied there: through the IPC channel each image would first be copied into a
+ * serializer buffer that grows by doubling, about a megabyte of short-lived memory per batch.
  */
 import type { ClassifierErrorCode } from './errors.js';
 import type { ImagePreview, ImageTimings, LabelScore, ModelInfo, ThreadOptions } from './model.js';
@@ -20,9 +23,13 @@ export interface WorkerOptions {
   hangForTesting?: string;
 }
 
+/** The worker's fd for image bytes (0-2 stdio, 3 the IPC channel). */
+export const IMAGE_FD = 4;
+
 export interface JobMessage {
   id: number;
-  bytes: Uint8Array;
+  /** Bytes of this image on the image pipe. */
+  size: number;
   name: string;
   top: number;
 }

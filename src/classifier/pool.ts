@@ -3,7 +3,7 @@
  * bounded queue by a dynamic batcher.
  *
  * It lives in the hub's process, so it must never block that event loop: it reads no files per
- * job, decodes nothing, and only moves bytes to workers over IPC. Everything that can hang or
+ * job, decodes nothing, and only moves bytes to workers. Everything that can hang or
  * crash (decoders, the model) runs in the workers, and the pool replaces a worker that does.
  *
  * Batching works like Triton's dynamic batcher: a batch leaves for an idle worker as soon as it
@@ -12,13 +12,14 @@
  * images submitted in the same event-loop turn always leave together.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { cpus, setPriority } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClassifierError, fromWire } from './errors.js';
-import type { FromWorker, JobReply, ToWorker, WorkerOptions } from './ipc.js';
+import { IMAGE_FD, type FromWorker, type JobReply, type ToWorker, type WorkerOptions } from './ipc.js';
 import type { ImagePreview, LabelScore, ModelInfo, ThreadOptions } from './model.js';
 import { checkBytes, PREPROCESS_DEFAULTS, type PreprocessOptions } from './preprocess.js';
 
@@ -147,6 +148,8 @@ interface Job {
 
 interface Worker {
   child: ChildProcess;
+  /** The worker's image pipe (its fd 4): each job's raw bytes, in the order of the batches. */
+  images: Writable;
   pid: number | undefined;
   state: WorkerState;
   batches: number;
@@ -403,7 +406,10 @@ export class ClassifierPool extends EventEmitter {
     const chrt = o.schedIdle ? findChrt() : null;
     const child = fork(o.workerScript, [], {
       serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // fd 4 carries image bytes as they are: through the IPC channel each image would be
+      // copied into a serializer buffer that grows by doubling, a megabyte of short-lived
+      // memory per batch in the hub, and scavenges that delay chat (see ipc.ts).
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
       // Not the parent's flags (an --inspect port would clash); NODE_OPTIONS still applies.
       execArgv: chrt ? ['--idle', '0', process.execPath] : [],
       ...(chrt ? { execPath: chrt } : {}),
@@ -416,7 +422,10 @@ export class ClassifierPool extends EventEmitter {
         // not permitted here: the worker runs at the hub's priority
       }
     }
-    const worker: Worker = { child, pid: child.pid, state: 'starting', batches: 0 };
+    const images = child.stdio[IMAGE_FD] as Writable;
+    // A worker that dies leaves a broken pipe: its 'exit' does the cleaning up.
+    images.on('error', () => {});
+    const worker: Worker = { child, images, pid: child.pid, state: 'starting', batches: 0 };
     this.workers.push(worker);
     child.on('message', (msg: FromWorker) => this.onMessage(worker, msg));
     child.on('exit', (code, signal) => this.onExit(worker, describeExit(code, signal)));
@@ -660,8 +669,10 @@ export class ClassifierPool extends EventEmitter {
     this.send(worker, {
       type: 'batch',
       batch: id,
-      jobs: jobs.map((j) => ({ id: j.id, bytes: j.bytes, name: j.name, top: j.top })),
+      jobs: jobs.map((j) => ({ id: j.id, size: j.bytes.byteLength, name: j.name, top: j.top })),
     });
+    // No copy: the pipe writes from the image's own memory, as much as fits now, the rest later.
+    if (worker.child.connected) for (const job of jobs) worker.images.write(job.bytes);
   }
 
   private expire(job: Job): void {

@@ -4,10 +4,12 @@
  * or crashing decoder cannot stall or take down the chat.
  *
  * Protocol (see ipc.ts): 'load' once, answered by 'ready' or 'fatal'; then 'batch' messages,
- * one at a time, each answered by one 'result' per job and a closing 'done'.
+ * one at a time, each answered by one 'result' per job and a closing 'done'. The images' bytes
+ * come on the image pipe (fd 4), in the order of the jobs.
  */
+import net from 'node:net';
 import { ClassifierError, errorCode, errorMessage } from './errors.js';
-import type { FromWorker, JobMessage, ToWorker, WorkerOptions } from './ipc.js';
+import { IMAGE_FD, type FromWorker, type ToWorker, type WorkerOptions } from './ipc.js';
 import { ImageClassifier } from './model.js';
 import { tuneSharpForWorker } from './preprocess.js';
 
@@ -27,15 +29,59 @@ let options: WorkerOptions = {};
 // Messages are handled in order: a batch must not start before 'load' has finished.
 let queue: Promise<void> = Promise.resolve();
 
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** The image pipe: bytes arrive as the pool writes them and are taken image by image. */
+class ImageBytes {
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private wanted: { size: number; resolve: (b: Buffer) => void } | null = null;
+
+  constructor(pipe: net.Socket) {
+    pipe.on('data', (chunk: Buffer) => {
+      this.chunks.push(chunk);
+      this.have += chunk.length;
+      this.serve();
+    });
+  }
+
+  /** The next `size` bytes; one taker at a time (batches are handled in order). */
+  take(size: number): Promise<Buffer> {
+    return new Promise((resolve) => {
+      this.wanted = { size, resolve };
+      this.serve();
+    });
+  }
+
+  private serve(): void {
+    const w = this.wanted;
+    if (w === null || this.have < w.size) return;
+    this.wanted = null;
+    // Only this image's chunks are joined: the next images' bytes stay where they are.
+    const parts: Buffer[] = [];
+    let need = w.size;
+    while (need > 0) {
+      const chunk = this.chunks[0]!;
+      if (chunk.length <= need) {
+        parts.push(chunk);
+        this.chunks.shift();
+        need -= chunk.length;
+      } else {
+        parts.push(chunk.subarray(0, need));
+        this.chunks[0] = chunk.subarray(need);
+        need = 0;
+      }
+    }
+    this.have -= w.size;
+    w.resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, w.size));
+  }
 }
 
-function hangIfAsked(jobs: JobMessage[]): void {
+const images = new ImageBytes(new net.Socket({ fd: IMAGE_FD, readable: true, writable: false }));
+
+function hangIfAsked(bytes: Buffer[]): void {
   const marker = options.hangForTesting;
   if (!marker) return;
   const prefix = Buffer.from(marker, 'ascii');
-  if (jobs.some((j) => asBuffer(j.bytes).subarray(0, prefix.length).equals(prefix))) {
+  if (bytes.some((b) => b.subarray(0, prefix.length).equals(prefix))) {
     // Blocks this thread without burning a core, and without ever answering IPC.
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
   }
@@ -58,15 +104,18 @@ async function load(msg: Extract<ToWorker, { type: 'load' }>): Promise<void> {
 
 async function runBatch(msg: Extract<ToWorker, { type: 'batch' }>): Promise<void> {
   const { batch, jobs } = msg;
+  // Taken first, even for a batch that cannot run, so the pipe stays in step with the jobs.
+  const bytes: Buffer[] = [];
+  for (const j of jobs) bytes.push(await images.take(j.size));
   if (!classifier) {
     const err = new ClassifierError('INTERNAL', 'batch before the model was loaded');
     for (const j of jobs) send({ type: 'result', batch, id: j.id, ok: false, code: err.code, message: err.message });
     send({ type: 'done', batch });
     return;
   }
-  hangIfAsked(jobs);
+  hangIfAsked(bytes);
   const outcomes = await classifier.classify(
-    jobs.map((j) => ({ bytes: asBuffer(j.bytes), name: j.name, top: j.top ?? options.top })),
+    jobs.map((j, i) => ({ bytes: bytes[i]!, name: j.name, top: j.top ?? options.top })),
     options.top,
   );
   outcomes.forEach((o, i) => send({ type: 'result', batch, id: jobs[i]!.id, ...o }));

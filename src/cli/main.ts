@@ -13,6 +13,7 @@ import { findModel } from '../classifier/models.js';
 import { ClassifierError } from '../classifier/errors.js';
 import { POOL_DEFAULTS } from '../classifier/pool.js';
 import { describeListening, explainListenError } from './banner.js';
+import { tuneHeapForLatency } from './heap.js';
 import { runJoin } from '../client/join.js';
 import { POST_DEFAULT_TIMEOUT_MS, runPost } from '../client/post.js';
 import { registerClassifierCommands } from './classifier-commands.js';
@@ -197,6 +198,7 @@ async function classifierFor(flags: ServeFlags): Promise<ServerOptions['classifi
 }
 
 async function serve(flags: ServeFlags): Promise<void> {
+  tuneHeapForLatency();
   // A closed log pipe (`roomcast serve | head`) must not take the chat down with it.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const level: LogLevel = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
