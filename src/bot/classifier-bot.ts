@@ -34,6 +34,8 @@ export class ClassifierBot implements ImageSink {
   readonly opts: BotOptions;
   readonly nick: string;
   readonly stats = { answered: 0, failed: 0 };
+  /** Answers waiting for their turn: see answer(). */
+  private readonly answers: { post: ImagePost; body: Answer }[] = [];
 
   constructor(
     private readonly hub: Hub,
@@ -100,8 +102,25 @@ export class ClassifierBot implements ImageSink {
     return file ? path.basename(file).replace(/\.onnx$/, '') : undefined;
   }
 
-  /** Posts the answer to the room of the image; if everyone has left it, there is no one to tell. */
+  /**
+   * Answers are posted one per event-loop turn. A worker answers a whole batch at once, and
+   * posting eight answers (encoding them, relaying them to every member) in one turn kept a
+   * chat line that arrived meanwhile waiting for all eight; between turns the hub reads its
+   * sockets, so chat goes in between. The order of the answers is kept.
+   */
   private answer(post: ImagePost, body: Answer): void {
+    this.answers.push({ post, body });
+    if (this.answers.length === 1) setImmediate(() => this.postNext());
+  }
+
+  private postNext(): void {
+    const next = this.answers.shift();
+    if (next) this.post(next.post, next.body);
+    if (this.answers.length > 0) setImmediate(() => this.postNext());
+  }
+
+  /** Posts the answer to the room of the image; if everyone has left it, there is no one to tell. */
+  private post(post: ImagePost, body: Answer): void {
     this.hub.postAs(post.room, (seq, time): LabelsEvent => ({
       type: 'labels',
       room: post.room,
