@@ -213,17 +213,8 @@ export class JsonClient extends LineClient {
   }
 
   /** The next event (from evCursor on) that matches; evCursor moves past it. */
-  async waitEvent(pred: (e: Ev) => boolean, timeoutMs = DEFAULT_WAIT, what = 'an event'): Promise<Ev> {
-    const i = await this.waitFor(
-      () => {
-        for (let j = this.evCursor; j < this.events.length; j++) if (pred(this.events[j])) return j + 1;
-        return 0;
-      },
-      timeoutMs,
-      what,
-    );
-    this.evCursor = i;
-    return this.events[i - 1];
+  waitEvent(pred: (e: Ev) => boolean, timeoutMs = DEFAULT_WAIT, what = 'an event'): Promise<Ev> {
+    return nextEvent(this, pred, timeoutMs, what);
   }
 
   ofType(type: string): Ev[] {
@@ -345,4 +336,25 @@ export function stringsIn(v: unknown): string[] {
   if (Array.isArray(v)) return v.flatMap(stringsIn);
   if (v !== null && typeof v === 'object') return Object.entries(v).flatMap(([k, x]) => [k, ...stringsIn(x)]);
   return [];
+}
+
+/** A client that collects JSON events (over TCP or WebSocket) and can wait for a condition. */
+export interface EventClient {
+  readonly events: Ev[];
+  evCursor: number;
+  waitFor<T>(probe: () => T | undefined | null | false, timeoutMs?: number, what?: string): Promise<T>;
+}
+
+/** The next event of `c` (from its evCursor on) that matches; evCursor moves past it. */
+export async function nextEvent(c: EventClient, pred: (e: Ev) => boolean, timeoutMs = DEFAULT_WAIT, what = 'an event'): Promise<Ev> {
+  const i = await c.waitFor(
+    () => {
+      for (let j = c.evCursor; j < c.events.length; j++) if (pred(c.events[j])) return j + 1;
+      return 0;
+    },
+    timeoutMs,
+    what,
+  );
+  c.evCursor = i;
+  return c.events[i - 1];
 }

@@ -7,7 +7,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import WebSocket from 'ws';
-import { DEFAULT_WAIT, HOST, type Ev } from './clients.js';
+import { DEFAULT_WAIT, HOST, nextEvent, type Ev } from './clients.js';
 
 export interface HttpAnswer {
   status: number;
@@ -173,17 +173,8 @@ export class WsClient {
     });
   }
 
-  async waitEvent(pred: (e: Ev) => boolean, timeoutMs = DEFAULT_WAIT, what = 'an event'): Promise<Ev> {
-    const i = await this.waitFor(
-      () => {
-        for (let j = this.evCursor; j < this.events.length; j++) if (pred(this.events[j])) return j + 1;
-        return 0;
-      },
-      timeoutMs,
-      what,
-    );
-    this.evCursor = i;
-    return this.events[i - 1];
+  waitEvent(pred: (e: Ev) => boolean, timeoutMs = DEFAULT_WAIT, what = 'an event'): Promise<Ev> {
+    return nextEvent(this, pred, timeoutMs, what);
   }
 
   waitClosed(timeoutMs = DEFAULT_WAIT): Promise<{ code: number; reason: string }> {

@@ -70,7 +70,8 @@ export type ServerEvent =
   | { type: 'pong'; time: number }
   | { type: 'error'; id?: RequestId; code: string; message: string }
   | { type: 'bye'; code: string; reason: string }
-  | { type: 'bot' | 'help'; [k: string]: unknown };
+  /** Not shown by the page; their other fields are not needed here. */
+  | { type: 'bot' | 'help' };
 
 export function parseEvent(data: string): ServerEvent | null {
   try {
