@@ -7,7 +7,7 @@
  * serializer buffer that grows by doubling, about a megabyte of short-lived memory per batch.
  */
 import type { ClassifierErrorCode } from './errors.js';
-import type { ImagePreview, ImageTimings, LabelScore, ModelInfo, ThreadOptions } from './model.js';
+import type { ImageOutcome, ModelInfo, ThreadOptions } from './model.js';
 import type { PreprocessOptions } from './preprocess.js';
 
 export interface WorkerOptions {
@@ -38,20 +38,8 @@ export type ToWorker =
   | { type: 'load'; model: string; labels: string; options: WorkerOptions }
   | { type: 'batch'; batch: number; jobs: JobMessage[] };
 
-export type JobReply =
-  | {
-      type: 'result';
-      batch: number;
-      id: number;
-      ok: true;
-      labels: LabelScore[];
-      timings: ImageTimings;
-      batchSize: number;
-      width: number;
-      height: number;
-      preview?: ImagePreview;
-    }
-  | { type: 'result'; batch: number; id: number; ok: false; code: ClassifierErrorCode; message: string };
+/** One image's outcome (model.ts), addressed to its job in its batch. */
+export type JobReply = { type: 'result'; batch: number; id: number } & ImageOutcome;
 
 export type FromWorker =
   | { type: 'ready'; info: ModelInfo }

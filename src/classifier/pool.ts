@@ -415,7 +415,7 @@ export class ClassifierPool extends EventEmitter {
       ...(chrt ? { execPath: chrt } : {}),
     });
     // Set on the main thread before the worker starts its thread pools, which inherit it.
-    if (o.niceness > 0 && child.pid !== undefined) {
+    if (!chrt && o.niceness > 0 && child.pid !== undefined) {
       try {
         setPriority(child.pid, o.niceness);
       } catch {
