@@ -48,9 +48,11 @@ test('a WebSocket user and a netcat user in one room see each other, with the ev
 
   // Each broadcast was framed for WebSocket once, on the frame shared by every recipient.
   const frames = server.hub.rooms.get('lobby')!.since(0, 10) as Frame[];
-  const wsBytes = frames[0].extra.get(WS_FRAME) as Buffer;
-  expect(wsBytes.subarray(2).toString()).toBe(frames[0].json.subarray(0, -1).toString());
-  expect(wsBytes[0]).toBe(0x81); // FIN + text, unmasked
+  const bytes = frames[0].encoded(WS_FRAME, () => {
+    throw new Error('the server did not frame this message for WebSocket');
+  });
+  expect(bytes.subarray(2).toString()).toBe(frames[0].json.subarray(0, -1).toString());
+  expect(bytes[0]).toBe(0x81); // FIN + text, unmasked
 
   ws.send({ type: 'quit', reason: 'bye now' });
   expect(await ws.waitEvent((e) => e.type === 'bye')).toMatchObject({ code: 'QUIT' });

@@ -11,21 +11,24 @@ export type WireMode = 'text' | 'json';
 
 export class Frame {
   private textBytes: Buffer | null | undefined;
+  private jsonString: string | undefined;
   private jsonBytes: Buffer | undefined;
-  private extraMap: Map<string, unknown> | undefined;
+  // Other transports' encodings (WebSocket's), made on first use. One slot in fields: a Map per
+  // frame was a good share of the cost of a message to a small room; a second kind, should a
+  // room ever mix two of them, goes to a Map.
+  private otherKey: string | undefined;
+  private otherBytes: Buffer | undefined;
+  private others: Map<string, Buffer> | undefined;
 
   constructor(readonly event: ServerEvent) {}
 
-  /**
-   * Other transports (WebSocket) cache their own encodings here, keyed by transport. Made on
-   * first use: a Map per frame was a good share of the cost of a message to a small room.
-   */
-  get extra(): Map<string, unknown> {
-    return (this.extraMap ??= new Map());
+  /** The event as JSON text, without the newline that ends it on a TCP stream. */
+  get jsonText(): string {
+    return (this.jsonString ??= JSON.stringify(this.event));
   }
 
   get json(): Buffer {
-    return (this.jsonBytes ??= Buffer.from(JSON.stringify(this.event) + '\n'));
+    return (this.jsonBytes ??= Buffer.from(this.jsonText + '\n'));
   }
 
   /** null: this event has no text-mode form (an ack, say). */
@@ -39,6 +42,19 @@ export class Frame {
 
   bytes(mode: WireMode): Buffer | null {
     return mode === 'json' ? this.json : this.text;
+  }
+
+  /** Another transport's encoding of this frame, made by `make` once and kept under `kind`. */
+  encoded(kind: string, make: (frame: Frame) => Buffer): Buffer {
+    if (this.otherKey === kind) return this.otherBytes!;
+    if (this.otherKey === undefined) {
+      this.otherKey = kind;
+      return (this.otherBytes = make(this));
+    }
+    const others = (this.others ??= new Map());
+    let bytes = others.get(kind);
+    if (bytes === undefined) others.set(kind, (bytes = make(this)));
+    return bytes;
   }
 }
 

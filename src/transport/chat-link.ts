@@ -20,7 +20,7 @@ import { TokenBucket, type Clock } from '../hub/flood.js';
 import type { Hub } from '../hub/hub.js';
 import type { Link, Session } from '../hub/session.js';
 import { deadlines, type DeadlineQueue, type Expiring, type Ticket } from './deadlines.js';
-import { joinBatch, scheduleFlush, type Flushable } from './flush.js';
+import { joinBatch, noteQueued, scheduleFlush, type Flushable } from './flush.js';
 
 export interface ConnectionOptions {
   /** Longest text-mode line, in bytes. */
@@ -158,6 +158,7 @@ export abstract class ChatLink implements Link, Flushable, Expiring {
     }
     if (this.out === null) scheduleFlush(this);
     this.pushOut(bytes);
+    noteQueued(bytes.length);
   }
 
   private pushOut(bytes: Buffer): void {

@@ -3,6 +3,16 @@
  * queue; once every socket that had data this turn has been read, one write per recipient
  * carries everything queued for it. Per-message writes are what caps fan-out: one syscall and
  * one libuv request per delivery instead of per recipient per turn.
+ *
+ * A turn is cut short when it grows large: once the input handled so far in this turn has
+ * queued EARLY_FLUSH_BYTES, everything is written as soon as the current read callback
+ * returns (a microtask) instead of after the last socket of the turn. In a burst, ten senders'
+ * 64 KB reads fanned out to a hundred members queue tens of megabytes per turn, and every
+ * queued frame, Buffer and queue array is still alive at each young-generation GC in between,
+ * which copies all of it: GC time per message grew with the size of the turn. Measured on
+ * fanout-100: 8.4 M -> 13 M deliveries per CPU-second (WebSocket 5.0 M -> 6.9 M), burst
+ * latency and peak RSS down by a third. Flushing in the middle of a read callback (after
+ * each message) was slower again: a write per recipient per message.
  */
 export interface Flushable {
   flush(): void;
@@ -10,7 +20,14 @@ export interface Flushable {
 
 let dirty: Flushable[] = [];
 let spare: Flushable[] = [];
+/** A setImmediate(flushAll) is pending. */
 let scheduled = false;
+/** A microtask flush is pending (noteQueued()). */
+let early = false;
+/** Bytes queued since the last flush. */
+let turnBytes = 0;
+
+export const EARLY_FLUSH_BYTES = 1024 * 1024;
 /**
  * The batches joined last in this flush pass, and the Buffers each was joined from (joinBatch).
  * Several, because a room's members may take different encodings of the same frames (text,
@@ -22,7 +39,7 @@ const recentJoined: (Buffer | null)[] = new Array<Buffer | null>(RECENT).fill(nu
 let newest = 0;
 
 function flushAll(): void {
-  scheduled = false;
+  turnBytes = 0;
   const list = dirty;
   dirty = spare;
   for (let i = 0; i < list.length; i++) list[i].flush();
@@ -62,12 +79,31 @@ export function joinBatch(parts: Buffer[], bytes: number): Buffer {
   return joined;
 }
 
+function flushAtEndOfTurn(): void {
+  scheduled = false;
+  flushAll();
+}
+
+function flushEarly(): void {
+  early = false;
+  flushAll();
+}
+
 /** Call once when a queue goes from empty to non-empty. */
 export function scheduleFlush(item: Flushable): void {
   dirty.push(item);
   if (!scheduled) {
     scheduled = true;
     // setImmediate runs after the poll phase: all readable sockets of this turn are handled first.
-    setImmediate(flushAll);
+    setImmediate(flushAtEndOfTurn);
+  }
+}
+
+/** Call for every frame queued: a turn that has queued enough is flushed early. */
+export function noteQueued(bytes: number): void {
+  turnBytes += bytes;
+  if (turnBytes >= EARLY_FLUSH_BYTES && !early) {
+    early = true;
+    queueMicrotask(flushEarly);
   }
 }

@@ -15,7 +15,7 @@ import type { Frame } from '../protocol/frame.js';
 import { decodeUtf8 } from '../protocol/text.js';
 import type { Hub } from '../hub/hub.js';
 import { ChatLink, type ConnectionOptions, type EndCode, type LinkHooks } from './chat-link.js';
-import { textFrame, WS_FRAME } from './ws-frame.js';
+import { wsBytes } from './ws-frame.js';
 
 /** Close codes (RFC 6455 7.4.1) and the short reasons that go with them. */
 const CLOSE: Partial<Record<NonNullable<EndCode>, [number, string]>> = {
@@ -73,16 +73,8 @@ export class WsConnection extends ChatLink {
     // A broadcast asks for the same frame once per recipient in a row: the last one answered
     // spares a Map lookup per delivery.
     if (frame === lastFrame) return lastBytes;
-    const extra = frame.extra;
-    let bytes = extra.get(WS_FRAME) as Buffer | undefined;
-    if (bytes === undefined) {
-      const json = frame.json;
-      bytes = textFrame(json.subarray(0, json.length - 1)); // JSON lines without the newline
-      extra.set(WS_FRAME, bytes);
-    }
     lastFrame = frame;
-    lastBytes = bytes;
-    return bytes;
+    return (lastBytes = wsBytes(frame));
   }
 
   protected override get writable(): boolean {
