@@ -102,20 +102,17 @@ export class ClassifierBot implements ImageSink {
   }
 
   /**
+   * Posts the answer to the room of the image; if everyone has left it, there is no one to tell.
+   *
    * Answers are posted as they come. A worker answers its whole batch in one message, so a
    * batch's answers are posted in one turn and reach each member in one write (the transports
    * coalesce a turn's output). Posting them one per turn, as this once did so that chat read in
    * between would not wait for eight answers, cost a write to every member per answer: on this
-   * 2-core VM a write that wakes a reader costs ~50 us, eight times more than encoding an
+   * 2-core VM a write that wakes a reader costs ~50 us, several times the cost of encoding an
    * answer, and the hub's CPU per image was 0.60-0.68 ms against 0.49-0.54 ms now
    * (classifier-latency, serverCpuMsPerImage).
    */
   private answer(post: ImagePost, body: Answer): void {
-    this.post(post, body);
-  }
-
-  /** Posts the answer to the room of the image; if everyone has left it, there is no one to tell. */
-  private post(post: ImagePost, body: Answer): void {
     this.hub.postAs(post.room, (seq, time): LabelsEvent => ({
       type: 'labels',
       room: post.room,
