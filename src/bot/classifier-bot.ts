@@ -34,7 +34,6 @@ export class ClassifierBot implements ImageSink {
   readonly opts: BotOptions;
   readonly nick: string;
   readonly stats = { answered: 0, failed: 0 };
-  /** Answers waiting for their turn: see answer(). */
 
   constructor(
     private readonly hub: Hub,

@@ -26,9 +26,6 @@ const CLOSE: Partial<Record<NonNullable<EndCode>, [number, string]>> = {
   IMAGE_FAR_TOO_LARGE: [1009, 'image far too large'],
 };
 
-let lastFrame: Frame | null = null;
-let lastBytes: Buffer = Buffer.alloc(0);
-
 /** A binary message waiting for the flood budget (text messages wait as plain Buffers). */
 interface Binary {
   binary: Buffer;
@@ -70,11 +67,7 @@ export class WsConnection extends ChatLink {
   // ---- ChatLink ----
 
   protected encode(frame: Frame): Buffer {
-    // A broadcast asks for the same frame once per recipient in a row: the last one answered
-    // spares a Map lookup per delivery.
-    if (frame === lastFrame) return lastBytes;
-    lastFrame = frame;
-    return (lastBytes = wsBytes(frame));
+    return wsBytes(frame);
   }
 
   protected override get writable(): boolean {
