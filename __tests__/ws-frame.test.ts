@@ -22,6 +22,20 @@ test('the length counts UTF-8 bytes, not characters', () => {
   expect(frame.subarray(4).toString()).toBe(text);
 });
 
+test('frames cut from the shared slab stay intact as later frames fill it and the next one', () => {
+  // Lengths around both header sizes and the slab's frame limit, in 1-, 2-, 3- and 4-byte
+  // characters, enough of them to go through several slabs.
+  const chars = ['x', '\u00e9', '\u20ac', '\u{1F600}'];
+  const texts: string[] = [];
+  for (let i = 0; i < 400; i++) {
+    const ch = chars[i % chars.length];
+    const units = [0, 1, 40, 41, 42, 125, 126, 300, 682, 683, 700][i % 11];
+    texts.push(ch.repeat(Math.max(0, Math.floor(units / ch.length))) + i);
+  }
+  const frames = texts.map((t) => textFrame(t));
+  frames.forEach((frame, i) => expect(frame.equals(wsReference(texts[i]))).toBe(true));
+});
+
 test('a frame is encoded once, whoever asks', () => {
   const frame = new Frame({ type: 'notice', text: 'hello' });
   const first = wsBytes(frame);

@@ -4,8 +4,9 @@
  *   node dist/bench/main.js [--scenario NAME[,NAME]] [--runs N] [--seconds S] [--json]
  *                           [--out FILE] [--wire text|json] [--server-arg ARG]... [--node-arg ARG]...
  *
- * Each scenario is run N times (default 3), each time against a fresh server; the table shows
- * the median of the runs and the spread (min-max) of the key figure. The full per-run results go
+ * Each scenario is run N times (default 3), each time against a fresh server, the chat scenarios
+ * taking turns; the table shows the median of the runs and the spread (min-max) of the key
+ * figure. The full per-run results go
  * to bench-results.json (or to stdout with --json, the table then going to stderr).
  *
  * The figure that matters for fan-out is deliveries per server CPU-second: wall-clock rates
@@ -42,7 +43,8 @@ interface Summary<R = RunResult> {
   correct: boolean;
 }
 
-type Entry = { group: 'chat'; sc: Scenario } | { group: 'classifier'; sc: ClassifierScenario };
+type ChatEntry = { group: 'chat'; sc: Scenario };
+type Entry = ChatEntry | { group: 'classifier'; sc: ClassifierScenario };
 
 const ENTRIES: Entry[] = [
   ...SCENARIOS.map((sc): Entry => ({ group: 'chat', sc })),
@@ -148,14 +150,20 @@ async function main(): Promise<number> {
   }
 
   const summaries: Summary<unknown>[] = [];
-  for (const entry of entries) {
-    const sc = entry.sc;
+  const chat = entries.filter((e): e is ChatEntry => e.group === 'chat');
+  if (chat.length > 0) {
+    // The chat scenarios take turns, run 1 of each, then run 2 of each, and so on, rather than
+    // one scenario's runs back to back: this VM's speed drifts over minutes (one build's
+    // ws-fanout-100 gave 6.5 M and 8.3 M deliveries/CPU-s in invocations minutes apart, each
+    // with its 3 runs within 10% of one another). Taking turns spreads the drift over every
+    // scenario alike, and the comparisons pair runs that ran side by side.
     const before = loadavg();
-    say(`${sc.name}: ${sc.description} (load average ${fmtLoad(before)})`);
-    if (entry.group === 'chat') {
-      const results: RunResult[] = [];
-      for (let i = 0; i < runs; i++) {
-        const r = await runScenario(entry.sc, {
+    for (const { sc } of chat) say(`${sc.name}: ${sc.description}`);
+    say(`(load average ${fmtLoad(before)})`);
+    const results = chat.map((): RunResult[] => []);
+    for (let i = 0; i < runs; i++) {
+      for (const [k, { sc }] of chat.entries()) {
+        const r = await runScenario(sc, {
           seconds,
           maxRounds,
           roundTimeoutMs: 30_000,
@@ -167,27 +175,32 @@ async function main(): Promise<number> {
           batch: values.batch === undefined ? undefined : positiveInt(values.batch, 'batch', 10_000),
           log: say,
         });
-        results.push(r);
-        say(`  run ${i + 1}/${runs}: ${describeRun(r)}`);
+        results[k].push(r);
+        say(`  ${sc.name} run ${i + 1}/${runs}: ${describeRun(r)}`);
         for (const e of r.errorSamples) say(`    ! ${e}`);
       }
-      summaries.push({ ...summarize(entry.sc, results), loadAverage: { before, after: loadavg() } });
-    } else {
-      const ctx: ClassifierContext = {
-        kit: kit!,
-        seconds,
-        server: { root: serverRoot, nodeArgs, args: serverArgs, logFile: values['server-log'] },
-        log: say,
-      };
-      const results: ClassifierRun[] = [];
-      for (let i = 0; i < runs; i++) {
-        say(`  run ${i + 1}/${runs} (load average ${fmtLoad(loadavg())}):`);
-        const r = await entry.sc.run(ctx);
-        results.push(r);
-        say(`  run ${i + 1}/${runs}: ${entry.sc.figures.map((f) => `${f.key} ${fmtFigure(r.figures[f.key], f.digits)}`).join(', ')}`);
-      }
-      summaries.push({ ...summarizeClassifier(entry.sc, results), loadAverage: { before, after: loadavg() } });
     }
+    const after = loadavg();
+    chat.forEach(({ sc }, k) => summaries.push({ ...summarize(sc, results[k]), loadAverage: { before, after } }));
+  }
+  for (const entry of entries) {
+    if (entry.group !== 'classifier') continue;
+    const before = loadavg();
+    say(`${entry.sc.name}: ${entry.sc.description} (load average ${fmtLoad(before)})`);
+    const ctx: ClassifierContext = {
+      kit: kit!,
+      seconds,
+      server: { root: serverRoot, nodeArgs, args: serverArgs, logFile: values['server-log'] },
+      log: say,
+    };
+    const results: ClassifierRun[] = [];
+    for (let i = 0; i < runs; i++) {
+      say(`  run ${i + 1}/${runs} (load average ${fmtLoad(loadavg())}):`);
+      const r = await entry.sc.run(ctx);
+      results.push(r);
+      say(`  run ${i + 1}/${runs}: ${entry.sc.figures.map((f) => `${f.key} ${fmtFigure(r.figures[f.key], f.digits)}`).join(', ')}`);
+    }
+    summaries.push({ ...summarizeClassifier(entry.sc, results), loadAverage: { before, after: loadavg() } });
   }
 
   const chatSummaries = summaries.filter((s): s is Summary => s.group === 'chat');

@@ -6,6 +6,7 @@
  * Text reaching this module has been sanitised by the hub, so it is written as it is.
  */
 import type { EventOf, LabelsEvent, MessageEvent, RoomEvent, ServerEvent } from './events.js';
+import { eventJson } from './json.js';
 
 export type WireMode = 'text' | 'json';
 
@@ -24,7 +25,7 @@ export class Frame {
 
   /** The event as JSON text, without the newline that ends it on a TCP stream. */
   get jsonText(): string {
-    return (this.jsonString ??= JSON.stringify(this.event));
+    return (this.jsonString ??= eventJson(this.event));
   }
 
   get json(): Buffer {
