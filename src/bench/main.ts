@@ -6,8 +6,8 @@
  *
  * Each scenario is run N times (default 3), each time against a fresh server, the chat scenarios
  * taking turns; the table shows the median of the runs and the spread (min-max) of the key
- * figure. The full per-run results go
- * to bench-results.json (or to stdout with --json, the table then going to stderr).
+ * figure. The full per-run results go to bench-results.json (or to stdout with --json, the
+ * table then going to stderr).
  *
  * The figure that matters for fan-out is deliveries per server CPU-second: wall-clock rates
  * depend on what else the machine is doing (the generator itself needs a core), CPU time per
