@@ -18,7 +18,7 @@ function post(s: TaskStore, image: number): Task {
 }
 
 function answer(s: TaskStore, image: number): void {
-  const e: LabelsEvent = { type: 'labels', room: 'lab', seq: 100 + image, nick: 'classifier', image, name: `${image}.jpg`, time: now, labels: [{ label: 'cat', score: 0.9 }] };
+  const e: LabelsEvent = { type: 'labels', room: 'lab', seq: 100 + image, nick: 'classifier', image, name: `${image}.jpg`, time: now, labels: [{ index: 281, label: 'cat', score: 0.9 }] };
   s.answered(e);
 }
 
