@@ -41,15 +41,8 @@ export function textFrame(text: string): Buffer {
     slabUsed = 0;
   }
   const size = slab.write(text, slabUsed + 4, 'utf8');
-  let start = slabUsed;
-  if (size < 126) {
-    start += 2;
-    slab[start + 1] = size;
-  } else {
-    slab[start + 1] = 126;
-    slab.writeUInt16BE(size, start + 2);
-  }
-  slab[start] = FIN_TEXT;
+  const start = slabUsed + 4 - headerBytes(size);
+  writeHeader(slab, start, size);
   const end = slabUsed + 4 + size;
   slabUsed = (end + 7) & ~7; // aligned, as Node's pool keeps its slices
   return slab.subarray(start, end);
@@ -57,20 +50,29 @@ export function textFrame(text: string): Buffer {
 
 function measuredTextFrame(text: string): Buffer {
   const size = Buffer.byteLength(text);
-  const head = size < 126 ? 2 : size < 65536 ? 4 : 10;
+  const head = headerBytes(size);
   const out = Buffer.allocUnsafe(head + size);
-  out[0] = FIN_TEXT;
-  if (head === 2) out[1] = size;
-  else if (head === 4) {
-    out[1] = 126;
-    out.writeUInt16BE(size, 2);
-  } else {
-    out[1] = 127;
-    out.writeUInt32BE(Math.floor(size / 2 ** 32), 2);
-    out.writeUInt32BE(size >>> 0, 6);
-  }
+  writeHeader(out, 0, size);
   out.write(text, head, 'utf8');
   return out;
+}
+
+/** The length of the header of a frame carrying `size` bytes: 7-bit, 16-bit or 64-bit length. */
+function headerBytes(size: number): number {
+  return size < 126 ? 2 : size < 65536 ? 4 : 10;
+}
+
+function writeHeader(out: Buffer, at: number, size: number): void {
+  out[at] = FIN_TEXT;
+  if (size < 126) out[at + 1] = size;
+  else if (size < 65536) {
+    out[at + 1] = 126;
+    out.writeUInt16BE(size, at + 2);
+  } else {
+    out[at + 1] = 127;
+    out.writeUInt32BE(Math.floor(size / 2 ** 32), at + 2);
+    out.writeUInt32BE(size >>> 0, at + 6);
+  }
 }
 
 /** A frame's event as a WebSocket text message, made once per frame. */
