@@ -99,7 +99,7 @@ describe('against roomcast serve with the model', () => {
     expect(event.preview).toMatchObject({ width: 32, height: 24 });
 
     expect(await lineLike(nc, /posted image/)).toMatch(new RegExp(`^\\[lab\\] guest\\d+ posted image #${event.image} pelican\\.jpeg \\(34\\.2 KB\\)$`));
-    expect(await lineLike(nc, /^\[lab\] classifier:/)).toMatch(new RegExp(`^\\[lab\\] classifier: #${event.image} pelican\\.jpeg \u2192 pelican 100%, `));
+    expect(await lineLike(nc, /^\[lab\] classifier:/)).toMatch(new RegExp(`^\\[lab\\] classifier: #${event.image} pelican\\.jpeg \u2192 pelican 99\\.\\d%, `));
   });
 
   test('plain: a text then the image, and one line with the labels', async () => {

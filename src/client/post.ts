@@ -11,7 +11,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { LabelsEvent } from '../protocol/events.js';
-import { formatSize } from '../protocol/frame.js';
+import { formatSize, scorePercent } from '../protocol/frame.js';
 import { DEFAULT_PORT } from '../server.js';
 import { AddressError, parseServerAddress } from './address.js';
 import { ChatClient, ConnectError, NotConnectedError, RequestError, TimeoutError } from './chat-client.js';
@@ -37,7 +37,7 @@ export interface PostIo {
 
 /** "kitten.jpg: tiger cat 42%, tabby 16%, Egyptian cat 7%" */
 export function formatLabels(e: LabelsEvent): string {
-  const labels = (Array.isArray(e.labels) ? e.labels : []).map((l) => `${clean(l.label)} ${Math.round(l.score * 100)}%`);
+  const labels = (Array.isArray(e.labels) ? e.labels : []).map((l) => `${clean(l.label)} ${scorePercent(Number(l.score))}`);
   return `${clean(e.name)}: ${labels.join(', ')}`;
 }
 

@@ -9,7 +9,7 @@
 import { Chalk, type ChalkInstance, type ColorSupportLevel } from 'chalk';
 import type { Command } from '../protocol/commands.js';
 import type { EventOf, ImageEvent, LabelsEvent, MessageEvent, RoomEvent, ServerEvent } from '../protocol/events.js';
-import { formatSize } from '../protocol/frame.js';
+import { formatSize, scorePercent } from '../protocol/frame.js';
 import { nickKey } from '../protocol/text.js';
 
 export type LineKind = 'chat' | 'notice' | 'error';
@@ -163,7 +163,7 @@ function labelsLine(e: LabelsEvent, s: Style): Line {
   const head = `${stamp(Number(e.time), s)} ${roomTag(e.room, s)} ${s.nick(clean(e.nick))}: #${clean(e.image)} ${clean(e.name)}`;
   if (e.error && typeof e.error === 'object') return chat(`${head} - ${s.error(clean(e.error.message) || clean(e.error.code))}`);
   const labels = Array.isArray(e.labels) ? e.labels : [];
-  return chat(`${head} \u2192 ${clean(labels.map((l) => `${clean(l?.label)} ${Math.round(Number(l?.score) * 100)}%`).join(', '))}`);
+  return chat(`${head} \u2192 ${clean(labels.map((l) => `${clean(l?.label)} ${scorePercent(Number(l?.score))}`).join(', '))}`);
 }
 
 /** Largest preview drawn, whatever a server sends: 64 columns, 32 rows. */

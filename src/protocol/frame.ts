@@ -69,10 +69,24 @@ export function formatSize(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
+/**
+ * A label's score as people read it: "95%". Rounding alone would print "0%" for a label the
+ * model still ranked in its top few and "100%" for one it is not quite sure of, so the ends
+ * read "<1%" and "99.9%"; only a score of 1 is "100%".
+ */
+export function scorePercent(score: number): string {
+  if (!Number.isFinite(score)) return '?%';
+  if (score >= 1) return '100%';
+  if (score >= 0.995) return `${Math.min(999, Math.round(score * 1000)) / 10}%`;
+  if (score <= 0) return '0%';
+  if (score < 0.005) return '<1%';
+  return `${Math.round(score * 100)}%`;
+}
+
 /** "coyote 95%, timber wolf 4%": what people read of the bot's answer. */
 export function labelsSummary(e: LabelsEvent): string {
   if (e.error) return e.error.message;
-  return (e.labels ?? []).map((l) => `${l.label} ${Math.round(l.score * 100)}%`).join(', ');
+  return (e.labels ?? []).map((l) => `${l.label} ${scorePercent(l.score)}`).join(', ');
 }
 
 /** One line for anything kept in a room's history. */

@@ -344,8 +344,15 @@ function labelRow(l: LabelScore): HTMLLIElement {
   bar.setAttribute('aria-valuemin', '0');
   bar.setAttribute('aria-valuemax', '100');
   bar.setAttribute('aria-valuenow', pct.toFixed(0));
-  row.append(el('span', 'label-name', l.label), bar, el('span', 'score', `${pct.toFixed(pct < 10 ? 1 : 0)}%`));
+  row.append(el('span', 'label-name', l.label), bar, el('span', 'score', percentText(pct)));
   return row;
+}
+
+/** One decimal under 10%, and near the top, so that an answer the model is not sure of never reads "100%". */
+function percentText(pct: number): string {
+  if (pct >= 100) return '100%';
+  if (pct >= 99.5) return `${Math.min(99.9, Math.round(pct * 10) / 10)}%`;
+  return `${pct.toFixed(pct < 10 ? 1 : 0)}%`;
 }
 
 /** Labels whose picture is not on the page (it came before our history). */

@@ -1,0 +1,31 @@
+/** How the bot's scores read in text mode, the terminal client and `roomcast post`. */
+import { labelsSummary, scorePercent } from '../src/protocol/frame.js';
+import type { LabelsEvent } from '../src/protocol/events.js';
+
+test.each([
+  [0.95, '95%'],
+  [0.041, '4%'],
+  [0.005, '1%'],
+  [0.0049, '<1%'],
+  [0.0003, '<1%'],
+  [0, '0%'],
+  [0.994, '99%'],
+  [0.995, '99.5%'],
+  [0.99896, '99.9%'],
+  // Not certain: never rounded up to the "100%" of a certain answer.
+  [0.99996, '99.9%'],
+  [1, '100%'],
+  [Number.NaN, '?%'],
+])('score %p reads %p', (score, shown) => {
+  expect(scorePercent(score)).toBe(shown);
+});
+
+test('a labels answer reads as its labels with their scores, or as its error', () => {
+  const base = { type: 'labels', room: 'lab', seq: 2, nick: 'classifier', image: 1, name: 'p.jpg', time: 0 } as const;
+  const labels = [
+    { index: 144, label: 'pelican', score: 0.99896 },
+    { index: 132, label: 'American egret', score: 0.00039 },
+  ];
+  expect(labelsSummary({ ...base, labels } as LabelsEvent)).toBe('pelican 99.9%, American egret <1%');
+  expect(labelsSummary({ ...base, error: { code: 'IMAGE_INVALID', message: 'not an image' } } as LabelsEvent)).toBe('not an image');
+});
