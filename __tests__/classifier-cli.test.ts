@@ -71,7 +71,7 @@ test('classify prints a table; bad files are reported per file with exit code 1'
   expect(run.code).toBe(1);
   const lines = run.stdout.trimEnd().split('\n');
   expect(lines[0]).toMatch(/^FILE\s+TOP 2\s+MS$/);
-  expect(lines[1]).toMatch(/pelican\.jpeg\s+pelican 99\.\d%, .+ \d+\.\d%\s+\d+$/);
+  expect(lines[1]).toMatch(/pelican\.jpeg\s+pelican 99\.\d%, .+ <?\d+\.\d%\s+\d+$/);
   expect(lines[2]).toContain('error IMAGE_INVALID: half.jpg could not be decoded as JPEG: the file is damaged or cut off');
   expect(lines[3]).toContain('error IMAGE_EMPTY: empty.jpg is empty (0 bytes)');
   expect(lines[4]).toContain('error IMAGE_INVALID: README.md is not an image sharp can read (JPEG, PNG, WebP, GIF, AVIF, TIFF)');

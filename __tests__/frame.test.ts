@@ -20,6 +20,16 @@ test.each([
   expect(scorePercent(score)).toBe(shown);
 });
 
+test.each([
+  [0.33712, '33.7%'],
+  [0.0004, '<0.1%'],
+  [0.99896, '99.9%'],
+  [0.99971, '99.97%'],
+  [0.999999, '99.99%'],
+])('with one decimal, score %p reads %p', (score, shown) => {
+  expect(scorePercent(score, 1)).toBe(shown);
+});
+
 test('a labels answer reads as its labels with their scores, or as its error', () => {
   const base = { type: 'labels', room: 'lab', seq: 2, nick: 'classifier', image: 1, name: 'p.jpg', time: 0 } as const;
   const labels = [

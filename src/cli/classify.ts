@@ -9,6 +9,7 @@ import { ClassifierError, errorCode, errorMessage, type ClassifierErrorCode } fr
 import { findModel } from '../classifier/models.js';
 import { ClassifierPool, type ClassifyResult } from '../classifier/pool.js';
 import type { LabelScore } from '../classifier/model.js';
+import { scorePercent } from '../protocol/frame.js';
 
 export interface ClassifyCommandOptions {
   files: string[];
@@ -79,7 +80,7 @@ export async function runClassify(opts: ClassifyCommandOptions): Promise<number>
 export function formatTable(results: FileResult[], top: number): string {
   const rows = results.map((r) => {
     if (!r.ok) return [r.file, `error ${r.code}: ${r.message}`, ''];
-    const labels = r.labels.map((l) => `${l.label} ${(l.score * 100).toFixed(1)}%`).join(', ');
+    const labels = r.labels.map((l) => `${l.label} ${scorePercent(l.score, 1)}`).join(', ');
     // What this image cost: its own decode plus the run() of its batch.
     return [r.file, labels, (r.timings.decodeMs + r.timings.inferenceMs).toFixed(0)];
   });

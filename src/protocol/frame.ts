@@ -70,17 +70,22 @@ export function formatSize(bytes: number): string {
 }
 
 /**
- * A label's score as people read it: "95%". Rounding alone would print "0%" for a label the
- * model still ranked in its top few and "100%" for one it is not quite sure of, so the ends
- * read "<1%" and "99.9%"; only a score of 1 is "100%".
+ * A label's score as people read it: "95%" (or "95.2%" with `decimals` 1). Rounding alone would
+ * print "0%" for a label the model still ranked in its top few and "100%" for one it is not
+ * quite sure of, so the ends read "<1%" and "99.9%"; only a score of 1 is "100%".
  */
-export function scorePercent(score: number): string {
+export function scorePercent(score: number, decimals = 0): string {
   if (!Number.isFinite(score)) return '?%';
   if (score >= 1) return '100%';
-  if (score >= 0.995) return `${Math.min(999, Math.round(score * 1000)) / 10}%`;
   if (score <= 0) return '0%';
-  if (score < 0.005) return '<1%';
-  return `${Math.round(score * 100)}%`;
+  const step = 10 ** -decimals;
+  const pct = score * 100;
+  if (pct < step / 2) return `<${step}%`;
+  if (pct >= 100 - step / 2) {
+    const finer = step / 10;
+    return `${Math.min(100 - finer, Math.round(pct / finer) * finer).toFixed(decimals + 1)}%`;
+  }
+  return `${pct.toFixed(decimals)}%`;
 }
 
 /** "coyote 95%, timber wolf 4%": what people read of the bot's answer. */
