@@ -159,6 +159,8 @@ test('two browser pages and a netcat user chat; a posted photo shows inline with
     // The labels land under the picture they belong to, top label first.
     await post.locator('.labels .label-name').first().waitFor({ timeout: WAIT });
     expect(await post.locator('.labels .label-name').first().textContent()).toBe('pelican');
+    // The model is not certain (0.999) and ranked the others above zero: no "100%", no "0.0%".
+    expect(await post.locator('.labels .score').allTextContents()).toEqual(['99.9%', '<0.1%', '<0.1%']);
     // (Functions run in the page are strings here: the tests are compiled without the DOM lib.)
     const bar = (await post.locator('.label .fill').first().boundingBox())?.width ?? 0;
     expect(bar).toBeGreaterThan(0);

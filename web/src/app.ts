@@ -348,10 +348,14 @@ function labelRow(l: LabelScore): HTMLLIElement {
   return row;
 }
 
-/** One decimal under 10%, and near the top, so that an answer the model is not sure of never reads "100%". */
+/**
+ * One decimal under 10% and near the top, as the terminal shows scores: a label the model
+ * ranked reads "<0.1%" rather than "0.0%", and an answer it is not sure of never reads "100%".
+ */
 function percentText(pct: number): string {
   if (pct >= 100) return '100%';
-  if (pct >= 99.5) return `${Math.min(99.9, Math.round(pct * 10) / 10)}%`;
+  if (pct >= 99.5) return `${Math.min(99.9, Math.round(pct * 10) / 10).toFixed(1)}%`;
+  if (pct > 0 && pct < 0.05) return '<0.1%';
   return `${pct.toFixed(pct < 10 ? 1 : 0)}%`;
 }
 
