@@ -349,8 +349,9 @@ function labelRow(l: LabelScore): HTMLLIElement {
 }
 
 /**
- * One decimal under 10% and near the top, as the terminal shows scores: a label the model
- * ranked reads "<0.1%" rather than "0.0%", and an answer it is not sure of never reads "100%".
+ * One decimal under 10%. The ends follow the terminal's rules (scorePercent() in the server's
+ * protocol/frame.ts, which this bundle cannot import): a label the model ranked reads "<0.1%"
+ * rather than "0.0%", and an answer it is not sure of never reads "100%".
  */
 function percentText(pct: number): string {
   if (pct >= 100) return '100%';
