@@ -1,5 +1,5 @@
 /** How the bot's scores read in text mode, the terminal client and `roomcast post`. */
-import { labelsSummary, scorePercent } from '../src/protocol/frame.js';
+import { Frame, labelsSummary, scorePercent } from '../src/protocol/frame.js';
 import type { LabelsEvent } from '../src/protocol/events.js';
 
 test.each([
@@ -38,4 +38,20 @@ test('a labels answer reads as its labels with their scores, or as its error', (
   ];
   expect(labelsSummary({ ...base, labels } as LabelsEvent)).toBe('pelican 99.9%, American egret <1%');
   expect(labelsSummary({ ...base, error: { code: 'IMAGE_INVALID', message: 'not an image' } } as LabelsEvent)).toBe('not an image');
+});
+
+test("a transport's encoding is made once per frame and kind, also when a second kind asks", () => {
+  const frame = new Frame({ type: 'ack', room: 'lab', seq: 1, time: 0 });
+  const made: string[] = [];
+  const maker = (kind: string) => (f: Frame) => {
+    made.push(kind);
+    return Buffer.from(`${kind}:${f.jsonText}`);
+  };
+  const ws = frame.encoded('ws', maker('ws'));
+  expect(frame.encoded('ws', maker('ws'))).toBe(ws);
+  const other = frame.encoded('other', maker('other'));
+  expect(other.toString()).toBe('other:{"type":"ack","room":"lab","seq":1,"time":0}');
+  expect(frame.encoded('other', maker('other'))).toBe(other);
+  expect(frame.encoded('ws', maker('ws'))).toBe(ws);
+  expect(made).toEqual(['ws', 'other']);
 });

@@ -5,9 +5,10 @@
  *
  * Why: on Node 20 (V8 11, before V8's fast JSON serialiser) JSON.stringify took 0.7-1 µs for a
  * message event and 0.4-0.5 µs for an ack on the reference machine; in a server CPU profile of
- * the ws-fanout-100 bench it was 9% of all the server's time. The templates take about half. They give the same text as JSON.stringify of an event built in the hub's
- * key order; a test holds them to it, and the key lists below stop the build when an event
- * gains a field the template would leave out.
+ * the ws-fanout-100 bench it was 9% of all the server's time. The templates take about half.
+ * They give the same text as JSON.stringify of an event built in the hub's key order; a test
+ * holds them to it, and the key lists below stop the build when an event gains a field the
+ * template would leave out.
  */
 import type { MessageEvent, ServerEvent } from './events.js';
 
