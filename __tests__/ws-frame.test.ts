@@ -1,6 +1,6 @@
 import * as wsModule from 'ws';
 import { Frame } from '../src/protocol/frame.js';
-import { textFrame, WS_FRAME, wsBytes } from '../src/transport/ws-frame.js';
+import { closeFrame, pongFrame, textFrame, WS_FRAME, wsBytes } from '../src/transport/ws-frame.js';
 
 // What ws.send() would have written for the same text: ws's own framing, as the reference.
 const { Sender } = wsModule as unknown as {
@@ -46,4 +46,22 @@ test('a frame is encoded once, whoever asks', () => {
   const other = frame.encoded('other', () => Buffer.from('other'));
   expect(frame.encoded('other', () => Buffer.alloc(0))).toBe(other);
   expect(wsBytes(frame)).toBe(first);
+});
+
+function wsControl(opcode: number, payload: Buffer): Buffer {
+  return Buffer.concat(Sender.frame(payload, { fin: true, opcode, mask: false, readOnly: true, rsv1: false }));
+}
+
+test('close and pong frames are the ones ws frames', () => {
+  const status = Buffer.from([0x03, 0xf0]); // 1008
+  expect(closeFrame(1008, 'SendQ exceeded').equals(wsControl(8, Buffer.concat([status, Buffer.from('SendQ exceeded')])))).toBe(true);
+  expect(pongFrame(Buffer.from('are you there')).equals(wsControl(10, Buffer.from('are you there')))).toBe(true);
+  expect(pongFrame(Buffer.alloc(0)).equals(wsControl(10, Buffer.alloc(0)))).toBe(true);
+});
+
+test('a long close reason is cut to fit a control frame, between characters', () => {
+  const frame = closeFrame(1000, 'é'.repeat(100)); // 200 bytes of UTF-8
+  expect(frame[1]).toBeLessThanOrEqual(125);
+  const reason = frame.subarray(4);
+  expect(reason.toString('utf8')).toBe('é'.repeat(61));
 });

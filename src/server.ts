@@ -9,7 +9,6 @@
  */
 import net from 'node:net';
 import type { IncomingMessage } from 'node:http';
-import type { WebSocket } from 'ws';
 import { Hub, type HubOptions } from './hub/hub.js';
 import { protocolError } from './protocol/errors.js';
 import { Admission } from './transport/admission.js';
@@ -27,7 +26,7 @@ import { ImageStore } from './http/image-store.js';
 import { Metrics } from './http/metrics.js';
 import { OriginPolicy } from './http/origin.js';
 import { TaskStore } from './http/task-store.js';
-import { WebServer } from './http/web-server.js';
+import { WebServer, type Upgraded } from './http/web-server.js';
 
 export const DEFAULT_PORT = 7447;
 
@@ -163,7 +162,7 @@ export class RoomcastServer {
         origins: new OriginPolicy(w.origins),
         readiness: () => ({ listening: this.listening.length > 0, stopping: this.stopping !== null, bot: this.bot?.status() ?? null }),
       },
-      { websocket: (ws, socket, req) => this.acceptWebSocket(ws, socket, req) },
+      { websocket: (upgraded, req) => this.acceptWebSocket(upgraded, req) },
       log,
     );
   }
@@ -230,13 +229,13 @@ export class RoomcastServer {
     this.web.accept(socket, null, refusal);
   }
 
-  private acceptWebSocket(ws: WebSocket, socket: net.Socket, req: IncomingMessage): void {
+  private acceptWebSocket({ socket, head, maxPayload }: Upgraded, req: IncomingMessage): void {
     if (this.stopping) {
-      ws.terminate();
+      socket.destroy();
       return;
     }
     const peer = hostPort(plainAddress(socket.remoteAddress), socket.remotePort ?? 0);
-    const conn = new WsConnection(ws, socket, peer, this.hub, this.opts.connection, {
+    const conn = new WsConnection(socket, head, maxPayload, peer, this.hub, this.opts.connection, {
       closed: (c, reason) => {
         this.wsConnections.delete(c);
         if (reason.startsWith('SendQ exceeded')) {

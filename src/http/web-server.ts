@@ -10,7 +10,7 @@
  */
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import type { ProtocolError } from '../protocol/errors.js';
 import type { Logger } from '../log.js';
 import type { WebContext } from './context.js';
@@ -23,9 +23,32 @@ import { matchRoute, splitUrl, type Route } from './router.js';
 import { StaticFiles } from './static-files.js';
 import { taskRoutes } from './tasks.js';
 
+/** A socket that has completed the WebSocket handshake, for the chat connection to read and write. */
+export interface Upgraded {
+  socket: Socket;
+  /** Bytes the client sent after its request, read with it: the start of its first frames. */
+  head: Buffer;
+  /** The largest message the client may send (--ws-max-payload). */
+  maxPayload: number;
+}
+
 export interface WebHooks {
-  /** A WebSocket handshake completed on `socket`. */
-  websocket(ws: WebSocket, socket: Socket, req: IncomingMessage): void;
+  websocket(upgraded: Upgraded, req: IncomingMessage): void;
+}
+
+/**
+ * ws's WebSocket, kept to the handshake. handleUpgrade() checks the request, writes the 101
+ * and then gives the socket to the WebSocket class it is configured with (the documented
+ * `WebSocket` option), through setSocket(); ws's own class would put its reader and writer
+ * on it there. The chat connection reads and writes the socket itself (ws-receiver.ts,
+ * ws-frame.ts), so this one only keeps what it is given.
+ */
+class Handshake extends WebSocket {
+  taken: { socket: Socket; head: Buffer } | null = null;
+
+  setSocket(socket: Socket, head: Buffer): void {
+    this.taken = { socket, head };
+  }
 }
 
 export class WebServer {
@@ -33,6 +56,7 @@ export class WebServer {
   /** Sockets speaking HTTP (not those upgraded to WebSocket). */
   readonly sockets = new Set<Socket>();
   private readonly wss: WebSocketServer;
+  private readonly wsMaxPayload: number;
   private readonly routes: Route[];
   private readonly files: StaticFiles;
   /** Sockets over a connection limit: their requests are answered with why, then closed. */
@@ -64,12 +88,13 @@ export class WebServer {
     });
     this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
+    this.wsMaxPayload = o.wsMaxPayload ?? Math.max(ctx.connection.maxImageBytes, ctx.connection.maxFrame);
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
       // Off, and it must stay off: WsConnection writes pre-built uncompressed frames itself.
       perMessageDeflate: false,
-      maxPayload: o.wsMaxPayload ?? Math.max(ctx.connection.maxImageBytes, ctx.connection.maxFrame),
+      WebSocket: Handshake,
     });
     this.files = new StaticFiles(o.staticDir);
     this.routes = [
@@ -152,7 +177,16 @@ export class WebServer {
       return;
     }
     this.sockets.delete(socket);
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.hooks.websocket(ws, socket, req));
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const taken = (ws as Handshake).taken;
+      if (taken === null) {
+        // Only a ws that no longer calls setSocket() could get here; a test holds it to it.
+        this.log.error('WebSocket handshake: ws did not hand over the socket; closing it');
+        socket.destroy();
+        return;
+      }
+      this.hooks.websocket({ ...taken, maxPayload: this.wsMaxPayload }, req);
+    });
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {

@@ -150,6 +150,11 @@ export abstract class ChatLink implements Link, Flushable, Expiring {
 
   // ---- output ----
 
+  /** Bytes of the transport's own (a WebSocket pong), queued like any event. */
+  protected sendBytes(bytes: Buffer): void {
+    if (this.state !== 'closing') this.enqueue(bytes);
+  }
+
   private enqueue(bytes: Buffer): void {
     const queued = this.outBytes + bytes.length;
     if (queued > this.opts.maxSendQueue || queued + this.socket.writableLength > this.opts.maxSendQueue) {

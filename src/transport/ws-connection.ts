@@ -3,19 +3,20 @@
  * and images as a binary message right after an image header. It is the hub's Link for this
  * WebSocket; the send queue, flood control and registration are ChatLink's, shared with TCP.
  *
- * ws parses what the client sends (and answers pings and close frames itself); what the server
- * sends bypasses ws.send(): each event is framed once (ws-frame.ts) and its bytes are queued
- * and flushed to the socket like TCP output, so a slow reader costs only its own bounded queue.
+ * After ws's handshake the socket is this connection's alone: frames are parsed by
+ * WsReceiver, and everything sent (events, pongs, the close frame) is framed once
+ * (ws-frame.ts) and queued and flushed like TCP output, so a slow reader costs only its own
+ * bounded queue, and a control frame never lands inside another frame.
  */
 import type { Socket } from 'node:net';
-import WebSocket from 'ws';
 import { parseJsonLine, type Command } from '../protocol/commands.js';
 import { RoomcastError } from '../protocol/errors.js';
 import type { Frame } from '../protocol/frame.js';
 import { decodeUtf8 } from '../protocol/text.js';
 import type { Hub } from '../hub/hub.js';
 import { ChatLink, type ConnectionOptions, type EndCode, type LinkHooks } from './chat-link.js';
-import { wsBytes } from './ws-frame.js';
+import { closeFrame, pongFrame, wsBytes } from './ws-frame.js';
+import { WsReceiver } from './ws-receiver.js';
 
 /** Close codes (RFC 6455 7.4.1) and the short reasons that go with them. */
 const CLOSE: Partial<Record<NonNullable<EndCode>, [number, string]>> = {
@@ -42,11 +43,18 @@ export class WsConnection extends ChatLink {
   private readonly inbox: (Buffer | Binary)[] = [];
   /** What the next binary message must be, after an image header. */
   private imageWanted: { size: number; keep: boolean } | null = null;
+  private readonly receiver: WsReceiver;
+  /** Our close frame is written: nothing may follow it (RFC 6455 5.5.1). */
+  private closeSent = false;
+  /** The client's close frame has come, or it broke the protocol: it is answered by ending the connection. */
+  private closeReceived = false;
 
   constructor(
-    private readonly ws: WebSocket,
-    /** The upgraded socket under `ws`: output is written to it directly. */
+    /** The socket, upgraded by ws's handshake: read and written here alone. */
     socket: Socket,
+    /** What the client sent right after its request. */
+    head: Buffer,
+    maxPayload: number,
     peer: string,
     hub: Hub,
     opts: ConnectionOptions,
@@ -57,11 +65,21 @@ export class WsConnection extends ChatLink {
     // No text mode and no greeting: the first message must be a hello, within the registration time.
     this.state = 'hello';
     this.detected();
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
-    ws.on('error', (err: Error) => {
+    this.receiver = new WsReceiver(maxPayload, {
+      message: (data, binary) => this.onMessage(data, binary),
+      ping: (data) => this.control(pongFrame(data)),
+      close: (code) => this.onClose(code),
+      fail: (code, reason) => this.onProtocolError(code, reason),
+    });
+    socket.setTimeout(0);
+    socket.on('data', (chunk: Buffer) => this.receiver.push(chunk));
+    // A client that half-closes without a close frame gets no more either.
+    socket.on('end', () => socket.end());
+    socket.on('error', (err: Error) => {
       if (this.state !== 'closing') this.reason = err.message;
     });
-    ws.on('close', () => this.closed());
+    socket.on('close', () => this.closed());
+    if (head.length > 0) this.receiver.push(head);
   }
 
   // ---- ChatLink ----
@@ -71,21 +89,62 @@ export class WsConnection extends ChatLink {
   }
 
   protected override get writable(): boolean {
-    // Once ws has sent a close frame (ours, or its answer to the client's), nothing may follow it.
-    return this.ws.readyState === WebSocket.OPEN && !this.socket.destroyed;
+    return !this.closeSent && !this.socket.destroyed;
   }
 
   protected endTransport(code: EndCode): void {
     const [status, reason] = (code && CLOSE[code]) ?? [1000, code ?? 'closed by the server'];
-    this.ws.close(status, reason);
+    this.sendClose(status, reason);
+  }
+
+  /**
+   * Writes the close frame after what is queued. The server closes the TCP connection once
+   * both close frames have passed (RFC 6455 7.1.1); a client that never answers is cut by the
+   * linger timer of finish().
+   */
+  private sendClose(status: number, reason: string): void {
+    if (this.closeSent || this.socket.destroyed) return;
+    this.flush();
+    this.closeSent = true;
+    this.socket.write(closeFrame(status, reason));
+    if (this.closeReceived) this.socket.end();
+  }
+
+  /** A pong: queued with the events, so it goes out whole, between two frames. */
+  private control(bytes: Buffer): void {
+    if (!this.closeSent) this.sendBytes(bytes);
+  }
+
+  private onClose(code: number | undefined): void {
+    this.closeReceived = true;
+    if (this.state === 'closing') {
+      if (this.closeSent) this.socket.end();
+      return;
+    }
+    // The client's code is echoed, as ws does; 1005 (none given) is never sent in a frame.
+    this.sendClose(code ?? 1000, '');
+    this.finish(this.reason, null);
+  }
+
+  private onProtocolError(status: number, reason: string): void {
+    this.closeReceived = true;
+    if (this.state === 'closing') {
+      this.socket.destroy();
+      return;
+    }
+    this.reason = `WebSocket protocol error: ${reason}`;
+    // Nothing the client sends now can be read: the close frame goes, then the connection.
+    this.sendClose(status, reason);
+    this.finish(this.reason, null);
   }
 
   protected pauseInput(): void {
-    this.ws.pause();
+    this.socket.pause();
   }
 
   protected resumeInput(): void {
-    this.ws.resume();
+    // Also after a close frame: what follows is discarded, but the client's FIN must be seen.
+    this.socket.resume();
   }
 
   protected hasInput(): boolean {

@@ -1,12 +1,12 @@
 /**
- * WebSocket framing of server events, done once per event for every WebSocket recipient.
+ * WebSocket framing of what the server sends: events, done once per event for every WebSocket
+ * recipient, and the pong and close control frames.
  *
  * ws's own send() frames (and, with permessage-deflate, compresses) the data for each socket
  * it is called on; a broadcast to a hundred members would frame it a hundred times. Instead
  * each event is framed once and the same bytes are queued to every recipient's socket, like
- * the TCP formats. That is only safe because the server never uses ws.send() and turns
- * permessage-deflate off: ws then writes nothing of its own but whole control frames (pong,
- * close), never between our frames' bytes.
+ * the TCP formats. permessage-deflate is therefore never negotiated, and after the handshake
+ * nothing but WsConnection writes to the socket, so no frame lands inside another.
  *
  * The frame is written here rather than by ws's Sender.frame(), which takes the payload as a
  * Buffer and returns the header and the payload apart: the JSON text, its Buffer, the header
@@ -20,6 +20,8 @@ import type { Frame } from '../protocol/frame.js';
 export const WS_FRAME = 'ws';
 
 const FIN_TEXT = 0x81;
+const FIN_CLOSE = 0x88;
+const FIN_PONG = 0x8a;
 
 // Small frames are cut from a shared slab, as Node's Buffer.from() does for small strings: the
 // text is written once, 4 bytes into free space, and its header goes right in front of it once
@@ -42,7 +44,7 @@ export function textFrame(text: string): Buffer {
   }
   const size = slab.write(text, slabUsed + 4, 'utf8');
   const start = slabUsed + 4 - headerBytes(size);
-  writeHeader(slab, start, size);
+  writeHeader(slab, start, FIN_TEXT, size);
   const end = slabUsed + 4 + size;
   slabUsed = (end + 7) & ~7; // aligned, as Node's pool keeps its slices
   return slab.subarray(start, end);
@@ -52,8 +54,32 @@ function measuredTextFrame(text: string): Buffer {
   const size = Buffer.byteLength(text);
   const head = headerBytes(size);
   const out = Buffer.allocUnsafe(head + size);
-  writeHeader(out, 0, size);
+  writeHeader(out, 0, FIN_TEXT, size);
   out.write(text, head, 'utf8');
+  return out;
+}
+
+/** The close frame: a status code (RFC 6455 7.4) and a reason, cut to fit a control frame. */
+export function closeFrame(status: number, reason: string): Buffer {
+  let why = Buffer.from(reason);
+  // A control frame carries at most 125 bytes, 2 of them the code; the cut falls between characters.
+  if (why.length > 123) {
+    let end = 123;
+    while ((why[end] & 0xc0) === 0x80) end--;
+    why = why.subarray(0, end);
+  }
+  const out = Buffer.allocUnsafe(4 + why.length);
+  writeHeader(out, 0, FIN_CLOSE, 2 + why.length);
+  out.writeUInt16BE(status, 2);
+  why.copy(out, 4);
+  return out;
+}
+
+/** The answer to a ping: a pong with the same payload (RFC 6455 5.5.3). */
+export function pongFrame(payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(2 + payload.length);
+  writeHeader(out, 0, FIN_PONG, payload.length);
+  payload.copy(out, 2);
   return out;
 }
 
@@ -62,8 +88,8 @@ function headerBytes(size: number): number {
   return size < 126 ? 2 : size < 65536 ? 4 : 10;
 }
 
-function writeHeader(out: Buffer, at: number, size: number): void {
-  out[at] = FIN_TEXT;
+function writeHeader(out: Buffer, at: number, first: number, size: number): void {
+  out[at] = first;
   if (size < 126) out[at + 1] = size;
   else if (size < 65536) {
     out[at + 1] = 126;
