@@ -39,7 +39,7 @@ export interface WsConnectionHooks extends LinkHooks {
 
 export class WsConnection extends ChatLink {
   readonly transport = 'websocket';
-  /** Messages ws had already parsed when flood control paused the socket. */
+  /** Messages the receiver had already parsed from a read when flood control paused the socket. */
   private readonly inbox: (Buffer | Binary)[] = [];
   /** What the next binary message must be, after an image header. */
   private imageWanted: { size: number; keep: boolean } | null = null;
@@ -67,7 +67,8 @@ export class WsConnection extends ChatLink {
     this.detected();
     this.receiver = new WsReceiver(maxPayload, {
       message: (data, binary) => this.onMessage(data, binary),
-      ping: (data) => this.control(pongFrame(data)),
+      // Queued with the events, so a pong goes out whole, between two frames.
+      ping: (data) => this.sendBytes(pongFrame(data)),
       close: (code) => this.onClose(code),
       fail: (code, reason) => this.onProtocolError(code, reason),
     });
@@ -108,11 +109,6 @@ export class WsConnection extends ChatLink {
     this.closeSent = true;
     this.socket.write(closeFrame(status, reason));
     if (this.closeReceived) this.socket.end();
-  }
-
-  /** A pong: queued with the events, so it goes out whole, between two frames. */
-  private control(bytes: Buffer): void {
-    if (!this.closeSent) this.sendBytes(bytes);
   }
 
   private onClose(code: number | undefined): void {
