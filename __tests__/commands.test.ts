@@ -1,4 +1,4 @@
-import { parseTextLine, parseJsonLine, commandFromObject, isHelloLine, HELP } from '../src/protocol/commands.js';
+import { parseTextLine, parseJsonLine, commandFromObject, isHelloLine, HELP, plainMessage } from '../src/protocol/commands.js';
 import { RoomcastError, type ErrorCode } from '../src/protocol/errors.js';
 
 function codeOf(f: () => unknown): ErrorCode | string {
@@ -186,6 +186,66 @@ describe('parseJsonLine', () => {
       parseJsonLine(JSON.stringify({ type: 'message', text: 'x\u001b]0;t\u0007\u009b\u2066\n', room: 'r\u0000' })),
     ).toEqual({ type: 'message', text: 'x\u241b]0;t\u2407\ufffd\ufffd\u240a', room: 'r\u2400' });
     expect(commandFromObject({ type: 'hello', rooms: ['a\u001bb'] })).toEqual({ type: 'hello', rooms: ['a\u241bb'] });
+  });
+
+  test('message lines as clients write them are read without JSON.parse, to the same command', () => {
+    const lines = [
+      '{"type":"message","text":"hi there"}',
+      '{"type":"message","text":"hi","room":"dev","id":3}',
+      '{"type":"message","room":"dev","text":"hi","id":"r-1","action":true}',
+      '{"type":"message","room":"","text":"","id":0,"action":false}',
+      '{"type":"message","text":"caf\u00e9 \u2028 \ud83d\ude00 \u009b\u202e","id":-42}',
+      '{"type":"message","text":"x","id":999999999999999}',
+    ];
+    for (const line of lines) {
+      const fast = plainMessage(line);
+      const general = commandFromObject(JSON.parse(line));
+      expect([line, fast]).toEqual([line, general]);
+      expect([line, Object.keys(fast!)]).toEqual([line, Object.keys(general)]);
+      expect(parseJsonLine(line)).toEqual(general);
+    }
+    // A key twice: JSON.parse keeps the last.
+    const twice = '{"type":"message","room":"a","text":"x","room":"b"}';
+    expect(plainMessage(twice)).toBeNull();
+    expect(parseJsonLine(twice)).toEqual({ type: 'message', room: 'b', text: 'x' });
+  });
+
+  test('any other message line takes the general way, with the same result (4,000 random lines)', () => {
+    let x = 7;
+    const next = (): number => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T,>(a: T[]): T => a[Math.floor(next() * a.length)];
+    const pieces = ['a', 'b c', '"', '\\', '\n', '\u0000', '\u001b', '\u007f', '\u00e9', '\u2066', '\ud83d', '\ud83d\ude00', '/', '}'];
+    const str = (): string => Array.from({ length: Math.floor(next() * 6) }, () => pick(pieces)).join('');
+    const ids: unknown[] = [undefined, 0, -0, 7, -7, 1.5, 2 ** 53, 999999999999999, 1e21, 'id', '', 'x'.repeat(64), 'x'.repeat(65), null, true];
+    let fastOnes = 0;
+    for (let i = 0; i < 4000; i++) {
+      const fields: [string, unknown][] = [['text', next() < 0.1 ? 5 : str()]];
+      if (next() < 0.6) fields.push(['room', next() < 0.1 ? null : str()]);
+      const id = pick(ids);
+      if (id !== undefined) fields.push(['id', id]);
+      if (next() < 0.4) fields.push(['action', next() < 0.8 ? next() < 0.5 : 'yes']);
+      // Mostly the orders clients write, sometimes shuffled, a key twice, or spaced out.
+      if (next() < 0.2) fields.sort(() => next() - 0.5);
+      if (next() < 0.05) fields.push(['room', str()]);
+      let line = '{"type":"message"' + fields.map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v)}`).join('') + '}';
+      if (next() < 0.05) line = line.replace(':', ': ');
+      const fast = plainMessage(line);
+      const general = ((): unknown => {
+        try {
+          return commandFromObject(JSON.parse(line));
+        } catch (err) {
+          return (err as RoomcastError).code;
+        }
+      })();
+      if (fast !== null) {
+        fastOnes++;
+        expect([line, fast, Object.keys(fast)]).toEqual([line, general, Object.keys(general as object)]);
+      }
+      expect([line, codeOf(() => parseJsonLine(line)) === 'no error' ? parseJsonLine(line) : codeOf(() => parseJsonLine(line))]).toEqual([line, general]);
+    }
+    // Both ways were taken, often.
+    expect(fastOnes).toBeGreaterThan(400);
+    expect(fastOnes).toBeLessThan(3600);
   });
 
   test('isHelloLine', () => {

@@ -2,7 +2,7 @@ import { Hub } from '../src/hub/hub.js';
 import type { Link } from '../src/hub/session.js';
 import type { ServerEvent } from '../src/protocol/events.js';
 import { Frame } from '../src/protocol/frame.js';
-import { eventJson, jsonString } from '../src/protocol/json.js';
+import { eventJson, eventJsonMost, writeEventJson } from '../src/protocol/json.js';
 
 // A small deterministic generator, so a failure names a seed that reproduces it.
 function rng(seed: number): () => number {
@@ -26,58 +26,67 @@ function randomText(next: () => number): string {
   return s;
 }
 
-describe('jsonString', () => {
-  test.each(['', 'plain', 'say "hi"', 'back\\slash', 'tab\there', 'nul\u0000', '\u2028', 'caf\u00e9', '\u{1F600}', '\ud800', 'x\udc00y'])(
-    '%j is written as JSON.stringify writes it',
-    (s) => {
-      expect(jsonString(s)).toBe(JSON.stringify(s));
+/** The event's bytes as writeEventJson() writes them, into a buffer with exactly the room it asks for. */
+function written(event: ServerEvent): string {
+  const most = eventJsonMost(event);
+  const at = 3;
+  // Filled with a byte JSON never ends with, so bytes written past `end` would show.
+  const buf = Buffer.alloc(at + most + 8, 0xff);
+  const end = writeEventJson(event, buf, at);
+  expect(end).toBeLessThanOrEqual(at + most);
+  expect(buf[end]).toBe(0xff);
+  return buf.toString('utf8', at, end);
+}
+
+const TIME = 1_767_225_600_000;
+
+describe('writeEventJson', () => {
+  test.each(['', 'plain', 'say "hi"', 'back\\slash', 'tab\there', 'nul\u0000', '\u2028', 'caf\u00e9', '\u{1F600}', '\ud800', 'x\udc00y', '\u0000'.repeat(50), '\u20ac'.repeat(50)])(
+    'text %j is written as JSON.stringify writes it, within the room asked for',
+    (text) => {
+      const event: ServerEvent = { type: 'message', room: text || 'r', seq: 1, nick: text || 'n', text, time: TIME };
+      expect(written(event)).toBe(JSON.stringify(event));
     },
   );
 
-  test('so is any mix of the characters JSON escapes (2,000 random strings)', () => {
-    const next = rng(42);
-    for (let i = 0; i < 2000; i++) {
-      const s = randomText(next);
-      expect([s, jsonString(s)]).toEqual([s, JSON.stringify(s)]);
-    }
-  });
-});
-
-describe('eventJson', () => {
-  test('a message event, with and without action, is the text JSON.stringify gives', () => {
+  test('a message event, with and without action, is the text JSON.stringify gives (500 random ones)', () => {
     const next = rng(7);
     for (let i = 0; i < 500; i++) {
       const event: ServerEvent = {
         type: 'message',
         room: randomText(next) || 'lobby',
-        seq: Math.floor(next() * 2 ** 40),
+        seq: Math.floor(next() * 2 ** (i % 2 === 0 ? 32 : 40)),
         nick: randomText(next) || 'bob',
         text: randomText(next),
-        time: 1_767_225_600_000 + i,
+        time: TIME + Math.floor(i / 3),
       };
       if (i % 3 === 0) event.action = true;
-      expect(eventJson(event)).toBe(JSON.stringify(event));
+      expect([event, written(event)]).toEqual([event, JSON.stringify(event)]);
     }
   });
 
   test.each<ServerEvent>([
-    { type: 'ack', room: 'lobby', seq: 1, time: 1_767_225_600_000 },
-    { type: 'ack', room: 'lab', seq: 42, time: 5, image: 12 },
-    { type: 'ack', room: 'lab', seq: 42, time: 5, id: 7 },
+    { type: 'ack', room: 'lobby', seq: 1, time: TIME },
+    { type: 'ack', room: 'lab', seq: 0, time: 5, image: 12 },
+    { type: 'ack', room: 'lab', seq: 4294967295, time: 5, id: 7 },
+    { type: 'ack', room: 'lab', seq: 4294967296, time: 5, id: -7 },
     { type: 'ack', room: 'lab', seq: 42, time: 5, image: 3, id: 'req "7"\n' },
+    { type: 'ack', room: 'lab', seq: 42, time: -1.5e-300, id: 'x'.repeat(64) },
+    { type: 'ack', room: 'lab', seq: Number.NaN, time: Number.POSITIVE_INFINITY },
   ])('the ack %j is the text JSON.stringify gives', (event) => {
-    expect(eventJson(event)).toBe(JSON.stringify(event));
+    expect(written(event)).toBe(JSON.stringify(event));
   });
 
-  test('other events go through JSON.stringify', () => {
+  test('other events have no byte writer; their text is JSON.stringify\'s', () => {
     const event: ServerEvent = { type: 'notice', text: 'say "hi"' };
+    expect(eventJsonMost(event)).toBe(-1);
     expect(eventJson(event)).toBe(JSON.stringify(event));
   });
 
-  test("the hub's own message and ack events, request ids included, encode as JSON.stringify does", () => {
+  test("the hub's own message and ack events, request ids included, go on the wire as JSON.stringify writes them", () => {
     const got: Frame[] = [];
     const link = (peer: string): Link => ({ peer, mode: 'json', send: (f) => void got.push(f), close: () => undefined });
-    const hub = new Hub({ now: () => 1_767_225_600_000 });
+    const hub = new Hub({ now: () => TIME });
     const a = hub.attach(link('a'), { nick: 'a\u00e9' });
     hub.attach(link('b'), { nick: 'b' });
     got.length = 0;
@@ -85,6 +94,9 @@ describe('eventJson', () => {
     hub.handle(a, { type: 'message', text: 'waves', action: true, id: 2 });
     hub.handle(a, { type: 'message', text: 'no id' });
     expect(got.map((f) => f.event.type)).toEqual(['message', 'ack', 'message', 'ack', 'message', 'ack']);
-    for (const f of got) expect(f.jsonText).toBe(JSON.stringify(f.event));
+    for (const f of got) {
+      expect(f.json.toString()).toBe(JSON.stringify(f.event) + '\n');
+      expect(f.jsonText).toBe(JSON.stringify(f.event));
+    }
   });
 });

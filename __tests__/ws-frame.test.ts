@@ -36,6 +36,27 @@ test('frames cut from the shared slab stay intact as later frames fill it and th
   frames.forEach((frame, i) => expect(frame.equals(wsReference(texts[i]))).toBe(true));
 });
 
+test('message and ack events written as bytes are the frames and lines of their JSON text, as slabs fill', () => {
+  // Texts around the 126-byte header step and the slab's limit (past it the text is framed
+  // from JSON.stringify), in 1- to 4-byte characters; every frame checked after all are made.
+  const chars = ['x', '\u00e9', '\u20ac', '\u{1F600}', '"'];
+  const frames: Frame[] = [];
+  for (let i = 0; i < 300; i++) {
+    const ch = chars[i % chars.length];
+    const units = [0, 1, 20, 30, 40, 200, 300, 330, 340, 700][i % 10];
+    const text = ch.repeat(Math.floor(units / ch.length));
+    const time = 1_767_225_600_000 + i;
+    frames.push(new Frame({ type: 'message', room: 'lab', seq: i, nick: 'n\u00e9', text, time }));
+    frames.push(new Frame({ type: 'ack', room: 'lab', seq: i, time, id: i % 2 ? i : `r${i}` }));
+  }
+  const ws = frames.map((f) => wsBytes(f));
+  const lines = frames.map((f) => f.json);
+  frames.forEach((f, i) => {
+    expect([i, ws[i].equals(wsReference(JSON.stringify(f.event)))]).toEqual([i, true]);
+    expect([i, lines[i].toString()]).toEqual([i, JSON.stringify(f.event) + '\n']);
+  });
+});
+
 test('a frame is encoded once, whoever asks', () => {
   const frame = new Frame({ type: 'notice', text: 'hello' });
   const first = wsBytes(frame);

@@ -184,8 +184,37 @@ function checkField(arg: Arg, v: unknown): unknown {
   throw new RoomcastError('BAD_MESSAGE', `"${arg.name}" must be ${want[arg.kind]}`);
 }
 
+// A message command as clients write it: JSON.stringify of {type, text, room?, id?} (the
+// terminal client), {type, room, text, id, action?} (the web page) or {type, text} (programs),
+// with strings that need no escape. Why: it is nearly every line a busy client sends, and
+// JSON.parse plus the table's generic checks took 1.0 µs of the server's ~14 µs per message in
+// a CPU profile of the ws-fanout-100 bench (micro-benchmark: 530 ns); this way, 0.5 µs (255 ns).
+// Anything else, such as spaces, another key order, escapes or a key twice, goes the general
+// way, and a test holds the two to the same result.
+const MESSAGE_LINE =
+  /^\{"type":"message"(?:,"room":"([^"\\\u0000-\u001f]*)")?,"text":"([^"\\\u0000-\u001f]*)"(?:,"room":"([^"\\\u0000-\u001f]*)")?(?:,"id":(?:(-?(?:0|[1-9]\d{0,14}))|"([^"\\\u0000-\u001f]{0,64})"))?(?:,"action":(true|false))?\}$/;
+
+/** The message command of a line in the common form above, or null: parse it with parseJsonLine(). */
+export function plainMessage(line: string): Command | null {
+  const m = MESSAGE_LINE.exec(line);
+  if (m === null) return null;
+  const [, roomFirst, text, roomAfter, idNumber, idString, action] = m;
+  if (roomFirst !== undefined && roomAfter !== undefined) return null; // the last would win: leave it to JSON.parse
+  // Fields set in the order commandFields() sets them, so the hub sees one shape of object.
+  const cmd: Record<string, unknown> = { type: 'message' };
+  if (idNumber !== undefined) cmd.id = Number(idNumber);
+  else if (idString !== undefined) cmd.id = idString;
+  const room = roomFirst ?? roomAfter;
+  if (room !== undefined) cmd.room = sanitize(room);
+  cmd.text = sanitize(text);
+  if (action !== undefined) cmd.action = action === 'true';
+  return cmd as Command;
+}
+
 /** Parses one JSON-mode line into a Command, or throws a RoomcastError with a stable code. */
 export function parseJsonLine(line: string): Command {
+  const fast = plainMessage(line);
+  if (fast !== null) return fast;
   let obj: unknown;
   try {
     obj = JSON.parse(line);

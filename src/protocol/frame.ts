@@ -6,7 +6,8 @@
  * Text reaching this module has been sanitised by the hub, so it is written as it is.
  */
 import type { EventOf, LabelsEvent, MessageEvent, RoomEvent, ServerEvent } from './events.js';
-import { eventJson } from './json.js';
+import { eventJson, eventJsonMost, writeEventJson } from './json.js';
+import { Slab } from './slab.js';
 
 export type WireMode = 'text' | 'json';
 
@@ -29,7 +30,7 @@ export class Frame {
   }
 
   get json(): Buffer {
-    return (this.jsonBytes ??= Buffer.from(this.jsonText + '\n'));
+    return (this.jsonBytes ??= jsonLine(this));
   }
 
   /** null: this event has no text-mode form (an ack, say). */
@@ -57,6 +58,19 @@ export class Frame {
     if (bytes === undefined) others.set(kind, (bytes = make(this)));
     return bytes;
   }
+}
+
+const lineSlab = new Slab();
+
+/** The event's JSON and the newline that ends it on a TCP stream. */
+function jsonLine(frame: Frame): Buffer {
+  const most = eventJsonMost(frame.event) + 1;
+  if (most < 1 || most > Slab.MOST) return Buffer.from(frame.jsonText + '\n');
+  const buf = lineSlab.room(most);
+  const from = lineSlab.free;
+  const end = writeEventJson(frame.event, buf, from);
+  buf[end] = 0x0a;
+  return lineSlab.take(from, end + 1);
 }
 
 export function messageLine(m: MessageEvent): string {
