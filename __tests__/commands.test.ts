@@ -194,7 +194,7 @@ describe('parseJsonLine', () => {
       '{"type":"message","text":"hi","room":"dev","id":3}',
       '{"type":"message","room":"dev","text":"hi","id":"r-1","action":true}',
       '{"type":"message","room":"","text":"","id":0,"action":false}',
-      '{"type":"message","text":"caf\u00e9 \u2028 \ud83d\ude00 \u009b\u202e","id":-42}',
+      '{"type":"message","text":"caf\u00e9 \u2028 \ud83d\ude00 \u00a0","id":-42}',
       '{"type":"message","text":"x","id":999999999999999}',
     ];
     for (const line of lines) {
@@ -204,6 +204,10 @@ describe('parseJsonLine', () => {
       expect([line, Object.keys(fast!)]).toEqual([line, Object.keys(general)]);
       expect(parseJsonLine(line)).toEqual(general);
     }
+    // What sanitize() changes takes the general way, which changes it.
+    const unsafe = JSON.stringify({ type: 'message', text: 'a\u009bb\u202e', room: 'r\u007f' });
+    expect(plainMessage(unsafe)).toBeNull();
+    expect(parseJsonLine(unsafe)).toEqual({ type: 'message', text: 'a\ufffdb\ufffd', room: 'r\u2421' });
     // A key twice: JSON.parse keeps the last.
     const twice = '{"type":"message","room":"a","text":"x","room":"b"}';
     expect(plainMessage(twice)).toBeNull();
@@ -244,7 +248,7 @@ describe('parseJsonLine', () => {
       expect([line, codeOf(() => parseJsonLine(line)) === 'no error' ? parseJsonLine(line) : codeOf(() => parseJsonLine(line))]).toEqual([line, general]);
     }
     // Both ways were taken, often.
-    expect(fastOnes).toBeGreaterThan(400);
+    expect(fastOnes).toBeGreaterThan(200);
     expect(fastOnes).toBeLessThan(3600);
   });
 

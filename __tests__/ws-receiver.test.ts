@@ -19,7 +19,11 @@ type Seen =
 function receiver(maxPayload = 1 << 20): { rx: WsReceiver; seen: Seen[] } {
   const seen: Seen[] = [];
   const rx = new WsReceiver(maxPayload, {
-    message: (data, binary) => seen.push({ message: binary ? data.toString('hex') : data.toString('utf8'), binary }),
+    text: (text, bytes) => {
+      expect(Buffer.byteLength(text)).toBe(bytes);
+      seen.push({ message: text, binary: false });
+    },
+    binary: (data) => seen.push({ message: data.toString('hex'), binary: true }),
     ping: (data) => seen.push({ ping: data.toString('utf8') }),
     close: (close, reason) => seen.push({ close, reason }),
     fail: (fail, reason) => seen.push({ fail, reason }),
@@ -90,13 +94,26 @@ test.each<[string, Buffer, number, RegExp]>([
   ['a new message inside a fragmented one', Buffer.concat([clientFrame(1, 'a', false), clientFrame(1, 'b')]), 1002, /inside/],
   ['a ping of 126 bytes', clientFrame(9, 'p'.repeat(126)), 1002, /125/],
   ['text that is not UTF-8', clientFrame(1, Buffer.from([0x68, 0xff, 0x69])), 1007, /UTF-8/],
+  ['fragmented text that is not UTF-8', Buffer.concat([clientFrame(1, Buffer.from([0x68, 0xe2, 0x82]), false), clientFrame(0, Buffer.from([0x69]))]), 1007, /UTF-8/],
+  ['a surrogate encoded as UTF-8 (CESU-8)', clientFrame(1, Buffer.from([0xed, 0xa0, 0xbd])), 1007, /UTF-8/],
   ['a close frame of one byte', clientFrame(8, Buffer.from([0x03])), 1002, /close code/],
   ['close code 1005, which is never sent', clientFrame(8, Buffer.from([0x03, 0xed])), 1002, /close code/],
   ['a close reason that is not UTF-8', clientFrame(8, Buffer.from([0x03, 0xe8, 0xc3])), 1007, /UTF-8/],
-])('%s fails the connection with %i, and nothing after it is read', (_what, bad, code, reason) => {
+])('%s fails the connection with its close code, and nothing after it is read', (_what, bad, code, reason) => {
   const { rx, seen } = receiver();
   rx.push(Buffer.concat([clientFrame(1, 'before'), bad, clientFrame(1, 'after')]));
   expect(seen).toEqual([{ message: 'before', binary: false }, { fail: code, reason: expect.stringMatching(reason) }]);
+});
+
+test('text holding U+FFFD itself is valid UTF-8 and is delivered, whole or in fragments', () => {
+  const { rx, seen } = receiver();
+  const text = 'bad byte? \ufffd no, a real replacement character';
+  const bytes = Buffer.from(text);
+  rx.push(Buffer.concat([clientFrame(1, text), clientFrame(1, bytes.subarray(0, 11), false), clientFrame(0, bytes.subarray(11))]));
+  expect(seen).toEqual([
+    { message: text, binary: false },
+    { message: text, binary: false },
+  ]);
 });
 
 test('a message over maxPayload is refused on its header, before its bytes come', () => {

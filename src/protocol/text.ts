@@ -4,12 +4,15 @@
  * wire format and every client can then print it as it is.
  */
 
-// C0 controls except TAB, DEL, C1 controls, and the bidi overrides that reorder what a
-// terminal shows ("Trojan Source").
-const UNSAFE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+/**
+ * C0 controls except TAB, DEL, C1 controls, and the bidi overrides that reorder what a
+ * terminal shows ("Trojan Source"), as the ranges of a regular expression's character class.
+ */
+export const UNSAFE_RANGES = String.raw`\u0000-\u0008\u000a-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069`;
+const UNSAFE = new RegExp(`[${UNSAFE_RANGES}]`, 'g');
 // The same characters, for the common case of text with none of them: matching the whole
 // string against what may pass is twice as fast in V8 as searching it with UNSAFE.
-const SAFE = /^[^\u0000-\u0008\u000a-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$/;
+const SAFE = new RegExp(`^[^${UNSAFE_RANGES}]*$`);
 
 function visible(ch: string): string {
   const c = ch.charCodeAt(0);

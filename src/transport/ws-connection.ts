@@ -12,7 +12,6 @@ import type { Socket } from 'node:net';
 import { parseJsonLine, type Command } from '../protocol/commands.js';
 import { RoomcastError } from '../protocol/errors.js';
 import type { Frame } from '../protocol/frame.js';
-import { decodeUtf8 } from '../protocol/text.js';
 import type { Hub } from '../hub/hub.js';
 import { ChatLink, type ConnectionOptions, type EndCode, type LinkHooks } from './chat-link.js';
 import { closeFrame, pongFrame, wsBytes } from './ws-frame.js';
@@ -27,10 +26,13 @@ const CLOSE: Partial<Record<NonNullable<EndCode>, [number, string]>> = {
   IMAGE_FAR_TOO_LARGE: [1009, 'image far too large'],
 };
 
-/** A binary message waiting for the flood budget (text messages wait as plain Buffers). */
+/** A binary message waiting for the flood budget (text messages wait as strings). */
 interface Binary {
   binary: Buffer;
 }
+
+/** In the inbox in place of a text message over maxFrame: its text is not kept. */
+const OVERSIZED = Object.freeze({ oversized: true });
 
 export interface WsConnectionHooks extends LinkHooks {
   closed(c: WsConnection, reason: string): void;
@@ -40,7 +42,7 @@ export interface WsConnectionHooks extends LinkHooks {
 export class WsConnection extends ChatLink {
   readonly transport = 'websocket';
   /** Messages the receiver had already parsed from a read when flood control paused the socket. */
-  private readonly inbox: (Buffer | Binary)[] = [];
+  private readonly inbox: (string | Binary | typeof OVERSIZED)[] = [];
   /** What the next binary message must be, after an image header. */
   private imageWanted: { size: number; keep: boolean } | null = null;
   private readonly receiver: WsReceiver;
@@ -66,7 +68,8 @@ export class WsConnection extends ChatLink {
     this.state = 'hello';
     this.detected();
     this.receiver = new WsReceiver(maxPayload, {
-      message: (data, binary) => this.onMessage(data, binary),
+      text: (text, bytes) => this.onMessage(bytes > this.opts.maxFrame ? OVERSIZED : text),
+      binary: (data) => this.onMessage({ binary: data }),
       // Queued with the events, so a pong goes out whole, between two frames.
       ping: (data) => this.sendBytes(pongFrame(data)),
       close: (code) => this.onClose(code),
@@ -150,11 +153,11 @@ export class WsConnection extends ChatLink {
   protected nextInput(): boolean {
     const item = this.inbox.shift();
     if (item === undefined) return false;
-    if (Buffer.isBuffer(item)) {
+    if (typeof item === 'string' || item === OVERSIZED) {
       this.bucket.take();
       this.onText(item);
     } else {
-      this.onBinary(item.binary);
+      this.onBinary((item as Binary).binary);
     }
     return true;
   }
@@ -165,24 +168,24 @@ export class WsConnection extends ChatLink {
 
   // ---- input ----
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
+  private onMessage(item: string | Binary | typeof OVERSIZED): void {
     if (this.state === 'closing') return;
-    this.inbox.push(isBinary ? { binary: data } : data);
+    this.inbox.push(item);
     if (!this.paused) this.pump();
   }
 
-  private onText(data: Buffer): void {
+  private onText(text: string | typeof OVERSIZED): void {
     if (this.imageWanted !== null) {
       this.imageWanted = null;
       this.dropImage(new RoomcastError('BAD_MESSAGE', 'the image bytes must come as one binary message right after the image header'));
     }
-    if (data.length > this.opts.maxFrame) {
+    if (typeof text !== 'string') {
       this.reject(new RoomcastError('FRAME_TOO_LARGE', this.opts.maxFrame));
       return;
     }
     let cmd: Command;
     try {
-      cmd = parseJsonLine(decodeUtf8(data));
+      cmd = parseJsonLine(text);
     } catch (err) {
       this.reject(err);
       return;
