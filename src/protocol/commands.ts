@@ -186,12 +186,14 @@ function checkField(arg: Arg, v: unknown): unknown {
 
 // A message command as clients write it: JSON.stringify of {type, text, room?, id?} (the
 // terminal client), {type, room, text, id, action?} (the web page) or {type, text} (programs),
-// with strings that need no escape and hold nothing sanitize() changes. Why: it is nearly every line a busy client sends, and
-// JSON.parse plus the table's generic checks took 1.0 µs of the server's ~14 µs per message in
-// a CPU profile of the ws-fanout-100 bench (micro-benchmark: 530 ns); this way, 0.5 µs (255 ns).
-// Anything else, such as spaces, another key order, escapes or a key twice, goes the general
-// way, and a test holds the two to the same result.
-// A string JSON.parse would return as it is, that sanitize() would too.
+// with strings that need no escape and hold nothing sanitize() would change. Why: it is nearly
+// every line a busy client sends, and JSON.parse, the table's generic checks and sanitize()
+// took 1.0 µs of the server's ~14 µs per message in a CPU profile of the ws-fanout-100 bench
+// (micro-benchmark: 530 ns, against ~225 this way). Anything else (spaces, another key order,
+// escapes, a key twice, a control character) goes the general way, and a test holds the two
+// to the same result.
+
+// A JSON string that JSON.parse and sanitize() would both return as it is.
 const SAFE_STRING = String.raw`"([^"\\\u0000-\u001f${UNSAFE_RANGES}]*)"`;
 const MESSAGE_LINE = new RegExp(
   String.raw`^\{"type":"message"(?:,"room":${SAFE_STRING})?,"text":${SAFE_STRING}(?:,"room":${SAFE_STRING})?` +
