@@ -49,6 +49,20 @@ describe('writeEventJson', () => {
     },
   );
 
+  test('the longest a message or an ack can be still fits the room asked for', () => {
+    const long = -1.2345678901234567e-300; // the longest number JSON writes
+    const all = '\u0000'.repeat(40); // 6 bytes each
+    const message: ServerEvent = { type: 'message', room: all, seq: long, nick: all, text: all, time: long, action: true };
+    const ack: ServerEvent = { type: 'ack', room: all, seq: long, time: long, image: long, id: all };
+    for (const event of [message, ack]) {
+      expect(written(event)).toBe(JSON.stringify(event));
+      expect(Buffer.byteLength(JSON.stringify(event))).toBeLessThanOrEqual(eventJsonMost(event));
+    }
+    // False, the longer of the two, as written for an event that is not the hub's own.
+    const falseAction = { ...message, action: false } as unknown as ServerEvent;
+    expect(written(falseAction)).toBe(JSON.stringify(falseAction));
+  });
+
   test('a message event, with and without action, is the text JSON.stringify gives (500 random ones)', () => {
     const next = rng(7);
     for (let i = 0; i < 500; i++) {

@@ -42,6 +42,10 @@ const NUMBER_MOST = 24;
 /** Most bytes of a string in JSON: quotes, and 6 per UTF-16 unit (\u001f; UTF-8 is at most 3). */
 const stringMost = (s: string): number => 2 + 6 * s.length;
 
+/** The bytes of each event but its values and names: every key, and the closing brace. */
+const MESSAGE_KEYS = MESSAGE_HEAD.length + SEQ.length + NICK.length + TEXT.length + TIME.length + ACTION.length + 'false}'.length;
+const ACK_KEYS = ACK_HEAD.length + SEQ.length + TIME.length + IMAGE.length + ID.length + '}'.length;
+
 /**
  * How many bytes writeEventJson() may write for this event, or -1 when it has no byte writer
  * (use eventJson()).
@@ -49,9 +53,9 @@ const stringMost = (s: string): number => 2 + 6 * s.length;
 export function eventJsonMost(e: ServerEvent): number {
   switch (e.type) {
     case 'message':
-      return 64 + 2 * NUMBER_MOST + stringMost(e.room) + stringMost(e.nick) + stringMost(e.text);
+      return MESSAGE_KEYS + 2 * NUMBER_MOST + stringMost(e.room) + stringMost(e.nick) + stringMost(e.text);
     case 'ack':
-      return 64 + 4 * NUMBER_MOST + stringMost(e.room) + (typeof e.id === 'string' ? stringMost(e.id) : 0);
+      return ACK_KEYS + 4 * NUMBER_MOST + stringMost(e.room) + (typeof e.id === 'string' ? stringMost(e.id) : 0);
     default:
       return -1;
   }

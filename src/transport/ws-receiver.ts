@@ -11,7 +11,7 @@
  * took 1.5 us of the server's ~14 us per message, and made garbage besides. Here a text message
  * in one frame costs its string alone, decoded where it lies in the read buffer; any other
  * frame costs one Buffer, its payload's view of the read buffer; and a message is a direct
- * call: 0.7 us.
+ * call. In the same profile, reading and decoding a message now take ~0.5 us.
  *
  * This server negotiates no extension, so the RSV bits must be clear.
  */
