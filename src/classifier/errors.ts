@@ -28,6 +28,12 @@ export type ClassifierErrorCode =
   | 'PULL_FAILED'
   | 'PULL_CHECKSUM'
   | 'PULL_INTERRUPTED'
+  /** The host's name could not be looked up: offline, or no such host. */
+  | 'PULL_OFFLINE'
+  /** The host was found but could not be connected to: nothing listening, no route, no answer. */
+  | 'PULL_UNREACHABLE'
+  /** A URL no download can use: not a URL, not http(s), or a port fetching refuses. */
+  | 'PULL_BAD_URL'
   // A bug or an environment problem nobody planned for.
   | 'INTERNAL';
 

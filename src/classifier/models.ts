@@ -12,7 +12,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ClassifierError, errorMessage } from './errors.js';
+import { ClassifierError, errorMessage, type ClassifierErrorCode } from './errors.js';
 import type { PreprocessOptions } from './preprocess.js';
 
 export interface RemoteFile {
@@ -187,6 +187,77 @@ function sourceUrl(f: RemoteFile, baseUrl?: string): string {
   return new URL(path.posix.basename(new URL(f.url).pathname), base).toString();
 }
 
+/** How to get a classifier running without this download, the last resort every failure to
+ *  reach the files offers. */
+const SERVE_WITH_FILES = 'start the server with model files you have: roomcast serve --model FILE.onnx --labels FILE.txt';
+
+/** A --base-url that cannot work is refused before anything is created or fetched. */
+function checkBaseUrl(baseUrl: string): void {
+  let url: URL;
+  try {
+    url = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
+  } catch {
+    throw new ClassifierError('PULL_BAD_URL', `--base-url "${baseUrl}" is not a URL: give the mirror's address, such as http://mirror.lan:8080/models/`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ClassifierError('PULL_BAD_URL', `--base-url "${baseUrl}" is a ${url.protocol}// URL: a mirror is reached over http:// or https://, such as http://mirror.lan:8080/models/`);
+  }
+}
+
+/** The errno-style code of a failed request: fetch wraps the socket's error as its cause, and a
+ *  host with several addresses fails with an AggregateError whose first attempt tells. */
+function failureCode(err: unknown): string | undefined {
+  const cause = ((err as Error | undefined)?.cause ?? err) as (NodeJS.ErrnoException & { errors?: NodeJS.ErrnoException[] }) | undefined;
+  return cause?.code ?? cause?.errors?.[0]?.code;
+}
+
+/**
+ * A request for `file` at `url` that failed before any answer came, in words a person can act
+ * on: offline (the name could not be looked up), nothing listening, a URL that cannot be used;
+ * each with its own code, and each ending with the ways round it.
+ */
+export function fetchFailure(file: string, url: string, err: unknown, opts: { baseUrl?: string; stalledMs?: number } = {}): ClassifierError {
+  const target = new URL(url);
+  const host = target.hostname;
+  const cause = (err as Error | undefined)?.cause ?? err;
+  // Read as a property: the error may come from another realm (a test's VM) where instanceof fails.
+  const raw = typeof (cause as Error | undefined)?.message === 'string' ? (cause as Error).message : errorMessage(cause);
+  const code = failureCode(err);
+  let kind: ClassifierErrorCode = 'PULL_UNREACHABLE';
+  let why: string;
+  let retry = 'Run the pull again later';
+  if (opts.stalledMs !== undefined) {
+    kind = 'PULL_FAILED';
+    why = `no answer within ${opts.stalledMs / 1000} s`;
+  } else if (code === 'EAI_AGAIN' || code === 'ENOTFOUND' || code === 'EAI_NONAME' || code === 'EAI_FAIL') {
+    kind = 'PULL_OFFLINE';
+    why = `this machine seems offline or cannot resolve ${host} (${code})`;
+    retry = 'Run the pull again once this machine is online';
+  } else if (code === 'ECONNREFUSED') {
+    why = `nothing answers at ${target.origin} (connection refused)`;
+  } else if (code === 'ENETUNREACH' || code === 'ENETDOWN' || code === 'EHOSTUNREACH') {
+    why = `this machine seems offline: there is no network route to ${host} (${code})`;
+    retry = 'Run the pull again once this machine is online';
+  } else if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    why = `${target.origin} did not answer (the connection timed out)`;
+  } else if (raw === 'bad port') {
+    // Fetch refuses the ports of other services (1, 25, 6000, ...) whatever listens there.
+    kind = 'PULL_BAD_URL';
+    why = `port ${target.port} is one downloads may not use, as it belongs to another kind of service`;
+  } else if (raw === 'unknown scheme') {
+    kind = 'PULL_BAD_URL';
+    why = 'only http:// and https:// URLs can be downloaded from';
+  } else {
+    kind = 'PULL_FAILED';
+    why = raw;
+  }
+  let next: string;
+  if (opts.baseUrl === undefined) next = `${kind === 'PULL_BAD_URL' ? 'Pull' : `${retry}, pull`} from a mirror with --base-url URL, or ${SERVE_WITH_FILES}`;
+  else if (raw === 'bad port') next = `Serve the mirror on another port, such as 8080, and give that in --base-url, or ${SERVE_WITH_FILES}`;
+  else next = `Check that the mirror is running and that --base-url is right, or ${SERVE_WITH_FILES}`;
+  return new ClassifierError(kind, `could not download ${file} from ${url}: ${why}. ${next}`, { cause: err });
+}
+
 function mb(n: number): string {
   return `${(n / 1e6).toFixed(1)} MB`;
 }
@@ -195,6 +266,7 @@ export async function pull(name: string | undefined, opts: PullOptions = {}): Pr
   const manifest = opts.manifest ?? (await loadManifest());
   const entry = findEntry(manifest, name);
   const dir = opts.dir ?? defaultModelsDir();
+  if (opts.baseUrl !== undefined) checkBaseUrl(opts.baseUrl);
   try {
     await mkdir(dir, { recursive: true });
   } catch (err) {
@@ -263,8 +335,7 @@ async function download(f: RemoteFile, url: string, dir: string, opts: PullOptio
     response = await fetch(url, { signal: controller.signal, redirect: 'follow' });
   } catch (err) {
     clearTimeout(stallTimer);
-    const why = stalled ? `no answer within ${stallMs / 1000} s` : errorMessage((err as Error).cause ?? err);
-    throw new ClassifierError('PULL_FAILED', `could not download ${f.file} from ${url}: ${why}`, { cause: err });
+    throw fetchFailure(f.file, url, err, { baseUrl: opts.baseUrl, stalledMs: stalled ? stallMs : undefined });
   }
   if (!response.ok || !response.body) {
     clearTimeout(stallTimer);
