@@ -37,8 +37,11 @@ const ACTION = bytes(',"action":');
 const IMAGE = bytes(',"image":');
 const ID = bytes(',"id":');
 
-/** Most bytes a number takes in JSON ("-1.2345678901234567e-300" is 24). */
-const NUMBER_MOST = 24;
+/**
+ * Most bytes a number takes in JSON: 17 digits, a sign and, between 1e-6 and 1e-5, five
+ * zeros and a point ("-0.0000012345678901234567" is 25; "-1.2345678901234567e-300" only 24).
+ */
+const NUMBER_MOST = 25;
 /** Most bytes of a string in JSON: quotes, and 6 per UTF-16 unit (\u001f; UTF-8 is at most 3). */
 const stringMost = (s: string): number => 2 + 6 * s.length;
 
