@@ -1,12 +1,15 @@
 /**
  * The built CLI (`npm test` builds first) as a child process: `roomcast classify`,
- * `roomcast models list` and `roomcast models pull` against a local server.
+ * `roomcast models list` and `roomcast models pull` against a local server. `classify` runs on
+ * the tiny model the tests make and on pictures drawn here; the expected labels of the real
+ * photos, and pulling the real model, need the model kit.
  */
 import { execFile } from 'node:child_process';
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { expectations, KIT, LABELS, MODEL, truncatedJpeg } from './helpers/classifier.js';
+import { expectations, KIT, LABELS, MODEL, testWithKit } from './helpers/classifier.js';
 import { useModelServer, type ModelServer } from './helpers/model-server.js';
+import { GREEN, RED, solid, truncatedJpeg, useTinyModel } from './helpers/tiny-model.js';
 
 interface Run {
   code: number;
@@ -17,6 +20,7 @@ interface Run {
 const ROOT = process.cwd();
 const BIN = path.join(ROOT, 'bin', 'roomcast');
 
+const tiny = useTinyModel();
 let server: ModelServer;
 let dir: string;
 
@@ -43,8 +47,8 @@ interface JsonResult {
   batchSize?: number;
 }
 
-test('classify --json on the photos gives the expected labels', async () => {
-  const run = await sh(`node bin/roomcast classify ../shared/models/photos/*.jpg ../shared/models/photos/*.png ../shared/models/photos/*.jpeg --json --model ${MODEL} --labels ${LABELS}`);
+testWithKit('classify --json on the photos gives the expected labels', async () => {
+  const run = await sh(`node bin/roomcast classify ${KIT}/photos/*.jpg ${KIT}/photos/*.png ${KIT}/photos/*.jpeg --json --model ${MODEL} --labels ${LABELS}`);
   expect(run.stderr).toBe('');
   expect(run.code).toBe(0);
   const results = JSON.parse(run.stdout) as JsonResult[];
@@ -61,17 +65,22 @@ test('classify --json on the photos gives the expected labels', async () => {
 });
 
 test('classify prints a table; bad files are reported per file with exit code 1', async () => {
+  const red = path.join(dir, 'red.png');
+  await writeFile(red, await solid(RED));
   const half = path.join(dir, 'half.jpg');
   await writeFile(half, await truncatedJpeg());
   const empty = path.join(dir, 'empty.jpg');
   await writeFile(empty, '');
+  const readme = path.join(dir, 'README.md');
+  await writeFile(readme, '# Not a picture\n');
   const run = await sh(
-    `node ${BIN} classify ${KIT}/photos/pelican.jpeg ${half} ${empty} ${KIT}/README.md ${dir}/missing.jpg --top 2 --model ${MODEL} --labels ${LABELS}`,
+    `node ${BIN} classify ${red} ${half} ${empty} ${readme} ${dir}/missing.jpg --top 2 --model ${tiny.model} --labels ${tiny.labels}`,
   );
   expect(run.code).toBe(1);
   const lines = run.stdout.trimEnd().split('\n');
   expect(lines[0]).toMatch(/^FILE\s+TOP 2\s+MS$/);
-  expect(lines[1]).toMatch(/pelican\.jpeg\s+pelican 99\.\d%, .+ <?\d+\.\d%\s+\d+$/);
+  // Red: 99.95%, then blue 0.03%.
+  expect(lines[1]).toMatch(/red\.png\s+red 99\.\d+%, blue <0\.1%\s+\d+$/);
   expect(lines[2]).toContain('error IMAGE_INVALID: half.jpg could not be decoded as JPEG: the file is damaged or cut off');
   expect(lines[3]).toContain('error IMAGE_EMPTY: empty.jpg is empty (0 bytes)');
   expect(lines[4]).toContain('error IMAGE_INVALID: README.md is not an image sharp can read (JPEG, PNG, WebP, GIF, AVIF, TIFF)');
@@ -79,7 +88,9 @@ test('classify prints a table; bad files are reported per file with exit code 1'
 });
 
 test('with no model installed, classify says which command installs one', async () => {
-  const run = await sh(`node ${BIN} classify ${KIT}/photos/husky.jpg`);
+  const green = path.join(dir, 'green.jpg');
+  await writeFile(green, await solid(GREEN, { format: 'jpeg' }));
+  const run = await sh(`node ${BIN} classify ${green}`);
   expect(run.code).toBe(2);
   expect(run.stdout).toBe('');
   expect(run.stderr).toContain(`the image classifier model "mobilenetv2-int8" is not installed in ${dir}`);
@@ -87,7 +98,7 @@ test('with no model installed, classify says which command installs one', async 
   expect(run.stderr).toContain('--model FILE.onnx --labels FILE.txt');
 });
 
-test('models pull from a mirror, then list, then classify without --model', async () => {
+testWithKit('models pull from a mirror, then list, then classify without --model', async () => {
   const before = await sh(`node ${BIN} models list`);
   expect(before.code).toBe(0);
   expect(before.stdout).toContain(`models directory: ${dir}`);
@@ -108,7 +119,7 @@ test('models pull from a mirror, then list, then classify without --model', asyn
   expect(JSON.parse(run.stdout)[0].labels[0]).toMatchObject({ index: 967, label: 'espresso' });
 });
 
-test('models pull: a cut-off transfer fails with a message and leaves nothing', async () => {
+testWithKit('models pull: a cut-off transfer fails with a message and leaves nothing', async () => {
   const other = path.join(dir, 'elsewhere');
   const run = await sh(`node ${BIN} models pull mobilenetv2-int8 --dir ${other} --base-url ${server.url}/cut/`);
   expect(run.code).toBe(1);

@@ -3,9 +3,11 @@
  */
 /**
  * The engine in-process: preprocessing and its limits, labels, scores, and the onnxruntime
- * session on the real model. The pool tests run the same code in worker processes.
+ * session, on the tiny model the tests make (helpers/tiny-model.ts) and, when the real model
+ * kit is there, on MobileNet and its photos. The pool tests run the same code in worker
+ * processes.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -14,7 +16,10 @@ import { parseLabels } from '../src/classifier/labels.js';
 import { ImageClassifier, sessionOptions } from '../src/classifier/model.js';
 import { cropPlan, preprocess, PREPROCESS_DEFAULTS } from '../src/classifier/preprocess.js';
 import { softmax, topK } from '../src/classifier/scores.js';
-import { expectations, LABELS, MODEL, photo, pngBomb, truncatedJpeg } from './helpers/classifier.js';
+import { describeWithKit, expectations, LABELS, MODEL, pngBomb } from './helpers/classifier.js';
+import { BLUE, GREEN, noisyJpeg, RED, solid, TINY_CLASSES, tinyLabels, truncatedJpeg, useTinyModel, type Rgb } from './helpers/tiny-model.js';
+
+const tiny = useTinyModel();
 
 async function codeOfCall(fn: () => Promise<unknown>): Promise<{ code: string; message: string }> {
   try {
@@ -27,7 +32,7 @@ async function codeOfCall(fn: () => Promise<unknown>): Promise<{ code: string; m
 
 describe('preprocess', () => {
   test('turns a photo into a normalised NCHW float tensor', async () => {
-    const p = await preprocess(await photo('kitten.jpg'), PREPROCESS_DEFAULTS, 'kitten.jpg');
+    const p = await preprocess(await noisyJpeg(480, 360, [255, 255, 255]), PREPROCESS_DEFAULTS, 'noise.jpg');
     expect(p.data).toBeInstanceOf(Float32Array);
     expect(p.data.length).toBe(3 * 224 * 224);
     expect([p.width, p.height, p.format]).toEqual([480, 360, 'JPEG']);
@@ -143,19 +148,90 @@ describe('labels and scores', () => {
   });
 });
 
-describe('model', () => {
+test('session options: one thread, sequential, no spinning (config entries via extra)', () => {
+  const o = sessionOptions();
+  expect(o).toMatchObject({ intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' });
+  expect(o.extra).toEqual({ session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } });
+});
+
+describe('model (the tiny one)', () => {
+  let classifier: ImageClassifier;
+  beforeAll(async () => {
+    classifier = await ImageClassifier.load({ model: tiny.model, labels: tiny.labels });
+  });
+  afterAll(async () => {
+    await classifier?.close();
+  });
+
+  test('reads input name, shape and the dynamic batch from the model', () => {
+    expect(classifier.info).toMatchObject({
+      inputName: 'input',
+      outputName: 'output',
+      inputShape: ['batch_size', 3, 224, 224],
+      dynamicBatch: true,
+      inputSize: 224,
+      classes: 3,
+    });
+    expect(classifier.info.fixedBatch).toBeUndefined();
+    expect(classifier.labels.map((l) => l.name)).toEqual([...TINY_CLASSES]);
+  });
+
+  test('a batch of drawn pictures: each gets the labels computed from its colour, in one run; a bad image fails alone', async () => {
+    const colours: Rgb[] = [RED, GREEN, BLUE, [200, 120, 40], [30, 60, 220]];
+    const images = await Promise.all(colours.map(async (c, i) => ({ bytes: await solid(c, { width: 300 + 40 * i, height: 200 }), name: `c${i}.png` })));
+    images.splice(2, 0, { bytes: Buffer.from('not an image'), name: 'junk.bin' });
+    const outcomes = await classifier.classify(images, 3);
+    expect(outcomes[2]).toEqual({ ok: false, code: 'IMAGE_INVALID', message: expect.stringContaining('junk.bin is not an image') });
+    const good = outcomes.filter((o) => o.ok);
+    expect(good).toHaveLength(colours.length);
+    good.forEach((o, i) => {
+      if (!o.ok) return;
+      expect(o.batchSize).toBe(colours.length);
+      const want = tinyLabels(colours[i]!);
+      expect(o.labels.map((l) => [l.index, l.label])).toEqual(want.map((l) => [l.index, l.label]));
+      o.labels.forEach((l, k) => expect(l.score).toBeCloseTo(want[k]!.score, 4));
+      expect(o.timings.inferenceMs).toBeGreaterThan(0);
+      expect(o.timings.decodeMs).toBeGreaterThan(0);
+    });
+    expect(new Set(good.map((o) => o.ok && o.timings.inferenceMs)).size).toBe(1); // one run()
+    // Same answers as one at a time.
+    const alone = await classifier.classify([images[0]!], 3);
+    const first = outcomes[0]!;
+    if (!first.ok || !alone[0]!.ok) throw new Error('expected results');
+    expect(alone[0]!.batchSize).toBe(1);
+    expect(alone[0]!.labels.map((l) => l.index)).toEqual(first.labels.map((l) => l.index));
+    expect(alone[0]!.labels[0]!.score).toBeCloseTo(first.labels[0]!.score, 5);
+  });
+
+  test('missing files and mismatched labels fail with clear codes', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'roomcast-model-'));
+    try {
+      const missing = await codeOfCall(() => ImageClassifier.load({ model: path.join(dir, 'nope.onnx'), labels: tiny.labels }));
+      expect(missing.code).toBe('MODEL_NOT_FOUND');
+      expect(missing.message).toContain('nope.onnx');
+
+      const tenLabels = path.join(dir, 'ten.txt');
+      await writeFile(tenLabels, Array.from({ length: 10 }, (_, i) => `label ${i}`).join('\n'));
+      const mismatch = await codeOfCall(() => ImageClassifier.load({ model: tiny.model, labels: tenLabels }));
+      expect(mismatch.code).toBe('LABELS_INVALID');
+      expect(mismatch.message).toMatch(/10 labels but .* outputs 3 classes/);
+
+      const notModel = path.join(dir, 'fake.onnx');
+      await writeFile(notModel, 'this is not protobuf');
+      expect((await codeOfCall(() => ImageClassifier.load({ model: notModel, labels: tiny.labels }))).code).toBe('MODEL_INVALID');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describeWithKit('model (MobileNet v2, the real kit)', () => {
   let classifier: ImageClassifier;
   beforeAll(async () => {
     classifier = await ImageClassifier.load({ model: MODEL, labels: LABELS });
   });
   afterAll(async () => {
     await classifier?.close();
-  });
-
-  test('session options: one thread, sequential, no spinning (config entries via extra)', () => {
-    const o = sessionOptions();
-    expect(o).toMatchObject({ intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' });
-    expect(o.extra).toEqual({ session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } });
   });
 
   test('reads input name, shape and the dynamic batch from the model', () => {
@@ -173,7 +249,7 @@ describe('model', () => {
 
   test('runs a batch as one tensor; a bad image fails alone', async () => {
     const files = await expectations();
-    const images = await Promise.all(files.map(async ([file]) => ({ bytes: await import('node:fs/promises').then((f) => f.readFile(file)), name: path.basename(file) })));
+    const images = await Promise.all(files.map(async ([file]) => ({ bytes: await readFile(file), name: path.basename(file) })));
     images.splice(2, 0, { bytes: Buffer.from('not an image'), name: 'junk.bin' });
     const outcomes = await classifier.classify(images, 3);
     expect(outcomes[2]).toEqual({ ok: false, code: 'IMAGE_INVALID', message: expect.stringContaining('junk.bin is not an image') });
@@ -194,22 +270,14 @@ describe('model', () => {
     expect(alone[0]!.labels[0]!.score).toBeCloseTo(first.labels[0]!.score, 4);
   });
 
-  test('missing files and mismatched labels fail with clear codes', async () => {
+  test('mismatched labels are caught against its 1000 classes', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'roomcast-model-'));
     try {
-      const missing = await codeOfCall(() => ImageClassifier.load({ model: path.join(dir, 'nope.onnx'), labels: LABELS }));
-      expect(missing.code).toBe('MODEL_NOT_FOUND');
-      expect(missing.message).toContain('nope.onnx');
-
       const tenLabels = path.join(dir, 'ten.txt');
       await writeFile(tenLabels, Array.from({ length: 10 }, (_, i) => `label ${i}`).join('\n'));
       const mismatch = await codeOfCall(() => ImageClassifier.load({ model: MODEL, labels: tenLabels }));
       expect(mismatch.code).toBe('LABELS_INVALID');
       expect(mismatch.message).toMatch(/10 labels but .* outputs 1000 classes/);
-
-      const notModel = path.join(dir, 'fake.onnx');
-      await writeFile(notModel, 'this is not protobuf');
-      expect((await codeOfCall(() => ImageClassifier.load({ model: notModel, labels: LABELS }))).code).toBe('MODEL_INVALID');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

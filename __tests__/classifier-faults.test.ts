@@ -1,20 +1,24 @@
 /**
  * ClassifierPool when workers die or hang: real processes, killed by PID with SIGKILL, and a
- * real hung process (the worker's hangForTesting hook blocks its thread for good).
+ * real hung process (the worker's hangForTesting hook blocks its thread for good). The workers
+ * load the tiny model the tests make (helpers/tiny-model.ts); what they do when one dies does
+ * not depend on the model.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ClassifierError } from '../src/classifier/errors.js';
 import { ClassifierPool, type PoolOptions, type PoolState, type WorkerEvent } from '../src/classifier/pool.js';
-import { codeOf, LABELS, MODEL, photo, waitFor } from './helpers/classifier.js';
+import { codeOf, waitFor } from './helpers/classifier.js';
+import { BLUE, GREEN, solid, useTinyModel } from './helpers/tiny-model.js';
 
 const HANG = 'HANG-FOR-TESTING';
 const hangImage = Buffer.from(`${HANG} these bytes make the worker block`);
 
+const tiny = useTinyModel();
 const pools: ClassifierPool[] = [];
 function makePool(opts: Partial<PoolOptions> = {}): ClassifierPool {
-  const pool = new ClassifierPool({ model: MODEL, labels: LABELS, hangForTesting: HANG, ...opts });
+  const pool = new ClassifierPool({ model: tiny.model, labels: tiny.labels, hangForTesting: HANG, ...opts });
   pools.push(pool);
   return pool;
 }
@@ -41,22 +45,22 @@ test('a worker SIGKILLed mid-batch: its jobs are retried once, alone; it is repl
   const events = workerEvents(pool);
   await pool.ready();
   const [firstPid] = pool.pids();
-  const husky = await photo('husky.jpg');
-  const pelican = await photo('pelican.jpeg');
+  const green = await solid(GREEN, { format: 'jpeg' });
+  const blue = await solid(BLUE);
 
-  // One batch of three: two good photos and one that blocks the worker.
-  const good1 = pool.classify(husky, { name: 'husky.jpg' });
-  const good2 = pool.classify(pelican, { name: 'pelican.jpeg' });
+  // One batch of three: two good pictures and one that blocks the worker.
+  const good1 = pool.classify(green, { name: 'green.jpg' });
+  const good2 = pool.classify(blue, { name: 'blue.png' });
   const bad = codeOf(pool.classify(hangImage, { name: 'poison.jpg' }));
   expect(await busyWorker(pool, 3)).toBe(firstPid);
   expect(pool.stats().lastBatchSize).toBe(3);
 
   process.kill(firstPid!, 'SIGKILL');
 
-  // The replacement takes the retried jobs one per batch: the good photos come through.
+  // The replacement takes the retried jobs one per batch: the good pictures come through.
   const [r1, r2] = await Promise.all([good1, good2]);
-  expect(r1.labels[0]!.label).toBe('Eskimo dog');
-  expect(r2.labels[0]!.label).toBe('pelican');
+  expect(r1.labels[0]!.label).toBe('green');
+  expect(r2.labels[0]!.label).toBe('blue');
   expect([r1.batchSize, r2.batchSize]).toEqual([1, 1]);
   const secondPid = r1.worker;
   expect(secondPid).not.toBe(firstPid);
@@ -77,7 +81,7 @@ test('a worker SIGKILLed mid-batch: its jobs are retried once, alone; it is repl
 
   // And a third worker carries on.
   await waitFor(() => pool.state === 'ready' && pool.pids().length === 1 && pool.pids()[0] !== secondPid, 'a third worker');
-  await expect(pool.classify(husky)).resolves.toMatchObject({ batchSize: 1 });
+  await expect(pool.classify(green)).resolves.toMatchObject({ batchSize: 1 });
 });
 
 test('a hung batch: CLASSIFIER_TIMEOUT, the worker is killed and replaced', async () => {
@@ -102,8 +106,8 @@ test('a hung batch: CLASSIFIER_TIMEOUT, the worker is killed and replaced', asyn
     detail: 'hung: no answer to a batch of 1 within 1500 ms',
   });
   expect(pool.stats()).toMatchObject({ timeouts: 1, crashes: 1, restarts: 1 });
-  const ok = await pool.classify(await photo('pelican.jpeg'));
-  expect(ok.labels[0]!.label).toBe('pelican');
+  const ok = await pool.classify(await solid(BLUE));
+  expect(ok.labels[0]!.label).toBe('blue');
 });
 
 test('workers that keep crashing: exponential backoff, then down with the reason', async () => {
@@ -115,7 +119,7 @@ test('workers that keep crashing: exponential backoff, then down with the reason
     const events = workerEvents(pool);
     const states: [PoolState, string][] = [];
     pool.on('state', (s: PoolState, r: string) => states.push([s, r]));
-    const job = codeOf(pool.classify(await photo('husky.jpg')));
+    const job = codeOf(pool.classify(await solid(GREEN)));
     await expect(pool.ready()).rejects.toMatchObject({ code: 'CLASSIFIER_DOWN' });
     expect(pool.reason).toBe('workers keep crashing (4 in a row; last: exited with code 3)');
     expect(states[states.length - 1]).toEqual(['down', pool.reason]);

@@ -1,12 +1,13 @@
 /**
- * Installing models: pull() against a local HTTP server (127.0.0.1, port 0) serving the shared
- * model kit. No other network.
+ * Installing models: pull() against a local HTTP server (127.0.0.1, port 0) serving the real
+ * model kit, whose files are the manifest's (size and sha256): those tests need the kit. No
+ * other network.
  */
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ClassifierError } from '../src/classifier/errors.js';
 import { defaultModelsDir, findModel, list, loadManifest, pull, sha256File, type Manifest, type PullProgress } from '../src/classifier/models.js';
-import { MODEL } from './helpers/classifier.js';
+import { describeWithKit, MODEL, testWithKit } from './helpers/classifier.js';
 import { useModelServer, type ModelServer } from './helpers/model-server.js';
 
 let server: ModelServer;
@@ -38,8 +39,11 @@ test('the manifest knows the default model with its size and checksum', async ()
     input: { name: 'input', shape: ['batch_size', 3, 224, 224] },
     preprocessing: { resizeShorter: 256, crop: 224 },
   });
-  // The manifest's checksum is the kit's file.
-  expect(await sha256File(MODEL)).toBe(entry.sha256);
+});
+
+testWithKit("the manifest's checksum is the kit's model file", async () => {
+  const manifest = await loadManifest();
+  expect(await sha256File(MODEL)).toBe(manifest.models.find((m) => m.name === manifest.default)!.sha256);
 });
 
 test('models directory: $ROOMCAST_MODELS, else models/ in the project', () => {
@@ -47,54 +51,7 @@ test('models directory: $ROOMCAST_MODELS, else models/ in the project', () => {
   expect(defaultModelsDir({})).toBe(path.resolve(process.cwd(), 'models'));
 });
 
-test('pull downloads, verifies and installs; a second pull has nothing to do', async () => {
-  expect((await list({ dir }))[0]).toMatchObject({ name: 'mobilenetv2-int8', isDefault: true, installed: false, verified: false });
-  await expect(findModel({ dir })).rejects.toMatchObject({ code: 'MODEL_NOT_INSTALLED', message: expect.stringContaining('`roomcast models pull`') });
-
-  const progress: PullProgress[] = [];
-  const r = await pull(undefined, { dir, baseUrl: `${server.url}/files/`, onProgress: (p) => progress.push(p) });
-  expect(r).toEqual({
-    name: 'mobilenetv2-int8',
-    dir,
-    model: path.join(dir, 'mobilenetv2-12-int8.onnx'),
-    labels: path.join(dir, 'synset.txt'),
-    downloaded: ['mobilenetv2-12-int8.onnx', 'synset.txt'],
-  });
-  expect((await readdir(dir)).sort()).toEqual(['mobilenetv2-12-int8.onnx', 'synset.txt']);
-  expect(await sha256File(r.model)).toBe('cc028fe6cae7bc11a4ff53cfc9b79c920e8be65ce33a904ec3e2a8f66d77f95f');
-  expect(server.requests).toEqual(expect.arrayContaining(['/files/mobilenetv2-12-int8.onnx', '/files/synset.txt']));
-  const modelProgress = progress.filter((p) => p.file === 'mobilenetv2-12-int8.onnx');
-  expect(modelProgress[0]).toEqual({ file: 'mobilenetv2-12-int8.onnx', received: 0, total: 3655033 });
-  expect(modelProgress[modelProgress.length - 1]).toEqual({ file: 'mobilenetv2-12-int8.onnx', received: 3655033, total: 3655033 });
-  expect(modelProgress.length).toBeGreaterThan(2);
-
-  expect((await list({ dir }))[0]).toMatchObject({ installed: true, verified: true, status: { model: 'ok', labels: 'ok' } });
-  await expect(findModel({ dir })).resolves.toMatchObject({ model: r.model, labels: r.labels, preprocess: { inputSize: 224, resizeShorter: 256 } });
-
-  const again = await pull('mobilenetv2-int8', { dir, baseUrl: `${server.url}/files` });
-  expect(again.downloaded).toEqual([]);
-});
-
-test('a wrong checksum fails and leaves no file behind', async () => {
-  const manifest: Manifest = structuredClone(await loadManifest());
-  manifest.models[0]!.sha256 = '0'.repeat(64);
-  const err = await failure(pull(undefined, { dir, baseUrl: `${server.url}/files/`, manifest }));
-  expect(err.code).toBe('PULL_CHECKSUM');
-  expect(err.message).toContain('mobilenetv2-12-int8.onnx');
-  expect(err.message).toContain('failed its checksum');
-  expect(err.message).toContain('was not installed');
-  expect(await readdir(dir)).toEqual([]);
-  expect((await list({ dir, manifest }))[0]!.installed).toBe(false);
-});
-
-test('a transfer cut off mid-body fails and leaves no file behind', async () => {
-  const err = await failure(pull(undefined, { dir, baseUrl: `${server.url}/cut/` }));
-  expect(err.code).toBe('PULL_INTERRUPTED');
-  expect(err.message).toMatch(/^the download of mobilenetv2-12-int8\.onnx was cut off after [\d.]+ MB of 3\.7 MB/);
-  expect(err.message).toContain('nothing was installed');
-  expect(await readdir(dir)).toEqual([]);
-});
-
+// The server has no such file (with or without the kit): nothing to download.
 test('a missing file on the server, and an unknown model name, fail clearly', async () => {
   const manifest: Manifest = structuredClone(await loadManifest());
   manifest.models[0]!.url = 'https://example.invalid/models/not-there.onnx';
@@ -106,25 +63,75 @@ test('a missing file on the server, and an unknown model name, fail clearly', as
   expect((await failure(pull('resnet-9000', { dir }))).code).toBe('MODEL_UNKNOWN');
 });
 
-test('a damaged install is reported, and pulled again', async () => {
-  await pull(undefined, { dir, baseUrl: `${server.url}/files/` });
-  // Same size, different bytes: only the checksum can tell.
-  const labels = path.join(dir, 'synset.txt');
-  await writeFile(labels, 'x'.repeat(31675));
-  expect((await list({ dir }))[0]).toMatchObject({ installed: false, verified: false, status: { model: 'ok', labels: 'wrong-checksum' } });
-  const r = await pull(undefined, { dir, baseUrl: `${server.url}/files/` });
-  expect(r.downloaded).toEqual(['synset.txt']);
-  expect((await list({ dir }))[0]!.verified).toBe(true);
-});
+describeWithKit('pulling the real model from a local mirror', () => {
+  test('pull downloads, verifies and installs; a second pull has nothing to do', async () => {
+    expect((await list({ dir }))[0]).toMatchObject({ name: 'mobilenetv2-int8', isDefault: true, installed: false, verified: false });
+    await expect(findModel({ dir })).rejects.toMatchObject({ code: 'MODEL_NOT_INSTALLED', message: expect.stringContaining('`roomcast models pull`') });
 
-test('a pull cleans up temporary files of pulls that were killed', async () => {
-  // PID 2^22 + 1 is above Linux's pid_max, so no such process.
-  const stale = path.join(dir, '.mobilenetv2-12-int8.onnx.4194305.0badf00d.part');
-  const mine = path.join(dir, `.synset.txt.${process.pid}.cafe0123.part`);
-  const unrelated = path.join(dir, 'notes.txt');
-  await Promise.all([writeFile(stale, 'half a model'), writeFile(mine, 'in progress'), writeFile(unrelated, 'keep me')]);
-  await pull(undefined, { dir, baseUrl: `${server.url}/files/` });
-  expect((await readdir(dir)).sort()).toEqual([path.basename(mine), 'mobilenetv2-12-int8.onnx', 'notes.txt', 'synset.txt'].sort());
+    const progress: PullProgress[] = [];
+    const r = await pull(undefined, { dir, baseUrl: `${server.url}/files/`, onProgress: (p) => progress.push(p) });
+    expect(r).toEqual({
+      name: 'mobilenetv2-int8',
+      dir,
+      model: path.join(dir, 'mobilenetv2-12-int8.onnx'),
+      labels: path.join(dir, 'synset.txt'),
+      downloaded: ['mobilenetv2-12-int8.onnx', 'synset.txt'],
+    });
+    expect((await readdir(dir)).sort()).toEqual(['mobilenetv2-12-int8.onnx', 'synset.txt']);
+    expect(await sha256File(r.model)).toBe('cc028fe6cae7bc11a4ff53cfc9b79c920e8be65ce33a904ec3e2a8f66d77f95f');
+    expect(server.requests).toEqual(expect.arrayContaining(['/files/mobilenetv2-12-int8.onnx', '/files/synset.txt']));
+    const modelProgress = progress.filter((p) => p.file === 'mobilenetv2-12-int8.onnx');
+    expect(modelProgress[0]).toEqual({ file: 'mobilenetv2-12-int8.onnx', received: 0, total: 3655033 });
+    expect(modelProgress[modelProgress.length - 1]).toEqual({ file: 'mobilenetv2-12-int8.onnx', received: 3655033, total: 3655033 });
+    expect(modelProgress.length).toBeGreaterThan(2);
+
+    expect((await list({ dir }))[0]).toMatchObject({ installed: true, verified: true, status: { model: 'ok', labels: 'ok' } });
+    await expect(findModel({ dir })).resolves.toMatchObject({ model: r.model, labels: r.labels, preprocess: { inputSize: 224, resizeShorter: 256 } });
+
+    const again = await pull('mobilenetv2-int8', { dir, baseUrl: `${server.url}/files` });
+    expect(again.downloaded).toEqual([]);
+  });
+
+  test('a wrong checksum fails and leaves no file behind', async () => {
+    const manifest: Manifest = structuredClone(await loadManifest());
+    manifest.models[0]!.sha256 = '0'.repeat(64);
+    const err = await failure(pull(undefined, { dir, baseUrl: `${server.url}/files/`, manifest }));
+    expect(err.code).toBe('PULL_CHECKSUM');
+    expect(err.message).toContain('mobilenetv2-12-int8.onnx');
+    expect(err.message).toContain('failed its checksum');
+    expect(err.message).toContain('was not installed');
+    expect(await readdir(dir)).toEqual([]);
+    expect((await list({ dir, manifest }))[0]!.installed).toBe(false);
+  });
+
+  test('a transfer cut off mid-body fails and leaves no file behind', async () => {
+    const err = await failure(pull(undefined, { dir, baseUrl: `${server.url}/cut/` }));
+    expect(err.code).toBe('PULL_INTERRUPTED');
+    expect(err.message).toMatch(/^the download of mobilenetv2-12-int8\.onnx was cut off after [\d.]+ MB of 3\.7 MB/);
+    expect(err.message).toContain('nothing was installed');
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  test('a damaged install is reported, and pulled again', async () => {
+    await pull(undefined, { dir, baseUrl: `${server.url}/files/` });
+    // Same size, different bytes: only the checksum can tell.
+    const labels = path.join(dir, 'synset.txt');
+    await writeFile(labels, 'x'.repeat(31675));
+    expect((await list({ dir }))[0]).toMatchObject({ installed: false, verified: false, status: { model: 'ok', labels: 'wrong-checksum' } });
+    const r = await pull(undefined, { dir, baseUrl: `${server.url}/files/` });
+    expect(r.downloaded).toEqual(['synset.txt']);
+    expect((await list({ dir }))[0]!.verified).toBe(true);
+  });
+
+  test('a pull cleans up temporary files of pulls that were killed', async () => {
+    // PID 2^22 + 1 is above Linux's pid_max, so no such process.
+    const stale = path.join(dir, '.mobilenetv2-12-int8.onnx.4194305.0badf00d.part');
+    const mine = path.join(dir, `.synset.txt.${process.pid}.cafe0123.part`);
+    const unrelated = path.join(dir, 'notes.txt');
+    await Promise.all([writeFile(stale, 'half a model'), writeFile(mine, 'in progress'), writeFile(unrelated, 'keep me')]);
+    await pull(undefined, { dir, baseUrl: `${server.url}/files/` });
+    expect((await readdir(dir)).sort()).toEqual([path.basename(mine), 'mobilenetv2-12-int8.onnx', 'notes.txt', 'synset.txt'].sort());
+  });
 });
 
 test('--model without --labels is refused with a hint', async () => {

@@ -4,7 +4,8 @@
  */
 import sharp from 'sharp';
 import { boxDownscale, cropPlan, preprocess, PREPROCESS_DEFAULTS, previewDimensions } from '../src/classifier/preprocess.js';
-import { expectations } from './helpers/classifier.js';
+import { expectations, testWithKit } from './helpers/classifier.js';
+import { greenOverRed, noisyJpeg } from './helpers/tiny-model.js';
 import { readFile } from 'node:fs/promises';
 
 test('fits inside 32x32, keeps the aspect, never enlarges', () => {
@@ -43,24 +44,39 @@ test('the preview shows the whole image (not the crop), in its colours', async (
   expect(at(29, 5)).toEqual([0, 0, 255]);
 });
 
-test('the tensor is exactly what cropping in libvips gives, for every photo of the kit', async () => {
-  for (const [file] of await expectations()) {
-    const bytes = await readFile(file);
-    const p = await preprocess(bytes);
-    const plan = cropPlan(p.width, p.height, 256, 224);
-    const crop = await sharp(bytes, { failOn: 'error', autoOrient: true })
-      .resize(plan.resizedWidth, plan.resizedHeight, { fit: 'fill' })
-      .extract({ left: plan.left, top: plan.top, width: 224, height: 224 })
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer();
-    const { mean, std } = PREPROCESS_DEFAULTS;
-    const plane = 224 * 224;
-    for (let i = 0; i < plane; i += 97) {
-      for (let c = 0; c < 3; c++) expect(p.data[c * plane + i]).toBeCloseTo((crop[i * 3 + c]! / 255 - mean[c]!) / std[c]!, 5);
-    }
+/** Checks, at a spread of pixels, that preprocess's tensor is libvips' own resize and crop, normalised. */
+async function expectSameAsLibvipsCrop(bytes: Buffer): Promise<void> {
+  const p = await preprocess(bytes);
+  const plan = cropPlan(p.width, p.height, 256, 224);
+  const crop = await sharp(bytes, { failOn: 'error', autoOrient: true })
+    .resize(plan.resizedWidth, plan.resizedHeight, { fit: 'fill' })
+    .extract({ left: plan.left, top: plan.top, width: 224, height: 224 })
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer();
+  const { mean, std } = PREPROCESS_DEFAULTS;
+  const plane = 224 * 224;
+  for (let i = 0; i < plane; i += 97) {
+    for (let c = 0; c < 3; c++) expect(p.data[c * plane + i]).toBeCloseTo((crop[i * 3 + c]! / 255 - mean[c]!) / std[c]!, 5);
   }
+}
+
+test('the tensor is exactly what cropping in libvips gives, for drawn pictures of every shape', async () => {
+  const pictures = [
+    await noisyJpeg(480, 360, [255, 255, 255]),
+    await noisyJpeg(333, 500, [120, 255, 60]),
+    await greenOverRed(),
+    // Wide: the resized picture is just under the size preprocess still decodes whole.
+    await noisyJpeg(900, 300, [255, 200, 100]),
+    // Smaller than the crop (enlarged), with an alpha channel to drop, as PNG.
+    await sharp({ create: { width: 150, height: 120, channels: 4, background: { r: 10, g: 90, b: 200, alpha: 0.5 } } }).png().toBuffer(),
+  ];
+  for (const bytes of pictures) await expectSameAsLibvipsCrop(bytes);
+});
+
+testWithKit('the tensor is exactly what cropping in libvips gives, for every photo of the kit', async () => {
+  for (const [file] of await expectations()) await expectSameAsLibvipsCrop(await readFile(file));
 });
 
 test('a very long, thin image is not blown up whole: the crop comes from libvips, the preview from its own small pipeline', async () => {
