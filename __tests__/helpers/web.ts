@@ -2,10 +2,14 @@
  * Test clients for HTTP and WebSocket over real sockets (127.0.0.1 only): requests with the
  * path exactly as given (no client-side normalising of "../"), raw HTTP for what a polite
  * client would never send, WebSocket clients that record every event, and a parser for the
- * Prometheus text format. Every wait has a deadline.
+ * Prometheus text format; and the web page in headless Chromium (launch, pages that record
+ * their errors, signing in). Every wait has a deadline.
  */
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import pw from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { DEFAULT_WAIT, HOST, nextEvent, type Ev } from './clients.js';
 
@@ -210,4 +214,109 @@ export async function metrics(port: number): Promise<Map<string, number>> {
   const r = await get(port, '/metrics');
   if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
   return parseMetrics(r.text);
+}
+
+// ---- the web page in a real browser --------------------------------------------------------
+
+/** Debian's chromium package, never a downloaded browser. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * Headless Chromium for the page tests; launch() gives it a fresh temporary profile, removed on
+ * close. Smooth scrolling is off so a wheel turn moves the view at once, as a test can wait for.
+ */
+export async function launchChromium(): Promise<Browser> {
+  if (!existsSync(CHROMIUM))
+    throw new Error(
+      `${CHROMIUM} is missing: the browser tests need Debian's chromium package. ` +
+        'Install it with: apt-get update && apt-get install -y chromium (CI does this in .ci/run).',
+    );
+  return pw.chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-smooth-scrolling',
+    ],
+  });
+}
+
+/** What went wrong on a page: uncaught errors, console errors, and answers of 400 and up. */
+export interface PageTrouble {
+  errors: string[];
+  console: string[];
+  failed: string[];
+}
+
+const trouble = new WeakMap<Page, PageTrouble>();
+
+export function troubleOf(page: Page): PageTrouble {
+  const t = trouble.get(page);
+  if (!t) throw new Error('troubleOf: the page was not opened with openPage()');
+  return t;
+}
+
+/** A new page in a context of its own (own storage); records its trouble (troubleOf). */
+export async function openPage(
+  browser: Browser,
+  contexts: BrowserContext[],
+  viewport: { width: number; height: number },
+  mobile = false,
+): Promise<Page> {
+  const context = await browser.newContext({
+    viewport,
+    ...(mobile ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}),
+  });
+  contexts.push(context);
+  const page = await context.newPage();
+  const t: PageTrouble = { errors: [], console: [], failed: [] };
+  trouble.set(page, t);
+  page.on('pageerror', (err) => t.errors.push(err.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') t.console.push(m.text());
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) t.failed.push(`${r.status()} ${r.url()}`);
+  });
+  return page;
+}
+
+/** Opens the page, fills in the login form and waits until it is online in the room. */
+export async function signIn(page: Page, port: number, nick: string, room = 'lobby', timeoutMs = 30_000): Promise<void> {
+  await page.goto(`http://${HOST}:${port}/`);
+  await page.fill('#nick-input', nick);
+  await page.fill('#room-input', room);
+  await page.click('#login-button');
+  try {
+    await page.locator('#status', { hasText: 'online' }).waitFor({ timeout: timeoutMs });
+    await page.locator('#member-list .member', { hasText: nick }).waitFor({ state: 'attached', timeout: timeoutMs });
+  } catch (err) {
+    const status = await page.locator('#status').textContent();
+    const error = await page.locator('#login-error').textContent();
+    throw new Error(`${nick} did not get online: status "${status}", login error "${error}", ${JSON.stringify(troubleOf(page))}: ${String(err)}`);
+  }
+}
+
+/**
+ * Waits, in the page, until the JavaScript expression `expr` is true (checked every frame).
+ * page.waitForFunction would evaluate it with eval(), which the page's CSP refuses.
+ */
+export async function untilInPage(page: Page, expr: string, timeoutMs = 30_000, what = expr): Promise<void> {
+  await page.evaluate(`new Promise((resolve, reject) => {
+    const ok = () => { try { return !!(${expr}); } catch { return false; } };
+    const t0 = performance.now();
+    const tick = () => {
+      if (ok()) resolve(true);
+      else if (performance.now() - t0 > ${timeoutMs}) reject(new Error('timed out after ${timeoutMs} ms waiting for ' + ${JSON.stringify(what)}));
+      else requestAnimationFrame(tick);
+    };
+    tick();
+  })`);
 }

@@ -52,6 +52,7 @@ const ui = {
   memberList: byId<HTMLUListElement>('member-list'),
   chat: byId<HTMLElement>('chat'),
   messages: byId<HTMLDivElement>('messages'),
+  jump: byId<HTMLButtonElement>('jump-btn'),
   dropHint: byId<HTMLDivElement>('drop-hint'),
   composer: byId<HTMLFormElement>('composer'),
   textInput: byId<HTMLInputElement>('text-input'),
@@ -89,6 +90,7 @@ function roomState(name: string): RoomState {
   pane.dataset.room = name;
   pane.hidden = true;
   ui.messages.append(pane);
+  resized.observe(pane);
   const item = el('li', 'room');
   const open = el('button', 'room-open');
   open.type = 'button';
@@ -133,7 +135,7 @@ function select(name: string): void {
   ui.roomTitle.textContent = `#${r.name}`;
   ui.topic.textContent = r.topic;
   renderMembers();
-  scrollToEnd(true);
+  toEnd();
   document.title = `#${r.name} · roomcast`;
 }
 
@@ -158,6 +160,7 @@ function part(name: string): void {
 
 function forget(r: RoomState): void {
   rooms.delete(r.name);
+  resized.unobserve(r.pane);
   r.pane.remove();
   r.item.remove();
   saveRooms();
@@ -216,14 +219,49 @@ function requestRooms(): void {
 
 // ---- messages ------------------------------------------------------------------------------
 
+/*
+ * Following the conversation. Whether the reader is at the bottom is remembered, not measured
+ * when something arrives: a picture or the bot's labels make the page taller after the post was
+ * placed, and measured then, the reader would already look scrolled up. So the view sticks to
+ * the bottom until the reader scrolls up, and any change of height re-sticks it.
+ */
+let following = true;
+let lastTop = 0;
+
 function nearEnd(): boolean {
   const m = ui.messages;
-  return m.scrollHeight - m.scrollTop - m.clientHeight < 80;
+  return m.scrollHeight - m.scrollTop - m.clientHeight < 24;
 }
 
-function scrollToEnd(force = false): void {
-  if (force || nearEnd()) ui.messages.scrollTop = ui.messages.scrollHeight;
+function toEnd(): void {
+  following = true;
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+  lastTop = ui.messages.scrollTop;
+  ui.jump.hidden = true;
 }
+
+/** Something new was put in the current room: follow it, or tell a reader who scrolled up. */
+function arrived(news: boolean): void {
+  if (following) toEnd();
+  else if (news) ui.jump.hidden = false;
+}
+
+function onScroll(): void {
+  const top = ui.messages.scrollTop;
+  if (nearEnd()) {
+    following = true;
+    ui.jump.hidden = true;
+  } else if (top < lastTop) {
+    // Only the reader moves the view up: content that grows or scroll anchoring move it down.
+    following = false;
+  }
+  lastTop = top;
+}
+
+/** The current room's content or the view changed size (a picture loaded, labels came, a resize). */
+const resized = new ResizeObserver(() => {
+  if (following) toEnd();
+});
 
 /** Puts a room event in its place by seq (history can arrive after live messages). */
 function place(r: RoomState, node: HTMLElement, seq: number): void {
@@ -238,18 +276,18 @@ function place(r: RoomState, node: HTMLElement, seq: number): void {
   else r.pane.prepend(node);
 }
 
-function notice(r: RoomState | null, text: string, cls = 'notice'): void {
+/** `news`: worth the "New messages" button if the reader has scrolled up (not comings and goings). */
+function notice(r: RoomState | null, text: string, cls = 'notice', news = true): void {
   const target = r ?? current;
   if (!target) {
     ui.loginError.textContent = text;
     return;
   }
-  const stick = target === current && nearEnd();
   const node = el('div', `msg ${cls}`, text);
   // Between the last room event seen and the next one, so history placed later goes around it.
   node.dataset.seq = String(target.lastSeq + 0.5);
   target.pane.append(node);
-  if (stick) scrollToEnd(true);
+  if (target === current) arrived(news);
 }
 
 function head(ev: { nick: string; time: number }): HTMLElement[] {
@@ -265,7 +303,6 @@ function addEvent(ev: RoomEvent, live: boolean): void {
   if (r.seen.has(ev.seq)) return;
   r.seen.add(ev.seq);
   if (ev.seq > r.lastSeq) r.lastSeq = ev.seq;
-  const stick = r === current && nearEnd();
   if (ev.type === 'message') place(r, messageNode(ev), ev.seq);
   else if (ev.type === 'image') place(r, imageNode(r, ev), ev.seq);
   else if (ev.type === 'labels') {
@@ -278,7 +315,7 @@ function addEvent(ev: RoomEvent, live: boolean): void {
     r.unread++;
     renderBadge(r);
   }
-  if (stick) scrollToEnd(true);
+  if (r === current) arrived(ev.type !== 'labels');
 }
 
 function messageNode(ev: MessageEvent): HTMLElement {
@@ -302,9 +339,6 @@ function imageNode(r: RoomState, ev: ImageEvent): HTMLElement {
   img.alt = ev.name;
   img.decoding = 'async';
   img.src = `/api/images/${ev.image}`;
-  img.addEventListener('load', () => {
-    if (r === current) scrollToEnd();
-  });
   img.addEventListener('error', () => {
     link.replaceWith(el('div', 'image-gone', 'This image is no longer kept by the server.'));
   });
@@ -433,7 +467,7 @@ function handle(ev: ServerEvent): void {
         if (!current) select(r.name);
       } else {
         r.members.add(ev.nick);
-        notice(r, `${ev.nick} joined`, 'notice join');
+        notice(r, `${ev.nick} joined`, 'notice join', false);
       }
       if (r === current) {
         renderMembers();
@@ -449,7 +483,7 @@ function handle(ev: ServerEvent): void {
         break;
       }
       r.members.delete(ev.nick);
-      notice(r, `${ev.nick} ${ev.quit ? 'quit' : 'left'}${ev.reason ? ` (${ev.reason})` : ''}`, 'notice part');
+      notice(r, `${ev.nick} ${ev.quit ? 'quit' : 'left'}${ev.reason ? ` (${ev.reason})` : ''}`, 'notice part', false);
       if (r === current) renderMembers();
       break;
     }
@@ -458,7 +492,7 @@ function handle(ev: ServerEvent): void {
       for (const r of rooms.values()) {
         if (!r.members.delete(ev.old)) continue;
         r.members.add(ev.nick);
-        notice(r, `${ev.old} is now known as ${ev.nick}`);
+        notice(r, `${ev.old} is now known as ${ev.nick}`, 'notice', false);
       }
       renderMembers();
       break;
@@ -584,6 +618,7 @@ function sendText(raw: string): void {
 function say(text: string, action: boolean): void {
   if (!current) return notice(null, 'Join a room first.');
   if (!conn.isOpen || !registered) return notice(current, 'Not connected: your message was not sent. Reconnecting…', 'notice error');
+  toEnd(); // what you send is what you want to see
   const id = nextId++;
   pendingMessages.set(id, { room: current.name, text, action });
   conn.send({ type: 'message', room: current.name, text, id, ...(action ? { action: true } : {}) });
@@ -628,6 +663,7 @@ async function postImage(file: File): Promise<void> {
     return notice(room, `${file.name} is ${formatBytes(file.size)}; the server takes at most ${formatBytes(maxImageBytes)}.`, 'notice error');
   const bytes = await file.arrayBuffer();
   if (!conn.isOpen || !registered) return notice(room, 'Not connected: the image was not posted.', 'notice error');
+  if (room === current) toEnd();
   const id = nextId++;
   const name = file.name || 'pasted-image';
   pendingImages.set(id, { room: room.name, name, size: bytes.byteLength });
@@ -734,6 +770,9 @@ function start(): void {
     void postImage(f);
   });
   window.addEventListener('online', () => conn.now());
+  ui.messages.addEventListener('scroll', onScroll, { passive: true });
+  resized.observe(ui.messages);
+  ui.jump.addEventListener('click', () => toEnd());
 
   if (Array.isArray(saved)) for (const r of saved) if (typeof r === 'string' && r) roomState(r);
   ui.nickInput.focus();
