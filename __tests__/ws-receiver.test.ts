@@ -95,6 +95,9 @@ test.each<[string, Buffer, number, RegExp]>([
   ['a ping of 126 bytes', clientFrame(9, 'p'.repeat(126)), 1002, /125/],
   ['text that is not UTF-8', clientFrame(1, Buffer.from([0x68, 0xff, 0x69])), 1007, /UTF-8/],
   ['fragmented text that is not UTF-8', Buffer.concat([clientFrame(1, Buffer.from([0x68, 0xe2, 0x82]), false), clientFrame(0, Buffer.from([0x69]))]), 1007, /UTF-8/],
+  // Failed on its first fragment: were it not, the next message would fail it as "inside" this one.
+  ['a first fragment that is not UTF-8, before the message ends', clientFrame(1, Buffer.from([0x68, 0xff]), false), 1007, /UTF-8/],
+  ['a 64-bit length with its most significant bit set', Buffer.from([0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4]), 1002, /most significant/],
   ['a surrogate encoded as UTF-8 (CESU-8)', clientFrame(1, Buffer.from([0xed, 0xa0, 0xbd])), 1007, /UTF-8/],
   ['a close frame of one byte', clientFrame(8, Buffer.from([0x03])), 1002, /close code/],
   ['close code 1005, which is never sent', clientFrame(8, Buffer.from([0x03, 0xed])), 1002, /close code/],
