@@ -19,13 +19,43 @@ function parsePort(text: string, whole: string): number {
   return port;
 }
 
+/** Schemes whose URLs name a roomcast server, and the port each implies when none is given:
+ *  the web page's address (the chat shares its port), its WebSocket's, and roomcast's own. */
+const URL_PORTS: Record<string, number | null> = { http: 80, ws: 80, roomcast: null, tcp: null };
+
+/**
+ * HOST:PORT out of a URL as it is copied from a browser's address bar or a link
+ * (http://chat.lan:7447/, ws://[::1]:7447/ws, roomcast://chat.lan): the path, query and any
+ * user name are not needed to connect, and are ignored.
+ */
+function parseUrl(s: string, scheme: string, authority: string, defaultPort: number): ServerAddress {
+  const lower = scheme.toLowerCase();
+  if (lower === 'https' || lower === 'wss')
+    throw new AddressError(
+      `"${s}" is an encrypted (${lower}://) address, and roomcast connects without encryption: give the roomcast server's own HOST:PORT, or its http:// address`,
+    );
+  if (!(lower in URL_PORTS))
+    throw new AddressError(`"${s}" is a ${lower}:// URL: give HOST:PORT, or a URL such as http://HOST:PORT/`);
+  // A zone in a URL is written %25 (RFC 6874): [fe80::1%25eth0] is [fe80::1%eth0].
+  const hostPart = authority.slice(authority.lastIndexOf('@') + 1).replace(/%25/g, '%');
+  if (!hostPart.startsWith('[') && hostPart.split(':').length > 2)
+    throw new AddressError(`"${s}" has an IPv6 address without brackets: write it as ${lower}://[::1]:PORT/`);
+  if (hostPart === '' || hostPart.startsWith(':')) throw new AddressError(`"${s}" has no host: give one, such as http://chat.lan:7447/`);
+  // "http://host:/" is the scheme's own port, as in any URL.
+  const bare = hostPart.endsWith(':') ? hostPart.slice(0, -1) : hostPart;
+  return parseServerAddress(bare, URL_PORTS[lower] ?? defaultPort);
+}
+
 /**
  * Parses HOST, HOST:PORT, [IPV6], [IPV6]:PORT, and a bare IPv6 literal (which cannot carry a
- * port: its colons are taken as the address, as `ssh` and `curl` do).
+ * port: its colons are taken as the address, as `ssh` and `curl` do); and a URL
+ * (http://HOST:PORT/, ws://, roomcast://), whose host and port are taken.
  */
 export function parseServerAddress(text: string, defaultPort: number): ServerAddress {
   const s = text.trim();
   if (s === '') throw new AddressError('the server address is empty: use HOST or HOST:PORT');
+  const url = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(?:[/?#].*)?$/is.exec(s);
+  if (url) return parseUrl(s, url[1]!, url[2]!, defaultPort);
   if (s.startsWith('[')) {
     const close = s.indexOf(']');
     if (close === -1) throw new AddressError(`"${s}" opens "[" without closing it: write IPv6 as [::1]:PORT`);

@@ -133,6 +133,14 @@ export const HANDLERS: Table = {
     run(hub, s, cmd, room) {
       const limit = Math.min(Math.max(cmd.limit ?? hub.opts.replay, 0), hub.opts.historySize);
       const after = cmd.after ?? room.seq - limit;
+      // Asked for, an empty history still gets an answer. In JSON it is the history event with no
+      // messages (sendHistory sends it); text mode skips that event, as a join into a quiet room
+      // should print nothing, so here a netcat user would see no reply at all.
+      if (s.link.mode === 'text' && room.since(after, limit).length === 0) {
+        const text = room.seq === 0 ? `No messages yet in [${room.name}]` : `No earlier messages in [${room.name}]`;
+        hub.reply(s, cmd.id, { type: 'notice', text });
+        return;
+      }
       hub.sendHistory(s, room, after, limit, cmd.id);
     },
   },

@@ -5,7 +5,7 @@
  */
 import { RoomcastError } from './errors.js';
 import type { RequestId } from './events.js';
-import { sanitize, UNSAFE_RANGES } from './text.js';
+import { isValidNick, sanitize, UNSAFE_RANGES } from './text.js';
 
 type Kind = 'word' | 'text' | 'int' | 'bool' | 'words';
 
@@ -123,6 +123,22 @@ export const HELP = COMMANDS.filter((c) => c.usage).map(({ usage, help }) => ({ 
 const INT_RE = /^-?\d{1,15}$/;
 
 /**
+ * The error for a nick with a space in it ("/nick a b", {"nick":"a b"}): NICK_INVALID like any
+ * other bad nick, but saying what is wrong, since a space is the likeliest slip and the general
+ * rule does not mention it.
+ */
+export function nickWithSpaces(nick: string): RoomcastError {
+  const shown = nick.slice(0, 40);
+  const err = new RoomcastError('NICK_INVALID', shown);
+  const joined = nick.trim().replace(/\s+/gu, '_');
+  const example = isValidNick(joined) ? ` such as ${joined}` : '';
+  err.message = `"${shown}" is not a valid nick: nicks have no spaces. Pick one word${example}: 1-24 letters, digits, "_" or "-", starting with a letter or "_".`;
+  return err;
+}
+
+const SPACE_RE = /\s/u;
+
+/**
  * Parses one text-mode line. Returns null for a blank line (nc users press Enter by habit).
  * A line that does not start with "/" is a message to the current room; "//" escapes a
  * message that starts with a slash.
@@ -160,6 +176,8 @@ export function parseTextLine(line: string): Command | null {
     }
     rest = w[2];
   }
+  // A nick is one word: "/nick a b" is refused, not quietly taken as "a".
+  if (spec.type === 'nick' && rest.trim() !== '') throw nickWithSpaces(`${out.nick as string} ${sanitize(rest.trim())}`);
   return out as Command;
 }
 
@@ -258,6 +276,7 @@ function commandFields(o: Record<string, unknown>): Command {
     }
     out[arg.name] = checkField(arg, v);
   }
+  if ((out.type === 'nick' || out.type === 'hello') && typeof out.nick === 'string' && SPACE_RE.test(out.nick)) throw nickWithSpaces(out.nick);
   return out as Command;
 }
 
