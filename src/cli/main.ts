@@ -104,8 +104,9 @@ Colour is used only on a terminal; NO_COLOR=1 turns it off there too.`,
   program
     .command('post')
     .description('post a text and/or an image to a room, print the classifier bot\'s answer, exit (for scripts)')
-    .argument('<address>', 'server, HOST[:PORT] (IPv6 as [::1]:PORT)')
-    .requiredOption('-r, --room <room>', 'room to post to')
+    .usage('--room ROOM [options] <address>')
+    .argument('<address>', 'server: HOST[:PORT] (IPv6 as [::1]:PORT), or a URL such as http://HOST:PORT/')
+    .requiredOption('-r, --room <room>', 'room to post to (required)')
     .option('--image <file>', 'image to post (JPEG, PNG, WebP, GIF, AVIF, TIFF)')
     .option('--text <text>', 'a message to post (before the image)')
     .option('-n, --nick <nick>', 'nick to post as (default: one the server picks)')

@@ -12,6 +12,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { LabelsEvent } from '../protocol/events.js';
 import { formatSize, scorePercent } from '../protocol/frame.js';
+import { nickKey } from '../protocol/text.js';
 import { DEFAULT_PORT } from '../server.js';
 import { AddressError, parseServerAddress } from './address.js';
 import { ChatClient, ConnectError, NotConnectedError, RequestError, TimeoutError } from './chat-client.js';
@@ -101,6 +102,10 @@ export async function runPost(opts: PostOptions, io: PostIo = process): Promise<
       if (err instanceof ConnectError) throw new Failure(err.message, 1);
       throw err;
     }
+    // Someone online has the nick: the client took the next free one (bob_2), as join does, and
+    // says so as join does, or a script would post under a name it did not ask for unawares.
+    if (opts.nick !== undefined && client.nick !== undefined && nickKey(opts.nick) !== nickKey(client.nick))
+      say(`the nick ${opts.nick} is taken, so this posts as ${client.nick} (--nick to pick another)`);
     const room = client.currentRoom ?? opts.room;
     const name = opts.image === undefined ? '' : path.basename(opts.image);
     const max = client.maxImageBytes;
