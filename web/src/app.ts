@@ -30,6 +30,8 @@ interface RoomState {
 const STORE_NICK = 'roomcast.nick';
 const STORE_ROOMS = 'roomcast.rooms';
 const NICK_FIXES = new Set(['NICK_TAKEN', 'NICK_INVALID', 'NICK_RESERVED']);
+/** The id of a nick change asked for by the login form (so its refusal goes back to the form). */
+const LOGIN_NICK = 'login:nick';
 
 const ui = {
   login: byId<HTMLDivElement>('login'),
@@ -70,6 +72,13 @@ let nextId = 1;
 const pendingMessages = new Map<number, { room: string; text: string; action: boolean }>();
 const pendingImages = new Map<number, { room: string; name: string; size: number }>();
 let roomsTimer: number | null = null;
+/**
+ * What the login form asked for and the server has not answered yet. The chat shows once both
+ * the nick and the room are settled; a refusal of either goes back to the form.
+ */
+let login: { room: string; nick: string; nickPending: boolean; roomPending: boolean } | null = null;
+/** A room that a try of the login form added; a later try for another room drops it if never joined. */
+let formRoom: string | null = null;
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
 const conn = new Connection(wsUrl, {
@@ -143,6 +152,11 @@ function join(name: string): void {
   const r = roomState(name);
   if (conn.isOpen && registered) conn.send(joinRequest(r));
   select(name);
+}
+
+/** Room names as the server keys them (normalizeRoom in src/protocol/text.ts): no "#", NFC, lower case. */
+function roomName(typed: string): string {
+  return typed.trim().replace(/^#/, '').normalize('NFC').toLowerCase();
 }
 
 /** A join names its room in its id, so a refusal (ROOM_INVALID, TOO_MANY_ROOMS) can be tied to it. */
@@ -415,8 +429,7 @@ function handle(ev: ServerEvent): void {
       conn.registered();
       setNick(ev.nick);
       maxImageBytes = ev.limits.maxImageBytes ?? Infinity;
-      ui.login.hidden = true;
-      ui.app.hidden = false;
+      // (A login waits for its room: the chat shows when that is joined, or the form says why not.)
       for (const r of rooms.values()) conn.send(joinRequest(r));
       requestRooms();
       if (roomsTimer === null) roomsTimer = window.setInterval(requestRooms, 20_000);
@@ -465,6 +478,10 @@ function handle(ev: ServerEvent): void {
         r.members = new Set(ev.members ?? [nick]);
         r.topic = ev.topic ?? '';
         if (!current) select(r.name);
+        if (login?.room === r.name) {
+          login.roomPending = false;
+          settleLogin();
+        }
       } else {
         r.members.add(ev.nick);
         notice(r, `${ev.nick} joined`, 'notice join', false);
@@ -489,6 +506,10 @@ function handle(ev: ServerEvent): void {
     }
     case 'nick': {
       if (ev.self || ev.old === nick) setNick(ev.nick);
+      if (ev.self && ev.id === LOGIN_NICK && login) {
+        login.nickPending = false;
+        settleLogin();
+      }
       for (const r of rooms.values()) {
         if (!r.members.delete(ev.old)) continue;
         r.members.add(ev.nick);
@@ -533,18 +554,20 @@ function handle(ev: ServerEvent): void {
 }
 
 function onError(ev: { id?: string | number; code: string; message: string }): void {
+  if (ev.id === LOGIN_NICK) {
+    loginFailed(formNickError(ev), ui.nickInput);
+    return;
+  }
   if (!registered && NICK_FIXES.has(ev.code)) {
-    if (everRegistered && ev.code === 'NICK_TAKEN' && nickRetries < 5) {
+    if (everRegistered && !login && ev.code === 'NICK_TAKEN' && nickRetries < 5) {
       // Most likely our own old connection, not yet noticed gone: try again, then a variant.
       nickRetries++;
-      if (nickRetries >= 3) setNick(`${nick.replace(/_+$/, '')}_`.slice(0, 32));
+      // (The nick field's maxlength is the server's longest nick.)
+      if (nickRetries >= 3) setNick(`${nick.replace(/_+$/, '')}_`.slice(0, ui.nickInput.maxLength));
       window.setTimeout(() => conn.send({ type: 'hello', nick, rooms: [] }), 500 * nickRetries);
       return;
     }
-    ui.app.hidden = true;
-    ui.login.hidden = false;
-    ui.loginError.textContent = ev.message;
-    ui.nickInput.focus();
+    loginFailed(formNickError(ev), ui.nickInput);
     return;
   }
   if (typeof ev.id === 'number') {
@@ -557,17 +580,60 @@ function onError(ev: { id?: string | number; code: string; message: string }): v
     return;
   }
   if (typeof ev.id === 'string' && ev.id.startsWith('join:')) {
-    const r = rooms.get(ev.id.slice(5));
+    const name = ev.id.slice(5);
+    const r = rooms.get(name);
     if (r && !r.joined) forget(r);
-    notice(current, ev.message, 'notice error');
-    if (!current) {
-      ui.app.hidden = true;
-      ui.login.hidden = false;
-      ui.loginError.textContent = ev.message;
+    // The room typed on the form goes back to the form, unless the fix is in the chat (leave a room).
+    if (login?.room === name && (ev.code !== 'TOO_MANY_ROOMS' || !current)) {
+      loginFailed(ev.message, ui.roomInput);
+      return;
     }
+    if (login?.room === name) {
+      login = null;
+      showChat();
+    }
+    if (!current) loginFailed(ev.message, ui.roomInput);
+    else notice(current, ev.message, 'notice error');
     return;
   }
   notice(current, ev.message, 'notice error');
+}
+
+/**
+ * The server's words for a refused nick tell a chat user to type /nick; on the form, they are
+ * the form's own, chosen by the error's code. (NICK_INVALID's are kept: they give the rules.)
+ */
+function formNickError(ev: { code: string; message: string }): string {
+  const wanted = login?.nick ?? nick;
+  if (ev.code === 'NICK_TAKEN') return `Someone is already called "${wanted}" here. Pick another nick.`;
+  if (ev.code === 'NICK_RESERVED') return `"${wanted}" is kept for the server's own use. Pick another nick.`;
+  return ev.message;
+}
+
+/** The login form's nick and room are both settled: on to the chat, in that room. */
+function settleLogin(): void {
+  if (!login || login.nickPending || login.roomPending) return;
+  const room = login.room;
+  login = null;
+  formRoom = null;
+  showChat();
+  select(room);
+}
+
+function showChat(): void {
+  ui.loginError.textContent = '';
+  ui.login.hidden = true;
+  ui.app.hidden = false;
+}
+
+/** Back to the login form, saying why; the field to fix gets the focus. */
+function loginFailed(text: string, field: HTMLInputElement): void {
+  login = null;
+  ui.app.hidden = true;
+  ui.login.hidden = false;
+  ui.loginError.textContent = text;
+  field.focus();
+  field.select();
 }
 
 function setNick(n: string): void {
@@ -630,7 +696,7 @@ function command(line: string): void {
   switch (cmd.toLowerCase()) {
     case 'join':
     case 'j':
-      if (arg) join(arg.replace(/^#/, ''));
+      if (arg) join(roomName(arg));
       break;
     case 'part':
     case 'leave':
@@ -696,23 +762,34 @@ function start(): void {
   ui.loginForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const n = ui.nickInput.value.trim();
-    const room = ui.roomInput.value.trim().replace(/^#/, '') || 'lobby';
+    const room = roomName(ui.roomInput.value) || 'lobby';
     if (!n) {
       ui.loginError.textContent = 'Pick a nick.';
+      ui.nickInput.focus();
       return;
     }
+    // A try is under way (Join pressed twice): its answer comes first.
+    if (login && !registered && conn.isOpen) return;
     ui.loginError.textContent = '';
+    // An earlier try's room, never joined, is not wanted now: this try names the room.
+    if (formRoom !== null && formRoom !== room) {
+      const old = rooms.get(formRoom);
+      if (old && !old.joined) forget(old);
+    }
+    if (!rooms.has(room)) formRoom = room;
+    else if (formRoom !== room) formRoom = null;
+    const r = roomState(room);
+    select(room);
     if (registered) {
-      // Back here after a refused room: we are still connected.
-      if (n !== nick) conn.send({ type: 'nick', nick: n });
-      join(room);
-      ui.login.hidden = true;
-      ui.app.hidden = false;
+      // Back here after a refusal: still connected, so ask for what changed.
+      login = { room, nick: n, nickPending: n !== nick, roomPending: !r.joined };
+      if (login.nickPending) conn.send({ type: 'nick', nick: n, id: LOGIN_NICK });
+      if (login.roomPending) conn.send(joinRequest(r));
+      settleLogin();
       return;
     }
+    login = { room, nick: n, nickPending: false, roomPending: true };
     nick = n;
-    roomState(room);
-    select(room);
     if (conn.isOpen) conn.send({ type: 'hello', nick, rooms: [] });
     else conn.start();
   });
@@ -724,7 +801,7 @@ function start(): void {
   });
   ui.joinForm.addEventListener('submit', (e) => {
     e.preventDefault();
-    const name = ui.joinInput.value.trim().replace(/^#/, '');
+    const name = roomName(ui.joinInput.value);
     if (name) join(name);
     ui.joinInput.value = '';
     document.body.classList.remove('show-sidebar');

@@ -61,7 +61,7 @@ export type ServerEvent =
   | { type: 'privmsg'; from: string; to: string; text: string; time: number; action?: true }
   | { type: 'joined'; id?: RequestId; room: string; nick: string; self?: true; topic?: string; members?: string[]; seq?: number }
   | { type: 'parted'; id?: RequestId; room: string; nick: string; self?: true; reason?: string; quit?: true }
-  | { type: 'nick'; old: string; nick: string; self?: true }
+  | { type: 'nick'; id?: RequestId; old: string; nick: string; self?: true }
   | { type: 'topic'; room: string; topic: string; nick?: string }
   | { type: 'rooms'; rooms: RoomInfo[] }
   | { type: 'who'; room: string; members: string[]; topic: string }
