@@ -29,7 +29,7 @@ describe('against a real server', () => {
     const alice = client(server.port, 'alice');
     await alice.connect();
     expect(alice.maxImageBytes).toBe(8 << 20);
-    const ack = await alice.postImage({ name: 'cat.jpg', bytes: Buffer.from('not really a cat') });
+    const ack = await alice.postImage({ name: 'cat.jpg', bytes: Buffer.from('GIF89a, not really a cat') });
     expect(ack).toMatchObject({ type: 'ack', room: 'lab', image: 1, seq: expect.any(Number) });
     // The bot answered in the same breath as the ack: before anyone could start waiting.
     const labels = await alice.waitForLabels(ack.image!, 1000);
@@ -68,6 +68,7 @@ describe('against a real server', () => {
 
     const bytes = Buffer.alloc(6 << 20);
     for (let i = 0; i < bytes.length; i += 4) bytes.writeUInt32LE(i * 2654435761 >>> 0, i); // no newlines to lean on
+    bytes.set([0xff, 0xd8, 0xff]); // an image's signature: the server refuses bytes without one
     const posting = alice.postImage({ name: 'big.png', bytes });
     const said = Promise.all([alice.say('one'), alice.say('two')]);
     const ping = alice.request({ type: 'ping' });
@@ -102,7 +103,7 @@ describe('against a real server', () => {
     const server = await h.server(); // no bot at all
     const alice = client(server.port, 'alice');
     await alice.connect();
-    const ack = await alice.postImage({ name: 'x.jpg', bytes: Buffer.from('x') });
+    const ack = await alice.postImage({ name: 'x.jpg', bytes: Buffer.from('GIF89a') });
     await expect(alice.waitForLabels(ack.image!, 100)).rejects.toBeInstanceOf(TimeoutError);
     const waiting = alice.waitForLabels(ack.image!, 10_000);
     alice.close('bye');

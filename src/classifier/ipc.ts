@@ -16,7 +16,7 @@ export interface WorkerOptions {
   /** Labels returned per image when a job does not say. */
   top?: number;
   /**
-   * Test hook, off unless set: a job whose bytes start with this ASCII marker blocks the
+   * Test hook, off unless set: a job whose first bytes hold this ASCII marker blocks the
    * worker's thread for good, as a decoder stuck in native code would. It lets tests exercise
    * the pool's hang detection with a real hung process.
    */

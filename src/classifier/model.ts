@@ -143,7 +143,7 @@ export class ImageClassifier {
     try {
       session = await ort.InferenceSession.create(options.model, sessionOptions(options.threads));
     } catch (err) {
-      throw new ClassifierError('MODEL_INVALID', `${options.model} is not a model onnxruntime can load: ${errorMessage(err)}`, { cause: err });
+      throw new ClassifierError('MODEL_INVALID', `${options.model} could not be loaded as an ONNX image classifier (${errorMessage(err)}). Check the file, or install the default model with: roomcast models pull`, { cause: err });
     }
     try {
       const input = session.inputMetadata[0];

@@ -3,6 +3,7 @@
  * decodes untrusted images from a chat, so every limit is checked before any pixel is decoded.
  */
 import sharp, { type Metadata } from 'sharp';
+import { IMAGE_FORMATS, sniffImageFormat } from '../protocol/image-format.js';
 import { ClassifierError } from './errors.js';
 
 export interface PreprocessOptions {
@@ -96,8 +97,15 @@ function formatBytes(n: number): string {
   return n >= MIB ? `${(n / MIB).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`;
 }
 
-function notReadable(name: string, cause?: unknown): ClassifierError {
-  return new ClassifierError('IMAGE_INVALID', `${name} is not an image sharp can read (${READABLE_LIST})`, { cause });
+/** Why the header could not be read, in the words of what the bytes look like. */
+function notReadable(name: string, bytes: Uint8Array, cause?: unknown): ClassifierError {
+  const format = sniffImageFormat(bytes);
+  // The chat takes BMP (browsers show it), but the decoder here has no BMP reader.
+  if (format === 'bmp')
+    return new ClassifierError('IMAGE_INVALID', `${name} is a BMP image, which the classifier cannot read: convert it to JPEG or PNG to have it labelled`, { cause });
+  if (format !== null)
+    return new ClassifierError('IMAGE_INVALID', `${name} could not be decoded as ${IMAGE_FORMATS[format].name}: the file is damaged or cut off`, { cause });
+  return new ClassifierError('IMAGE_INVALID', `${name} is not an image the classifier can read (${READABLE_LIST})`, { cause });
 }
 
 /** The cheap checks, usable before the bytes are even sent to a worker. */
@@ -156,13 +164,13 @@ export async function preprocess(
   try {
     meta = await sharp(bytes, { failOn: FAIL_ON, limitInputPixels: false }).metadata();
   } catch (err) {
-    throw notReadable(name, err);
+    throw notReadable(name, bytes, err);
   }
   const format = READABLE.get(meta.format);
-  if (format === undefined) throw notReadable(name);
+  if (format === undefined) throw notReadable(name, bytes);
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;
-  if (!width || !height) throw notReadable(name);
+  if (!width || !height) throw notReadable(name, bytes);
   if (width * height > options.maxPixels) {
     throw new ClassifierError(
       'IMAGE_TOO_MANY_PIXELS',
@@ -199,7 +207,8 @@ export async function preprocess(
     }
     throw new ClassifierError(
       'IMAGE_INVALID',
-      `${name} could not be decoded as ${format}: the file is damaged or cut off (${why})`,
+      // The decoder's own words stay in `cause` (for logs): they name its library, not the problem.
+      `${name} could not be decoded as ${format}: the file is damaged or cut off`,
       { cause: err },
     );
   }

@@ -16,6 +16,7 @@ import { describeListening, explainListenError } from './banner.js';
 import { tuneHeapForLatency } from './heap.js';
 import { runJoin } from '../client/join.js';
 import { POST_DEFAULT_TIMEOUT_MS, runPost } from '../client/post.js';
+import { IMAGE_FORMAT_LIST } from '../protocol/image-format.js';
 import { registerClassifierCommands } from './classifier-commands.js';
 import { registerProbeCommand } from './probe.js';
 import { registerServersCommand } from './servers.js';
@@ -107,7 +108,7 @@ Colour is used only on a terminal; NO_COLOR=1 turns it off there too.`,
     .usage('--room ROOM [options] <address>')
     .argument('<address>', 'server: HOST[:PORT] (IPv6 as [::1]:PORT), or a URL such as http://HOST:PORT/')
     .requiredOption('-r, --room <room>', 'room to post to (required)')
-    .option('--image <file>', 'image to post (JPEG, PNG, WebP, GIF, AVIF, TIFF)')
+    .option('--image <file>', `image to post (${IMAGE_FORMAT_LIST})`)
     .option('--text <text>', 'a message to post (before the image)')
     .option('-n, --nick <nick>', 'nick to post as (default: one the server picks)')
     .option('--timeout <ms>', 'give up after this long, in all', int(1), POST_DEFAULT_TIMEOUT_MS)

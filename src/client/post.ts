@@ -6,13 +6,14 @@
  *   0  posted (and, for an image, the bot labelled it)
  *   1  could not connect, the post was refused, the bot answered with an error (or is off),
  *      or no answer came within the timeout
- *   2  bad arguments: the address, a file that cannot be read, nothing to post
+ *   2  bad arguments: the address, a file that cannot be read or is not an image, nothing to post
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { LabelsEvent } from '../protocol/events.js';
 import { formatSize, scorePercent } from '../protocol/frame.js';
 import { nickKey } from '../protocol/text.js';
+import { IMAGE_FORMAT_LIST, sniffImageFormat } from '../protocol/image-format.js';
 import { DEFAULT_PORT } from '../server.js';
 import { AddressError, parseServerAddress } from './address.js';
 import { ChatClient, ConnectError, NotConnectedError, RequestError, TimeoutError } from './chat-client.js';
@@ -56,7 +57,10 @@ async function readImage(file: string): Promise<Buffer> {
     const info = await stat(file);
     if (info.isDirectory()) throw new Failure(`${file} is a directory, not an image file`, 2);
     if (info.size === 0) throw new Failure(`${file} is empty (0 bytes): nothing to post`, 2);
-    return await readFile(file);
+    const bytes = await readFile(file);
+    // The server would refuse it too (NOT_AN_IMAGE); said here, it costs no connection.
+    if (sniffImageFormat(bytes) === null) throw new Failure(`${file} is not a ${IMAGE_FORMAT_LIST} image: nothing was posted`, 2);
+    return bytes;
   } catch (err) {
     if (err instanceof Failure) throw err;
     const code = (err as NodeJS.ErrnoException).code;

@@ -17,6 +17,7 @@ import { COMMANDS, HELP, parseTextLine, type Command } from '../protocol/command
 import { RoomcastError } from '../protocol/errors.js';
 import type { ServerEvent } from '../protocol/events.js';
 import { formatSize } from '../protocol/frame.js';
+import { IMAGE_FORMAT_LIST, sniffImageFormat } from '../protocol/image-format.js';
 import { nickKey, normalizeRoom } from '../protocol/text.js';
 import { NotConnectedError, RequestError, type Answered, type ChatClient, type Request } from './chat-client.js';
 import { clean, errorLine, notice, renderEvent, renderHelp, withClientCommands, type Line, type Style } from './render.js';
@@ -264,7 +265,7 @@ export class Terminal {
     const image = IMAGE_LINE.exec(line);
     if (image) {
       const file = (image[1] ?? '').trim();
-      if (file === '') return { kind: 'local', lines: [errorLine('Usage: /image PATH (a JPEG, PNG, WebP, GIF, AVIF or TIFF file)', this.now(), this.style)], failed: true };
+      if (file === '') return { kind: 'local', lines: [errorLine(`Usage: /image PATH (a ${IMAGE_FORMAT_LIST} file)`, this.now(), this.style)], failed: true };
       return { kind: 'image', file };
     }
     let command: Command | null;
@@ -373,6 +374,8 @@ export class Terminal {
       return fail(`cannot read ${shown}: ${clean((err as Error).message)}`);
     }
     if (bytes.length === 0) return fail(`${shown} is empty (0 bytes): nothing to post`);
+    // The server would refuse it too (NOT_AN_IMAGE); said here, it costs no upload.
+    if (sniffImageFormat(bytes) === null) return fail(`${shown} is not a ${IMAGE_FORMAT_LIST} image: nothing was posted`);
     return { name, bytes };
   }
 

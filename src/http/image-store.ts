@@ -11,6 +11,7 @@
  * chat's worst delays. Now the posted Buffer dies young and keeping an image costs one copy.
  */
 import type { ImagePost } from '../hub/hub.js';
+import { IMAGE_FORMATS, sniffImageFormat } from '../protocol/image-format.js';
 
 export interface StoredImage {
   id: number;
@@ -87,13 +88,8 @@ export class ImageStore {
   }
 }
 
-/** The formats browsers show, told by their first bytes (what the poster claimed is not trusted). */
+/** The content type to serve the bytes with, from their signature (what the poster claimed is not trusted). */
 export function imageType(b: Buffer): string | null {
-  const at = (offset: number, sig: number[]): boolean => sig.every((x, i) => b[offset + i] === x);
-  if (at(0, [0xff, 0xd8, 0xff])) return 'image/jpeg';
-  if (at(0, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'image/png';
-  if (at(0, [0x47, 0x49, 0x46, 0x38]) && (b[4] === 0x37 || b[4] === 0x39) && b[5] === 0x61) return 'image/gif';
-  if (at(0, [0x52, 0x49, 0x46, 0x46]) && at(8, [0x57, 0x45, 0x42, 0x50])) return 'image/webp';
-  if (at(0, [0x42, 0x4d]) && b.length > 14) return 'image/bmp';
-  return null;
+  const format = sniffImageFormat(b);
+  return format === null ? null : IMAGE_FORMATS[format].mime;
 }

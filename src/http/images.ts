@@ -60,6 +60,8 @@ export function imageRoutes(ctx: WebContext): Route[] {
         const nick = posterNick(ctx, upload.nick ?? query.get('nick'));
         const name = sanitize(upload.name || query.get('name') || 'image');
         const room = existingRoom(ctx, params[0]);
+        // Whatever the Content-Type said, bytes that are no image are refused here (415
+        // NOT_AN_IMAGE, thrown by the hub) before the room hears of them.
         const { event, post } = hub.postImage(room, nick, name, upload.bytes);
         hub.submitImage(post);
         if (!hub.imageSink)

@@ -6,6 +6,7 @@
 import { RoomcastError } from '../protocol/errors.js';
 import type { BotStatus, ImageEvent, MessageEvent, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
+import { sniffImageFormat } from '../protocol/image-format.js';
 import { isValidNick, nickKey, normalizeRoom } from '../protocol/text.js';
 import type { Command } from '../protocol/commands.js';
 import { checkText, HANDLERS } from './handlers.js';
@@ -212,11 +213,14 @@ export class Hub {
 
   /**
    * Posts an image to a room: the members (but `except`) see who posted what and how big. The
-   * bytes go to the image sink with submitImage(), once the poster has had its ack.
+   * bytes go to the image sink with submitImage(), once the poster has had its ack. Bytes that
+   * are not an image of an accepted format are refused (NOT_AN_IMAGE) before anyone hears of
+   * them; every transport posts through here, so none can skip the check.
    */
   postImage(room: Room, nick: string, name: string, data: Buffer, except?: Session): { event: ImageEvent; post: ImagePost } {
     // Only the file's own name is shown: a path says nothing to the room and may say too much.
     const shown = name.split(/[\\/]/).pop()!.slice(0, 100) || 'image';
+    if (sniffImageFormat(data) === null) throw new RoomcastError('NOT_AN_IMAGE', data.length === 0 ? `"${shown}" (0 bytes)` : `"${shown}"`);
     const event: ImageEvent = {
       type: 'image',
       room: room.name,

@@ -2,6 +2,8 @@
  * Every error a client can see, defined once. The code is the stable part that programs match
  * on (see docs/protocol.md); the message is for people and says what to do next.
  */
+import { IMAGE_FORMAT_LIST } from './image-format.js';
+
 export const ERRORS = {
   BAD_JSON: 'That line is not valid JSON. Send one JSON object per line.',
   BAD_MESSAGE: 'That message is missing a field or has one of the wrong type: {detail}.',
@@ -31,6 +33,7 @@ export const ERRORS = {
   REGISTRATION_TIMEOUT: 'Nothing valid was received in {detail}; closing the connection.',
   IMAGE_TOO_LARGE: 'That image is too large ({detail}). Shrink it or send a smaller one.',
   IMAGE_FAR_TOO_LARGE: 'An image of {detail} is far beyond what this server takes; closing the connection.',
+  NOT_AN_IMAGE: `{detail} is not a ${IMAGE_FORMAT_LIST} image, so it was not posted. Send a picture in one of those formats.`,
   SENDQ_EXCEEDED: 'SendQ exceeded: you were not reading fast enough ({detail} bytes queued).',
   LINE_NEVER_ENDS: 'A line kept going past {detail} bytes without an end; closing the connection.',
   SHUTTING_DOWN: 'The server is shutting down. Reconnect when it is back.',
