@@ -145,6 +145,25 @@ test('after a refused room, a taken or reserved nick is refused on the form too'
   expect(troubleOf(page).errors).toEqual([]);
 }, TEST_TIMEOUT);
 
+test('a room typed with a "#" and capitals is the room the server has, listed once', async () => {
+  const server = await h.server({ connection });
+  const carol = await h.json(server, 'carol', ['lab']);
+  const page = await openPage(browser!, contexts, { width: 900, height: 700 });
+  await signIn(page, server.port, 'erin', '#Lab');
+  await page.locator('#member-list .member', { hasText: 'carol' }).waitFor({ timeout: WAIT });
+  expect(await page.locator('#room-list .room-name').allTextContents()).toEqual(['#lab']);
+  expect(await page.locator('#room-title').textContent()).toBe('#lab');
+
+  // The same from the sidebar's join box: the room already there is selected, not added twice.
+  await page.fill('#join-input', 'LAB');
+  await page.press('#join-input', 'Enter');
+  carol.sendJson({ type: 'message', room: 'lab', text: 'still one room' });
+  await page.locator('.msg .text', { hasText: 'still one room' }).waitFor({ timeout: WAIT });
+  expect(await page.locator('#room-list .room-name').allTextContents()).toEqual(['#lab']);
+  expect(await page.locator('.pane').count()).toBe(1);
+  expect(troubleOf(page).errors).toEqual([]);
+}, TEST_TIMEOUT);
+
 test("the form's fields take as many characters as the server allows", async () => {
   const server = await h.server({ connection });
   const page = await openPage(browser!, contexts, { width: 900, height: 700 });
