@@ -2,7 +2,9 @@
  * Every limit over real TCP: the offender's treatment, and that everyone else's messages still
  * arrive complete and in order.
  */
+import { spawnSync } from 'node:child_process';
 import { Harness, captureLogger, until, type Ev, type JsonClient, type LineClient } from './helpers/clients.js';
+import { WsClient } from './helpers/web.js';
 
 const h = new Harness();
 afterEach(() => h.cleanup());
@@ -249,36 +251,70 @@ describe('connection limits', () => {
 describe('registration timeout', () => {
   const opts = { connection: { registerTimeout: 300 } };
 
-  test('a silent connection is closed after registerTimeout; one that sent a valid line stays', async () => {
+  // Reading without talking is ordinary chat use: once a connection is a session, silence is
+  // never a reason to close it. Each test waits for a connection that is NOT a session to be
+  // closed by the same deadline (deadlines of one length expire in the order they were set), so
+  // the silent readers opened before it are past their own deadline when it goes.
+  test('text: a netcat user welcomed into [lobby] who never types stays, and still receives', async () => {
     const server = await h.server(opts);
-    const watcher = await h.json(server, 'watcher');
-    const t0 = Date.now();
-    const silent = await h.raw(server);
-    const talker = await h.raw(server);
-    talker.send('hello there');
-    await silent.waitClosed(3000);
-    const after = silent.closedAt - t0;
-    expect(after).toBeGreaterThanOrEqual(300);
-    expect(after).toBeLessThan(1500);
-    expect(silent.lines.at(-1)).toMatch(/^\*\*\* Disconnected: Nothing valid was received in 300 ms; closing the connection\.$/);
-    const left = await watcher.waitEvent((e) => e.type === 'parted' && e.quit === true);
-    expect(left.reason).toBe(silent.lines.at(-1)!.slice('*** Disconnected: '.length));
-
-    // Past the timeout, the one that talked is still served.
-    await new Promise((r) => setTimeout(r, Math.max(0, t0 + 700 - Date.now()))); // wall time must pass here
-    expect(talker.closed).toBe(false);
-    talker.send('/ping');
-    await talker.waitLine('*** pong');
-    expect(texts(watcher, talker.lines[0].match(/Welcome to roomcast, (\w+)!/)![1])).toEqual(['hello there']);
+    const reader = await h.text(server); // welcomed, never sends a byte
+    const blank = await h.text(server);
+    blank.send('', '   ', '/nosuch'); // nothing useful said, but a session all the same
+    await blank.waitLine(/^! UNKNOWN_COMMAND: /);
+    const unregistered = await h.jsonOpen(server, { nick: '9bad' });
+    expect((await unregistered.waitEvent((e) => e.type === 'bye', 3000)).code).toBe('REGISTRATION_TIMEOUT');
+    expect(reader.closed).toBe(false);
+    expect(blank.closed).toBe(false);
+    const talker = await h.json(server, 'talker');
+    talker.sendJson({ type: 'message', room: 'lobby', text: 'anyone reading?' });
+    await reader.waitLine('[lobby] talker: anyone reading?');
+    await blank.waitLine('[lobby] talker: anyone reading?');
+    expect(reader.lines.filter((l) => l.startsWith('*** Disconnected'))).toEqual([]);
   });
 
-  test('blank lines and unknown commands do not count as valid', async () => {
+  test('JSON and WebSocket: a silent session stays; a WebSocket that never says hello is closed', async () => {
     const server = await h.server(opts);
-    const c = await h.raw(server);
-    c.send('', '   ', '/nosuch');
-    await c.waitLine(/^! UNKNOWN_COMMAND: /);
-    await c.waitClosed(3000);
-    expect(c.lines.at(-1)).toMatch(/^\*\*\* Disconnected: Nothing valid was received in/);
+    const json = await h.json(server, 'quietjson');
+    const ws = await WsClient.registered(server.port, 'quietws');
+    const never = await WsClient.open(server.port);
+    try {
+      expect(await never.waitEvent((e) => e.type === 'bye', 3000)).toMatchObject({ code: 'REGISTRATION_TIMEOUT' });
+      expect(await never.waitClosed()).toEqual({ code: 1008, reason: 'registration timeout' });
+      expect(json.closed).toBe(false);
+      expect(ws.closed).toBeNull();
+      const talker = await h.text(server, 'talker');
+      talker.send('still there?');
+      await json.waitEvent((e) => e.type === 'message' && e.text === 'still there?');
+      await ws.waitEvent((e) => e.type === 'message' && e.text === 'still there?');
+    } finally {
+      ws.close();
+      never.close();
+    }
+  });
+
+  // With silence allowed, a peer that vanished without a FIN (power cut, cable pulled) is found
+  // by TCP keepalive: the kernel's timer shows on the server's side of every kind of session.
+  const ss = spawnSync('ss', ['-V']).status === 0;
+  (ss ? test : test.skip)('TCP keepalive is on for text, JSON and WebSocket sessions (needs ss)', async () => {
+    const server = await h.server();
+    const text = await h.text(server);
+    const json = await h.json(server, 'j');
+    const ws = await WsClient.registered(server.port, 'w');
+    try {
+      const wsPort = [...server.wsConnections][0].socket.remotePort!;
+      for (const [what, port] of [['text', text.socket.localPort!], ['JSON', json.socket.localPort!], ['WebSocket', wsPort]] as const) {
+        // ss shows one timer per socket: while sent bytes wait for their ACK it is the
+        // retransmission timer, so look until the keepalive timer is the one shown.
+        let timer: RegExpExecArray | null = null;
+        await until(() => {
+          const out = spawnSync('ss', ['-tnoH', 'state', 'established', `( sport = :${server.port} and dport = :${port} )`], { encoding: 'utf8' }).stdout;
+          return (timer = /timer:\(keepalive,(\d+)sec/.exec(out)) !== null;
+        }, 3000, `a keepalive timer on the server's side of the ${what} session`);
+        expect(Number(timer![1])).toBeLessThanOrEqual(60);
+      }
+    } finally {
+      ws.close();
+    }
   });
 
   test('JSON: a failed hello does not count; the bye says REGISTRATION_TIMEOUT; a good hello stays', async () => {
@@ -289,6 +325,7 @@ describe('registration timeout', () => {
     expect(err.code).toBe('NICK_INVALID');
     const bye = await bad.waitEvent((e) => e.type === 'bye', 3000);
     expect(bye.code).toBe('REGISTRATION_TIMEOUT');
+    expect(bye.reason).toBe('No successful hello came in 300 ms; closing the connection. Connect again and send a hello first.');
     await bad.waitClosed();
     await new Promise((r) => setTimeout(r, 200)); // past the timeout for good as well
     expect(good.closed).toBe(false);

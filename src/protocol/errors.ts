@@ -30,7 +30,7 @@ export const ERRORS = {
   TOO_MANY_CONNECTIONS: 'The server is full ({detail}). Try again later.',
   TOO_MANY_FROM_ADDRESS:
     'Too many connections from your address ({detail}). Close one and try again.',
-  REGISTRATION_TIMEOUT: 'Nothing valid was received in {detail}; closing the connection.',
+  REGISTRATION_TIMEOUT: 'No successful hello came in {detail}; closing the connection. Connect again and send a hello first.',
   IMAGE_TOO_LARGE: 'That image is too large ({detail}). Shrink it or send a smaller one.',
   IMAGE_FAR_TOO_LARGE: 'An image of {detail} is far beyond what this server takes; closing the connection.',
   NOT_AN_IMAGE: `{detail} is not a ${IMAGE_FORMAT_LIST} image, so it was not posted. Send a picture in one of those formats.`,

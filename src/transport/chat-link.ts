@@ -36,7 +36,7 @@ export interface ConnectionOptions {
   floodBurst: number;
   /** How long a silent new connection is given to say it speaks JSON before it gets text. */
   greetDelay: number;
-  /** A connection that has sent nothing valid by then is closed (ms; 0: never). */
+  /** A connection that is not a session by then (no successful hello) is closed (ms; 0: never). */
   registerTimeout: number;
   /** How long a closing connection may take to flush before it is cut (ms). */
   lingerMs: number;
@@ -90,7 +90,6 @@ export abstract class ChatLink implements Link, Flushable, Expiring {
   /** The greeting or registration deadline, on a queue shared by all links. */
   private deadline: DeadlineQueue | null = null;
   private ticket: Ticket = 0;
-  private valid = false;
   private pendingImage: ImageCommand | null = null;
 
   constructor(
@@ -104,6 +103,8 @@ export abstract class ChatLink implements Link, Flushable, Expiring {
   ) {
     this.bucket = new TokenBucket(opts.floodRate, opts.floodBurst, opts.clock);
     socket.setNoDelay(true);
+    // A session may stay silent for as long as it likes (reading is ordinary chat use), so a
+    // peer that vanished without a FIN is found by keepalive probes after a minute's quiet.
     socket.setKeepAlive(true, 60_000);
   }
 
@@ -252,10 +253,7 @@ export abstract class ChatLink implements Link, Flushable, Expiring {
   protected command(cmd: Command): void {
     if (cmd.type === 'image') this.startImage(cmd);
     else if (this.state === 'hello') this.hello(cmd);
-    else {
-      this.markValid();
-      this.hub.handle(this.session!, cmd);
-    }
+    else this.hub.handle(this.session!, cmd);
   }
 
   /**
@@ -279,7 +277,6 @@ export abstract class ChatLink implements Link, Flushable, Expiring {
       this.expectImageBytes(cmd.size, false);
       return;
     }
-    this.markValid();
     this.pendingImage = cmd;
     if (cmd.size === 0) this.endImage(Buffer.alloc(0));
     else this.expectImageBytes(cmd.size, true);
@@ -306,12 +303,21 @@ export abstract class ChatLink implements Link, Flushable, Expiring {
     }
     if (this.refused()) return;
     try {
-      this.session = this.hub.attach(this, { nick: cmd.nick, rooms: cmd.rooms });
-      this.state = 'ready';
-      this.markValid();
+      this.attach({ nick: cmd.nick, rooms: cmd.rooms });
     } catch (err) {
       this.reject(err, cmd.id);
     }
+  }
+
+  /**
+   * The connection becomes a session (a text connection at its welcome, JSON and WebSocket at a
+   * successful hello). The registration deadline is for connections that never get this far;
+   * a session's silence is a reader's, and dead peers are found by keepalive and the send queue.
+   */
+  protected attach(hello?: { nick?: string; rooms?: string[] }): void {
+    this.session = this.hub.attach(this, hello);
+    this.state = 'ready';
+    this.disarm();
   }
 
   /** An over-limit connection learns why, in the format it speaks, and is closed. */
@@ -334,16 +340,13 @@ export abstract class ChatLink implements Link, Flushable, Expiring {
 
   // ---- deadlines ----
 
-  /** The format is known: the greeting timer gives way to the registration timer. */
+  /**
+   * The format is known: the greeting deadline is over. A connection that must still say hello
+   * (JSON, WebSocket) gets the registration deadline; a text one is a session from its welcome.
+   */
   protected detected(): void {
     this.disarm();
-    if (this.opts.registerTimeout > 0 && !this.rejection) this.arm(this.opts.registerTimeout);
-  }
-
-  private markValid(): void {
-    if (this.valid) return;
-    this.valid = true;
-    this.disarm();
+    if (this.state === 'hello' && this.opts.registerTimeout > 0 && !this.rejection) this.arm(this.opts.registerTimeout);
   }
 
   protected arm(delay: number): void {
@@ -362,7 +365,7 @@ export abstract class ChatLink implements Link, Flushable, Expiring {
     if (this.state === 'detect') {
       this.detected();
       this.greetTimedOut();
-    } else if (!this.valid && this.state !== 'closing') {
+    } else if (this.session === null && this.state !== 'closing') {
       const ms = this.opts.registerTimeout;
       this.closeWith(protocolError('REGISTRATION_TIMEOUT', ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`));
     }

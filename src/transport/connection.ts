@@ -218,12 +218,13 @@ export class Connection extends ChatLink {
       }
     }
     if (this.state === 'detect') {
-      this.detected();
       if (isHelloLine(line)) {
         this.mode = 'json';
         this.reader.maxLine = this.opts.maxFrame;
         this.state = 'hello';
+        this.detected();
       } else {
+        this.detected();
         this.startText();
         if ((this.state as string) !== 'ready') return; // refused: over a limit
       }
@@ -241,7 +242,6 @@ export class Connection extends ChatLink {
   private startText(): void {
     this.mode = 'text';
     if (this.refused()) return;
-    this.session = this.hub.attach(this);
-    this.state = 'ready';
+    this.attach();
   }
 }

@@ -1,10 +1,10 @@
 /**
  * Timeouts of one fixed length for many connections, on one timer.
  *
- * Every new connection has a greeting deadline and then a registration deadline. A setTimeout
- * for each is a Timeout object plus a closure and its context per connection, held for as
- * long as the connection stays silent (two minutes for the registration deadline), and a
- * connection storm creates ten thousand of them at once. With one fixed delay, deadlines
+ * Every new connection has a greeting deadline, and one that must say hello (JSON, WebSocket)
+ * then a registration deadline. A setTimeout for each is a Timeout object plus a closure and
+ * its context per connection, held until the connection is a session (up to two minutes for
+ * the registration deadline), and a connection storm creates ten thousand of them at once. With one fixed delay, deadlines
  * expire in the order they were set, so a FIFO with a single timer for its head does the same
  * job: an entry is two array slots, and cancelling one only empties its slot.
  */
