@@ -2,15 +2,11 @@
  * The image-classifier subcommands (`classify`, `models list`, `models pull`), kept out of
  * main.ts so that file only has to register them.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { count } from './numbers.js';
 import { runClassify } from './classify.js';
 import { runModelsList, runModelsPull } from './models.js';
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
-  return n;
-}
 
 const DIR_HELP = 'models directory (default: $ROOMCAST_MODELS, else models/ in the roomcast install)';
 
@@ -22,7 +18,7 @@ export function registerClassifierCommands(program: Command): void {
     .option('--model <file>', 'ONNX model to use instead of the installed one (needs --labels)')
     .option('--labels <file>', 'labels for --model: synset.txt format or one label per line')
     .option('--dir <dir>', DIR_HELP)
-    .option('--top <n>', 'labels to show per image', positiveInt, 3)
+    .option('--top <n>', 'labels to show per image', count(1), 3)
     .option('--json', 'print JSON instead of a table')
     .action(async (files: string[], opts: { model?: string; labels?: string; dir?: string; top: number; json?: boolean }) => {
       process.exitCode = await runClassify({ files, model: opts.model, labels: opts.labels, dir: opts.dir, top: opts.top, json: opts.json === true });

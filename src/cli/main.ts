@@ -3,7 +3,7 @@
  * a module that does the work.
  */
 import { networkInterfaces } from 'node:os';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { createLogger, type LogLevel } from '../log.js';
 import { CONNECTION_DEFAULTS } from '../transport/connection.js';
 import { HUB_DEFAULTS } from '../hub/hub.js';
@@ -20,62 +20,62 @@ import { IMAGE_FORMAT_LIST } from '../protocol/image-format.js';
 import { registerClassifierCommands } from './classifier-commands.js';
 import { registerProbeCommand } from './probe.js';
 import { registerServersCommand } from './servers.js';
+import { bytes, count, milliseconds, port, rate, seconds } from './numbers.js';
 import { Announcer } from '../lan/announce.js';
 import { VERSION } from '../version.js';
 
-function int(min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number >= ${min}`);
-    return n;
-  };
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+/**
+ * A repeatable option's values. It has no default of its own: commander would print
+ * "(default: [])" after the description, which says what the default means instead.
+ */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 export function buildProgram(): Command {
   const program = new Command('roomcast')
     .description('Multi-room chat for local networks: netcat, terminal client, and programs')
     .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)');
+    .showHelpAfterError('(run with --help for usage)')
+    // A usage error (unknown option, bad value) exits 2, as post's and join's own argument
+    // errors do, so a script can tell "called wrongly" from "tried and failed" (1).
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
   const c = CONNECTION_DEFAULTS;
   program
     .command('serve')
     .description('start a chat server')
-    .option('--host <address>', 'address or host name to bind; repeat for several (default: localhost, i.e. 127.0.0.1 and ::1)', collect, [])
+    .option('--host <address>', 'address or host name to bind; repeat for several (default: localhost, i.e. 127.0.0.1 and ::1)', collect)
     .option('--announce', 'announce the server on the LAN (mDNS/DNS-SD), so `roomcast join` and `roomcast servers` find it')
     .option('--lan', 'open it to the LAN: bind every interface, IPv4 and IPv6 (--host ::), and --announce; with --host, bind those instead')
-    .option('-p, --port <port>', 'TCP port; 0 picks a free one and prints it', int(0), DEFAULT_PORT)
-    .option('--room <name>', 'a room that always exists; repeat for several', collect, [])
-    .option('--history <n>', 'messages each room keeps in memory', int(0), HUB_DEFAULTS.historySize)
-    .option('--replay <n>', 'messages replayed to someone who joins', int(0), HUB_DEFAULTS.replay)
-    .option('--max-line <bytes>', 'longest text-mode line', int(64), c.maxLine)
-    .option('--max-frame <bytes>', 'longest JSON-mode line', int(256), c.maxFrame)
-    .option('--max-sendq <bytes>', 'output queued for a slow reader before it is disconnected', int(1024), c.maxSendQueue)
-    .option('--flood-rate <lines>', 'lines per second each client may send (0: no limit)', Number, c.floodRate)
-    .option('--flood-burst <lines>', 'lines a client may send at once before the rate applies', int(1), c.floodBurst)
-    .option('--max-connections <n>', 'connections in total', int(1), SERVER_DEFAULTS.maxConnections)
-    .option('--max-per-address <n>', 'connections from one remote address', int(1), SERVER_DEFAULTS.maxPerAddress)
-    .option('--max-rooms <n>', 'rooms one connection may be in', int(1), HUB_DEFAULTS.maxRoomsPerSession)
-    .option('--register-timeout <seconds>', 'close connections that send nothing valid for this long (0: never)', int(0), c.registerTimeout / 1000)
-    .option('--greet-delay <ms>', 'how long a silent new connection may take to say it speaks JSON', int(0), c.greetDelay)
-    .option('--shutdown-timeout <ms>', 'how long shutdown waits for clients to take their last bytes', int(0), SERVER_DEFAULTS.shutdownTimeout)
+    .option('-p, --port <port>', 'TCP port; 0 picks a free one and prints it', port(), DEFAULT_PORT)
+    .option('--room <name>', 'a room that always exists; repeat for several', collect)
+    .option('--history <n>', 'messages each room keeps in memory', count(0), HUB_DEFAULTS.historySize)
+    .option('--replay <n>', 'messages replayed to someone who joins', count(0), HUB_DEFAULTS.replay)
+    .option('--max-line <bytes>', 'longest text-mode line', bytes(64), c.maxLine)
+    .option('--max-frame <bytes>', 'longest JSON-mode line', bytes(256), c.maxFrame)
+    .option('--max-sendq <bytes>', 'output queued for a slow reader before it is disconnected', bytes(1024), c.maxSendQueue)
+    .option('--flood-rate <lines>', 'lines per second each client may send (0: no limit)', rate('a number of lines per second', 1_000_000, ' (0: no limit)'), c.floodRate)
+    .option('--flood-burst <lines>', 'lines a client may send at once before the rate applies', count(1), c.floodBurst)
+    .option('--max-connections <n>', 'connections in total', count(1), SERVER_DEFAULTS.maxConnections)
+    .option('--max-per-address <n>', 'connections from one remote address', count(1), SERVER_DEFAULTS.maxPerAddress)
+    .option('--max-rooms <n>', 'rooms one connection may be in', count(1), HUB_DEFAULTS.maxRoomsPerSession)
+    .option('--register-timeout <seconds>', 'close a JSON or WebSocket connection that has not said hello in this long (0: never); text users and registered ones may stay silent', seconds(0, ' (0: never)'), c.registerTimeout / 1000)
+    .option('--greet-delay <ms>', 'how long a silent new connection may take to say it speaks JSON', milliseconds(0), c.greetDelay)
+    .option('--shutdown-timeout <ms>', 'how long shutdown waits for clients to take their last bytes', milliseconds(0), SERVER_DEFAULTS.shutdownTimeout)
     .option('--model <file>', 'ONNX image classifier for the bot (default: the installed default model)')
     .option('--labels <file>', 'labels for --model (synset.txt format, or one per line)')
     .option('--models-dir <dir>', 'where `roomcast models pull` installed models')
     .option('--no-bot', 'run without the classifier bot')
-    .option('--workers <n>', 'classifier worker processes (default: one per spare core, at most 2)', int(1))
-    .option('--max-image-bytes <bytes>', 'largest image a client may post', int(1), c.maxImageBytes)
-    .option('--classifier-queue <n>', 'images that may wait for a worker before posters hear "busy"', int(1), POOL_DEFAULTS.maxQueue)
-    .option('--classifier-batch <n>', 'images per model run when several wait', int(1), POOL_DEFAULTS.maxBatch)
-    .option('--classifier-delay <ms>', 'how long an image may wait for a batch to fill', int(0), POOL_DEFAULTS.maxQueueDelayMs)
-    .option('--classifier-timeout <ms>', 'time limit for one image', int(100), POOL_DEFAULTS.timeoutMs)
-    .option('--http-port <port>', 'serve HTTP and WebSocket on this port of their own (default: the chat port serves them too; 0 picks a free one)', int(0))
-    .option('--origin <origin>', 'a web page origin allowed to use the WebSocket and post (e.g. http://chat.lan:7447); repeat for several; "*" for any (default: the server\'s own pages only)', collect, [])
-    .option('--ws-max-payload <bytes>', 'largest WebSocket message; larger closes the connection (default: room for the largest image)', int(1024))
+    .option('--workers <n>', 'classifier worker processes (default: one per spare core, at most 2)', count(1))
+    .option('--max-image-bytes <bytes>', 'largest image a client may post', bytes(1), c.maxImageBytes)
+    .option('--classifier-queue <n>', 'images that may wait for a worker before posters hear "busy"', count(1), POOL_DEFAULTS.maxQueue)
+    .option('--classifier-batch <n>', 'images per model run when several wait', count(1), POOL_DEFAULTS.maxBatch)
+    .option('--classifier-delay <ms>', 'how long an image may wait for a batch to fill', milliseconds(0), POOL_DEFAULTS.maxQueueDelayMs)
+    .option('--classifier-timeout <ms>', 'time limit for one image', milliseconds(100), POOL_DEFAULTS.timeoutMs)
+    .option('--http-port <port>', 'serve HTTP and WebSocket on this port of their own (default: the chat port serves them too; 0 picks a free one)', port())
+    .option('--origin <origin>', 'a web page origin allowed to use the WebSocket and post (e.g. http://chat.lan:7447); repeat for several; "*" for any (default: the server\'s own pages only)', collect)
+    .option('--ws-max-payload <bytes>', 'largest WebSocket message; larger closes the connection (default: room for the largest image)', bytes(1024))
     .option('--web-dir <dir>', 'directory of the web page\'s static files', WEB_DEFAULTS.staticDir)
     .option('-q, --quiet', 'log only warnings and errors')
     .option('-v, --verbose', 'log more detail')
@@ -86,7 +86,7 @@ export function buildProgram(): Command {
     .description('chat in a terminal (JSON mode); HOST[:PORT], IPv6 as [::1]:PORT')
     .argument('[address]', `server to join (default: the one found on the LAN or on this machine's port ${DEFAULT_PORT}; several: pick one)`)
     .option('-n, --nick <nick>', 'your nick (default: one the server picks)')
-    .option('-r, --room <room>', 'room to join; repeat for several', collect, [])
+    .option('-r, --room <room>', 'room to join; repeat for several', collect)
     .option('--no-reconnect', 'exit when the connection drops instead of reconnecting')
     .addHelpText(
       'after',
@@ -98,8 +98,8 @@ accepted, 1 if one was refused or the server could not be reached (or none was f
 bad address or, with no address, several servers found and no terminal to ask which.
 Colour is used only on a terminal; NO_COLOR=1 turns it off there too.`,
     )
-    .action(async (address: string | undefined, opts: { nick?: string; room: string[]; reconnect: boolean }) => {
-      process.exitCode = await runJoin({ address, nick: opts.nick, rooms: opts.room, reconnect: opts.reconnect });
+    .action(async (address: string | undefined, opts: { nick?: string; room?: string[]; reconnect: boolean }) => {
+      process.exitCode = await runJoin({ address, nick: opts.nick, rooms: opts.room ?? [], reconnect: opts.reconnect });
     });
 
   program
@@ -111,7 +111,7 @@ Colour is used only on a terminal; NO_COLOR=1 turns it off there too.`,
     .option('--image <file>', `image to post (${IMAGE_FORMAT_LIST})`)
     .option('--text <text>', 'a message to post (before the image)')
     .option('-n, --nick <nick>', 'nick to post as (default: one the server picks)')
-    .option('--timeout <ms>', 'give up after this long, in all', int(1), POST_DEFAULT_TIMEOUT_MS)
+    .option('--timeout <ms>', 'give up after this long, in all', milliseconds(1), POST_DEFAULT_TIMEOUT_MS)
     .option('--json', 'print the bot\'s answer as its JSON labels event')
     .addHelpText(
       'after',
@@ -140,11 +140,11 @@ or timed out; 2 bad arguments or an unreadable file.`,
 }
 
 interface ServeFlags {
-  host: string[];
+  host?: string[];
   announce?: boolean;
   lan?: boolean;
   port: number;
-  room: string[];
+  room?: string[];
   history: number;
   replay: number;
   maxLine: number;
@@ -171,7 +171,7 @@ interface ServeFlags {
   classifierDelay: number;
   classifierTimeout: number;
   httpPort?: number;
-  origin: string[];
+  origin?: string[];
   wsMaxPayload?: number;
   webDir: string;
 }
@@ -208,14 +208,14 @@ async function serve(flags: ServeFlags): Promise<void> {
   const classifier = await classifierFor(flags);
   const server = new RoomcastServer({
     classifier,
-    hosts: flags.host.length > 0 ? flags.host : flags.lan ? ['::'] : ['localhost'],
+    hosts: flags.host ?? (flags.lan ? ['::'] : ['localhost']),
     port: flags.port,
     maxConnections: flags.maxConnections,
     maxPerAddress: flags.maxPerAddress,
     shutdownTimeout: flags.shutdownTimeout,
     logger,
     hub: {
-      rooms: flags.room,
+      rooms: flags.room ?? [],
       historySize: flags.history,
       replay: flags.replay,
       maxRoomsPerSession: flags.maxRooms,
@@ -224,7 +224,7 @@ async function serve(flags: ServeFlags): Promise<void> {
     web: {
       ...WEB_DEFAULTS,
       port: flags.httpPort ?? null,
-      origins: flags.origin,
+      origins: flags.origin ?? [],
       wsMaxPayload: flags.wsMaxPayload ?? null,
       staticDir: flags.webDir,
     },

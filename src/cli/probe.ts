@@ -2,7 +2,8 @@
  * `roomcast probe`: the binding experiment (src/lan/probe.ts) on this machine's addresses,
  * printed as a table or as JSON. Registered from main.ts.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { milliseconds } from './numbers.js';
 import { colorLevel } from '../client/render.js';
 import { localAddresses } from '../lan/interfaces.js';
 import { runProbe } from '../lan/probe.js';
@@ -10,18 +11,13 @@ import { probeJson, renderProbeReport } from '../lan/probe-report.js';
 
 export const PROBE_DEFAULT_TIMEOUT_MS = 1000;
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
-  return n;
-}
 
 export function registerProbeCommand(program: Command): void {
   program
     .command('probe')
     .description('test which addresses reach a server bound to localhost, 0.0.0.0, :: and each of this machine\'s addresses')
     .option('--json', 'print the results as JSON (described below)')
-    .option('--timeout <ms>', 'time limit for each connection attempt', positiveInt, PROBE_DEFAULT_TIMEOUT_MS)
+    .option('--timeout <ms>', 'time limit for each connection attempt', milliseconds(1), PROBE_DEFAULT_TIMEOUT_MS)
     .addHelpText(
       'after',
       `

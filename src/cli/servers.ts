@@ -3,7 +3,8 @@
  * --announce), as a table for people or as JSON for scripts.
  */
 import os from 'node:os';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { milliseconds } from './numbers.js';
 import { browse, DiscoveryError } from '../lan/browse.js';
 import type { DiscoveredServer } from '../lan/discovery.js';
 import { chooseAddress } from '../lan/reach.js';
@@ -66,17 +67,12 @@ export async function runServers(opts: { timeoutMs: number; json: boolean }): Pr
   return 0;
 }
 
-function milliseconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 100) throw new InvalidArgumentError('expected a whole number of milliseconds >= 100');
-  return n;
-}
 
 export function registerServersCommand(program: Command): void {
   program
     .command('servers')
     .description('list the roomcast servers that answer on the LAN (started with --lan or --announce)')
-    .option('--timeout <ms>', 'how long to listen for answers', milliseconds, SERVERS_DEFAULT_TIMEOUT_MS)
+    .option('--timeout <ms>', 'how long to listen for answers', milliseconds(100), SERVERS_DEFAULT_TIMEOUT_MS)
     .option('--json', 'print a JSON array (name, host, port, addresses, version, httpPort, join)')
     .addHelpText(
       'after',

@@ -1,0 +1,57 @@
+/**
+ * Numeric command-line options, checked one way for every subcommand. A bad value is refused
+ * while the arguments are parsed, so the user reads which option, which value and which range
+ * ("option '-p, --port <port>' argument '99999' is invalid. Give a port from 0 to 65535 ...")
+ * rather than an error from deep inside the program once it has started.
+ */
+import { constants as bufferConstants } from 'node:buffer';
+import { InvalidArgumentError } from 'commander';
+
+/** Timers hold at most this many milliseconds; a longer delay would fire at once instead. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Digits only: "1e3", "0x10", " 5" or "" are not what anyone types for a number of things. */
+const WHOLE = /^[0-9]+$/;
+const DECIMAL = /^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/;
+
+type Parse = (value: string) => number;
+
+/**
+ * A whole number from min to max. `what` names the number ("a number of bytes"); `note` says
+ * what a special value means, after the range.
+ */
+export function wholeNumber(min: number, max: number = Number.MAX_SAFE_INTEGER, what = 'a whole number', note = ''): Parse {
+  const range = max === Number.MAX_SAFE_INTEGER ? `, ${min} or more` : ` from ${min} to ${max}`;
+  const advice = `Give ${what}${range}${note}.`;
+  return (value) => {
+    const n = Number(value);
+    if (!WHOLE.test(value) || n < min || n > max) throw new InvalidArgumentError(advice);
+    return n;
+  };
+}
+
+/** A TCP port; 0 asks the system for a free one. */
+export const port = (): Parse => wholeNumber(0, 65535, 'a port', ' (0 picks a free one)');
+
+/** How many of something. */
+export const count = (min: number, note = ''): Parse => wholeNumber(min, Number.MAX_SAFE_INTEGER, 'a whole number', note);
+
+/** A size in bytes, no larger than one buffer may be. */
+export const bytes = (min: number): Parse => wholeNumber(min, bufferConstants.MAX_LENGTH, 'a number of bytes');
+
+/** A duration in milliseconds that a timer can wait. */
+export const milliseconds = (min: number, note = ''): Parse => wholeNumber(min, MAX_TIMER_MS, 'a number of milliseconds', note);
+
+/** A duration in whole seconds that a timer can wait. */
+export const seconds = (min: number, note = ''): Parse =>
+  wholeNumber(min, Math.floor(MAX_TIMER_MS / 1000), 'a number of seconds', note);
+
+/** A rate, which may have a fraction (0.5: one every two seconds), up to max. */
+export function rate(what: string, max: number, note = ''): Parse {
+  const advice = `Give ${what} from 0 to ${max}${note}.`;
+  return (value) => {
+    const n = Number(value);
+    if (!DECIMAL.test(value) || n > max) throw new InvalidArgumentError(advice);
+    return n;
+  };
+}
