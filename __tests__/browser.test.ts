@@ -8,18 +8,19 @@
  * Screenshots (desktop and phone-sized) go to artifacts/ (gitignored).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import pw from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { RoomcastServer } from '../src/server.js';
 import { CONNECTION_DEFAULTS } from '../src/transport/connection.js';
 import { Harness, type LineClient } from './helpers/clients.js';
-import { LABELS, MODEL } from './helpers/classifier.js';
+import { KIT, LABELS, MODEL, testWithKit } from './helpers/classifier.js';
+import { BLUE, solid } from './helpers/tiny-model.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.resolve('artifacts');
-const PELICAN = path.resolve('../shared/models/photos/pelican.jpeg');
+const PELICAN = path.join(KIT, 'photos/pelican.jpeg');
 const WAIT = 30_000;
 
 const TEST_TIMEOUT = 120_000;
@@ -117,7 +118,7 @@ function messageTexts(page: Page): Promise<string[]> {
   return page.$$eval('.pane:not([hidden]) .msg:not(.notice) .text', (els) => els.map((e) => e.textContent ?? ''));
 }
 
-test('two browser pages and a netcat user chat; a posted photo shows inline with the labels on both pages', async () => {
+testWithKit('two browser pages and a netcat user chat; a posted photo shows inline with the labels on both pages', async () => {
   const server = await h.server({ connection, classifier: { pool: { model: MODEL, labels: LABELS, size: 1 } } });
   const carol = await netcat(server, 'carol');
 
@@ -240,7 +241,7 @@ test('an image can be posted by dropping it on the chat or by pasting it', async
   const carol = await netcat(server, 'carol');
   const page = await openPage({ width: 900, height: 700 });
   await signIn(page, server, 'fern');
-  const b64 = (await readFile(PELICAN)).toString('base64');
+  const b64 = (await solid(BLUE, { format: 'jpeg' })).toString('base64');
   // Synthetic drop and paste events carrying a real File (as the browser builds them).
   const fire = (kind: 'drop' | 'paste', name: string) =>
     page.evaluate(`(() => {

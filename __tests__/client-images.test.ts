@@ -20,8 +20,8 @@ import {
 import { complete, completePath, expandPath, Terminal } from '../src/client/terminal.js';
 import { HELP } from '../src/protocol/commands.js';
 import type { ImageEvent, LabelsEvent, ServerEvent } from '../src/protocol/events.js';
-import { LABELS, MODEL, photo } from './helpers/classifier.js';
 import { Harness, HOST } from './helpers/clients.js';
+import { noisyJpeg, RED, solid, useTinyModel } from './helpers/tiny-model.js';
 
 const NOW = new Date(2026, 0, 5, 9, 7).getTime(); // local 09:07
 const ctx: RenderContext = { now: NOW };
@@ -200,6 +200,7 @@ describe('/image in help and completion', () => {
 });
 
 describe('/image in the terminal, against a real server', () => {
+  const tiny = useTinyModel();
   const h = new Harness();
   let dir = '';
   beforeAll(async () => {
@@ -234,26 +235,32 @@ describe('/image in the terminal, against a real server', () => {
   }
 
   test('posts the file, shows the post and, in colour, the answer with its preview', async () => {
-    const server = await h.server({ classifier: { pool: { model: MODEL, labels: LABELS, size: 1 } } });
+    const server = await h.server({ classifier: { pool: { model: tiny.model, labels: tiny.labels, size: 1 } } });
     await server.pool!.ready();
-    const file = path.join(dir, 'pelican.jpeg');
-    await writeFile(file, await photo('pelican.jpeg'));
+    const file = path.join(dir, 'red.png');
+    const bytes = await solid(RED);
+    await writeFile(file, bytes);
     const { out, err, status } = await session(server.port, [`/image ${file}`], TRUECOLOR, (o) => o.includes('classifier'));
     expect(err).toBe('');
     expect(status).toBe(0);
-    const lines = out.split('\n').map((l) => l.replace(SGR, ''));
-    expect(lines).toContainEqual(expect.stringMatching(/^\d\d:\d\d \[lab\] alice posted image #1 pelican\.jpeg \(34\.2 KB\)$/));
-    const answer = lines.findIndex((l) => /\[lab\] classifier: #1 pelican\.jpeg \u2192 pelican 99\.\d%/.test(l));
+    const coloured = out.split('\n');
+    const lines = coloured.map((l) => l.replace(SGR, ''));
+    const size = `${(bytes.length / 1024).toFixed(1)} KB`;
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^\\d\\d:\\d\\d \\[lab\\] alice posted image #1 red\\.png \\(${size.replace('.', '\\.')}\\)$`)));
+    const answer = lines.findIndex((l) => /\[lab\] classifier: #1 red\.png \u2192 red 99\.\d%, blue <1%, green <1%$/.test(l));
     expect(answer).toBeGreaterThan(-1);
-    // 32x24 pixels: 12 rows of 32 half blocks.
+    // 32x24 pixels: 12 rows of 32 half blocks, each red above red.
     expect(lines.slice(answer + 1, answer + 13)).toEqual(Array(12).fill('      ' + '\u2580'.repeat(32)));
+    for (const row of coloured.slice(answer + 1, answer + 13)) {
+      expect(row.match(/\u001b\[38;2;(\d+;\d+;\d+)m/g)?.map((c) => c.slice(7, -1))).toEqual(Array(32).fill('255;0;0'));
+    }
   });
 
   test('lines after an /image wait for its file: the room gets them in the order they were written', async () => {
     const server = await h.server({ classifier: { off: 'not needed' } });
     const watcher = await h.json(server, 'watcher', ['lab']);
     const file = path.join(dir, 'kitten.jpg');
-    await writeFile(file, await photo('kitten.jpg'));
+    await writeFile(file, await noisyJpeg(480, 360, [255, 160, 80]));
     const { status } = await session(server.port, [`/image ${file}`, 'look at this', `/image ${file}`, '/join other', 'and this']);
     expect(status).toBe(0);
     const seen = await watcher.waitFor(() => {
@@ -281,7 +288,7 @@ describe('/image in the terminal, against a real server', () => {
         `! ${dir} is a directory, not an image file`,
         `! ${empty} is empty (0 bytes): nothing to post`,
         `! ${big} is 4.9 KB; this server takes images up to 1000 B`,
-        '! Usage: /image PATH (a JPEG, PNG, GIF, WebP, BMP or AVIF file)',
+        '! Usage: /image PATH (a JPEG, PNG, WebP, GIF, AVIF or TIFF file)',
       ].sort(),
     );
     expect(server.hub.stats.images).toBe(0);

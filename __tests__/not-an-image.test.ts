@@ -16,6 +16,7 @@ import { ChatClient, RequestError } from '../src/client/chat-client.js';
 import { Terminal } from '../src/client/terminal.js';
 import { ImageClassifier } from '../src/classifier/model.js';
 import { preprocess } from '../src/classifier/preprocess.js';
+import { WEB_DEFAULTS } from '../src/http/context.js';
 import { PLAIN } from '../src/client/render.js';
 import type { RoomcastServer } from '../src/server.js';
 import { CLI_ENV } from './helpers/cli-child.js';
@@ -28,6 +29,13 @@ const REFUSAL = (name: string): string =>
   `"${name}" is not a JPEG, PNG, GIF, WebP, BMP or AVIF image, so it was not posted. Send a picture in one of those formats.`;
 /** Words a user-facing message must never contain: the names of the libraries underneath. */
 const LIBRARY = /sharp|vips|busboy|onnx/i;
+
+/**
+ * HTTP and WebSocket on a port of their own, and a long greeting delay: on a loaded machine a
+ * request or a hello can come more than the harness's usual 30 ms after connecting, and the
+ * shared port would then have taken the connection for a netcat user's.
+ */
+const SERVER = { connection: { greetDelay: 500 }, web: { ...WEB_DEFAULTS, port: 0 } };
 
 const h = new Harness();
 const sockets: WsClient[] = [];
@@ -42,7 +50,7 @@ afterEach(async () => {
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
 async function ws(server: RoomcastServer, nick: string): Promise<WsClient> {
-  const c = await WsClient.registered(server.port, nick, ['lobby']);
+  const c = await WsClient.registered(server.httpPort, nick, ['lobby']);
   sockets.push(c);
   return c;
 }
@@ -59,7 +67,7 @@ function multipart(file: Buffer, filename: string): { body: Buffer; type: string
 }
 
 const postRaw = (server: RoomcastServer, bytes: Buffer, name: string, type = 'image/jpeg'): Promise<HttpAnswer> =>
-  request(server.port, {
+  request(server.httpPort, {
     method: 'POST',
     path: `/api/rooms/lobby/images?name=${encodeURIComponent(name)}&nick=webby`,
     headers: { 'Content-Type': type },
@@ -68,7 +76,7 @@ const postRaw = (server: RoomcastServer, bytes: Buffer, name: string, type = 'im
 
 const postForm = (server: RoomcastServer, bytes: Buffer, name: string): Promise<HttpAnswer> => {
   const form = multipart(bytes, name);
-  return request(server.port, { method: 'POST', path: '/api/rooms/lobby/images', headers: { 'Content-Type': form.type }, body: form.body });
+  return request(server.httpPort, { method: 'POST', path: '/api/rooms/lobby/images', headers: { 'Content-Type': form.type }, body: form.body });
 };
 
 /**
@@ -87,7 +95,7 @@ async function barrier(alice: JsonClient, others: { bob: JsonClient; carol: WsCl
 
 describe('the server refuses what is not an image, before anyone hears of it', () => {
   test('a text file over TCP, WebSocket, an HTTP body sent as image/jpeg and a form: NOT_AN_IMAGE, and the room sees nothing', async () => {
-    const server = await h.server();
+    const server = await h.server(SERVER);
     const alice = await h.json(server, 'alice', ['lobby']);
     const bob = await h.json(server, 'bob', ['lobby']);
     const nc = await h.text(server, 'watcher');
@@ -117,13 +125,13 @@ describe('the server refuses what is not an image, before anyone hears of it', (
     expect(alice.events.filter((e) => e.type === 'image' || e.type === 'ack' && e.image !== undefined)).toEqual([]);
     expect(nc.lines.filter((l) => /posted image/.test(l))).toEqual([]);
     expect(server.hub.stats.images).toBe(0);
-    expect((await get(server.port, '/api/images/1')).status).toBe(404);
-    expect((await get(server.port, '/api/tasks/1')).status).toBe(404);
+    expect((await get(server.httpPort, '/api/images/1')).status).toBe(404);
+    expect((await get(server.httpPort, '/api/tasks/1')).status).toBe(404);
     for (const m of [overTcp, empty, overWs, raw.json.error, form.json.error]) expect(m.message).not.toMatch(LIBRARY);
   });
 
   test('a refused post leaves the stream in step: an image right after it in the same write goes through', async () => {
-    const server = await h.server();
+    const server = await h.server(SERVER);
     const alice = await h.json(server, 'alice', ['lobby']);
     const bob = await h.json(server, 'bob', ['lobby']);
     const png = await drawn('png');
@@ -140,7 +148,7 @@ describe('the server refuses what is not an image, before anyone hears of it', (
   });
 
   test('a path in the name is not echoed back: only the file name', async () => {
-    const server = await h.server();
+    const server = await h.server(SERVER);
     const alice = await h.json(server, 'alice', ['lobby']);
     const refused = await post(alice, NOTES, { room: 'lobby', name: '/home/alice/private/notes.txt' });
     expect(refused).toMatchObject({ code: 'NOT_AN_IMAGE', message: REFUSAL('notes.txt') });
@@ -151,7 +159,7 @@ describe('every accepted format goes through, over every way in', () => {
   const MIME = { jpeg: 'image/jpeg', png: 'image/png', gif: 'image/gif', webp: 'image/webp', avif: 'image/avif', bmp: 'image/bmp' } as const;
 
   test('JPEG, PNG, GIF, WebP, AVIF and BMP: acked, seen by the room, served back with their type', async () => {
-    const server = await h.server();
+    const server = await h.server(SERVER);
     const alice = await h.json(server, 'alice', ['lobby']);
     const bob = await h.json(server, 'bob', ['lobby']);
     const carol = await ws(server, 'carol');
@@ -182,7 +190,7 @@ describe('every accepted format goes through, over every way in', () => {
 
       for (const id of ids) {
         await bob.waitFor(() => bob.events.find((e) => e.type === 'image' && e.image === id), 3000, `bob seeing #${id}`);
-        const served = await get(server.port, `/api/images/${id}`);
+        const served = await get(server.httpPort, `/api/images/${id}`);
         expect([format, served.status, served.headers['content-type']]).toEqual([format, 200, MIME[format]]);
         expect(served.body.equals(bytes)).toBe(true);
       }
@@ -193,7 +201,7 @@ describe('every accepted format goes through, over every way in', () => {
 
 describe('the clients check the file before uploading it; the server stays the authority', () => {
   test('ChatClient.postImage (a library, it sends what it is given) rejects with the server\'s NOT_AN_IMAGE', async () => {
-    const server = await h.server();
+    const server = await h.server(SERVER);
     const client = new ChatClient({ host: HOST, port: server.port, nick: 'lib', rooms: ['lobby'], reconnect: false, heartbeatMs: 0 });
     try {
       await client.connect();
@@ -208,7 +216,7 @@ describe('the clients check the file before uploading it; the server stays the a
   });
 
   test('/image in the terminal: a text file is refused with a clear line, and nothing is sent', async () => {
-    const server = await h.server();
+    const server = await h.server(SERVER);
     const bob = await h.json(server, 'bob', ['lobby']);
     const notes = path.join(dir, 'notes.txt');
     const disguised = path.join(dir, 'holiday.jpg');
@@ -260,7 +268,7 @@ describe('the clients check the file before uploading it; the server stays the a
     }
 
     test('--image with a text file: exit 2 before connecting, saying why', async () => {
-      const server = await h.server();
+      const server = await h.server(SERVER);
       const notes = path.join(dir, 'notes.jpg');
       await writeFile(notes, NOTES);
       const run = await roomcast('post', `127.0.0.1:${server.port}`, '--room', 'lab', '--image', notes, '--timeout', '5000');
@@ -269,7 +277,7 @@ describe('the clients check the file before uploading it; the server stays the a
     });
 
     test('--image with a BMP: posted (the server takes it), and the answer says the bot is off', async () => {
-      const server = await h.server({ classifier: { off: 'not needed here' } });
+      const server = await h.server({ ...SERVER, classifier: { off: 'not needed here' } });
       const file = path.join(dir, 'small.bmp');
       await writeFile(file, bmp(4, 4));
       const run = await roomcast('post', `127.0.0.1:${server.port}`, '--room', 'lab', '--image', file, '--timeout', '5000');
