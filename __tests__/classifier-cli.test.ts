@@ -83,7 +83,7 @@ test('classify prints a table; bad files are reported per file with exit code 1'
   expect(lines[1]).toMatch(/red\.png\s+red 99\.\d+%, blue <0\.1%\s+\d+$/);
   expect(lines[2]).toContain('error IMAGE_INVALID: half.jpg could not be decoded as JPEG: the file is damaged or cut off');
   expect(lines[3]).toContain('error IMAGE_EMPTY: empty.jpg is empty (0 bytes)');
-  expect(lines[4]).toContain('error IMAGE_INVALID: README.md is not an image sharp can read (JPEG, PNG, WebP, GIF, AVIF, TIFF)');
+  expect(lines[4]).toContain('error IMAGE_INVALID: README.md is not an image the classifier can read (JPEG, PNG, WebP, GIF, AVIF, TIFF)');
   expect(lines[5]).toContain('error FILE_UNREADABLE: cannot read');
 });
 

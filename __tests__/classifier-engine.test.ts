@@ -83,7 +83,7 @@ describe('preprocess', () => {
 
   test('text: IMAGE_INVALID with a message a person understands', async () => {
     const r = await codeOfCall(() => preprocess(Buffer.from('hello, this is not a photo\n'), PREPROCESS_DEFAULTS, 'notes.txt'));
-    expect(r).toEqual({ code: 'IMAGE_INVALID', message: 'notes.txt is not an image sharp can read (JPEG, PNG, WebP, GIF, AVIF, TIFF)' });
+    expect(r).toEqual({ code: 'IMAGE_INVALID', message: 'notes.txt is not an image the classifier can read (JPEG, PNG, WebP, GIF, AVIF, TIFF)' });
   });
 
   test('formats outside the list (SVG) are refused too', async () => {

@@ -156,7 +156,7 @@ test('bad inputs get their own codes and the pool stays healthy', async () => {
   expect(performance.now() - started).toBeLessThan(3000); // the bomb was not decoded
   const messages = outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).message : ''));
   expect(messages[1]).toBe('empty.jpg is empty (0 bytes)');
-  expect(messages[2]).toBe('notes.txt is not an image sharp can read (JPEG, PNG, WebP, GIF, AVIF, TIFF)');
+  expect(messages[2]).toBe('notes.txt is not an image the classifier can read (JPEG, PNG, WebP, GIF, AVIF, TIFF)');
   expect(messages[3]).toMatch(/^half\.jpg could not be decoded as JPEG: the file is damaged or cut off/);
   expect(messages[4]).toContain('bomb.png is 30000x30000 pixels');
   expect(messages[5]).toBe('huge.jpg is 2.0 MiB; images up to 1.0 MiB are accepted');

@@ -288,7 +288,7 @@ describe('/image in the terminal, against a real server', () => {
         `! ${dir} is a directory, not an image file`,
         `! ${empty} is empty (0 bytes): nothing to post`,
         `! ${big} is 4.9 KB; this server takes images up to 1000 B`,
-        '! Usage: /image PATH (a JPEG, PNG, WebP, GIF, AVIF or TIFF file)',
+        '! Usage: /image PATH (a JPEG, PNG, GIF, WebP, BMP or AVIF file)',
       ].sort(),
     );
     expect(server.hub.stats.images).toBe(0);

@@ -127,13 +127,13 @@ test('what cannot be posted is refused before the classifier sees it', async () 
   expect(nowhere.status).toBe(404);
   expect(nowhere.json.error.code).toBe('NO_SUCH_ROOM');
 
-  // Not an image at all: accepted (only the worker can tell), and the task says why it failed.
-  const junk = await post({ 'Content-Type': 'image/jpeg' }, Buffer.from('not really a jpeg'));
+  // A JPEG's signature and then no JPEG: accepted (only the worker can tell), and the task says why it failed.
+  const junk = await post({ 'Content-Type': 'image/jpeg' }, Buffer.from('\xff\xd8\xffnot really a jpeg', 'latin1'));
   expect(junk.status).toBe(202);
   const task = await pollTask(junk.json.id);
   expect(task).toMatchObject({ status: 'failed', error: { code: expect.any(String), message: expect.any(String) } });
   expect(server.pool!.stats().jobsDone + server.pool!.stats().jobsFailed).toBe(jobs + 1);
   const served = await get(server.port, `/api/images/${junk.json.id}`);
-  expect(served.headers['content-type']).toBe('application/octet-stream');
-  expect(served.headers['content-disposition']).toMatch(/^attachment;/);
+  expect(served.headers['content-type']).toBe('image/jpeg');
+  expect(served.headers['content-disposition']).toMatch(/^inline;/);
 });

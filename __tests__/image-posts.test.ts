@@ -250,7 +250,7 @@ describe('while every worker is busy', () => {
     const alice = await hs.json(busy, 'alice', ['lab']);
     const bob = await hs.json(busy, 'bob', ['lab']);
 
-    const ack = await post(poster, Buffer.from(`${HANG} a decoder stuck for good`), { name: 'stuck.jpg' });
+    const ack = await post(poster, Buffer.from(`GIF89a${HANG} a decoder stuck for good`), { name: 'stuck.jpg' });
     await waitFor(() => busy.pool!.stats().workers[0]?.state === 'busy', 'the only worker to be busy');
 
     for (let i = 0; i < 30; i++) alice.sendJson({ type: 'message', text: `a${i}` });

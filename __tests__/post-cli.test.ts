@@ -127,11 +127,11 @@ describe('against roomcast serve with the model', () => {
 
   test("the bot's error answer: exit 1 with its message; --json still prints the event", async () => {
     const notes = path.join(dir, 'notes.jpg');
-    await writeFile(notes, 'not a photo at all\n');
+    await writeFile(notes, Buffer.from('\xff\xd8\xffnot a photo at all\n', 'latin1')); // a JPEG's signature, then no JPEG
     const run = await roomcast('post', `127.0.0.1:${port}`, '--room', 'lab', '--image', notes, '--json');
     expect(run.status).toBe(1);
     expect(run.stderr).toBe(
-      'roomcast: the classifier bot could not label notes.jpg: notes.jpg is not an image sharp can read (JPEG, PNG, WebP, GIF, AVIF, TIFF) (IMAGE_INVALID)\n',
+      'roomcast: the classifier bot could not label notes.jpg: notes.jpg could not be decoded as JPEG: the file is damaged or cut off (IMAGE_INVALID)\n',
     );
     expect(JSON.parse(run.stdout).error).toMatchObject({ code: 'IMAGE_INVALID' });
   });
@@ -186,7 +186,7 @@ describe('failures', () => {
     const server = await h.server({ classifier: { pool: { model: tiny.model, labels: tiny.labels, size: 1, hangForTesting: HANG } } });
     await server.pool!.ready();
     const stuck = path.join(dir, 'stuck.jpg');
-    await writeFile(stuck, `${HANG} never answered`);
+    await writeFile(stuck, `GIF89a${HANG} never answered`);
     const run = await roomcast('post', `127.0.0.1:${server.port}`, '--room', 'lab', '--image', stuck, '--timeout', '1500');
     expect(run.status).toBe(1);
     expect(run.stderr).toBe("roomcast: timed out after 1500 ms waiting for the classifier bot's answer about stuck.jpg (#1) (--timeout to wait longer)\n");
