@@ -9,8 +9,7 @@
  * key that leaves the payload as it is, so sending costs a header per message.
  */
 import { randomBytes } from 'node:crypto';
-
-export const WS_PATH = '/ws';
+import { WS_PATH } from '../transport/ws-handshake.js';
 
 export function upgradeRequest(host: string, port: number): string {
   return (

@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import type { Listening } from '../server.js';
 import { hostPort } from '../transport/address.js';
+import { WS_PATH } from '../transport/ws-handshake.js';
 import { addressesServedBy, isOwnAddress, isWildcard, localAddresses, type InterfaceMap, type LocalAddress } from '../lan/interfaces.js';
 
 const LOOPBACK = /^(127\.|::1$)/;
@@ -28,7 +29,7 @@ export function describeListening(
   const ncHost = join.startsWith('[') ? join.slice(1, join.lastIndexOf(']')) : join.slice(0, join.lastIndexOf(':'));
   lines.push(`Connect:  nc ${ncHost} ${port}   or   roomcast join ${join}`);
   const web = httpListening.length > 0 ? reachable(httpListening[0], httpPort) : join;
-  if (web) lines.push(`Web:      http://${web}/   (WebSocket: ws://${web}/ws, API: http://${web}/api/rooms)`);
+  if (web) lines.push(`Web:      http://${web}/   (WebSocket: ws://${web}${WS_PATH}, API: http://${web}/api/rooms)`);
   if (listening.every((l) => LOOPBACK.test(l.address)))
     lines.push('Loopback only: other machines cannot connect. To open it to the LAN: roomcast serve --lan (every interface, announced), or --host ::');
   else lines.push(...describeLan(listening, port, httpListening.length > 0 ? httpPort : port, ifaces));

@@ -28,8 +28,6 @@ export interface WebOptions {
   port: number | null;
   /** Origins allowed to use the server from a browser; empty: the server's own host only. */
   origins: string[];
-  /** Where WebSocket clients connect. */
-  wsPath: string;
   /**
    * Largest WebSocket message; a larger one closes the connection with 1009. null: room for
    * the largest image a client may post (maxImageBytes), and at least a JSON frame (maxFrame).
@@ -53,7 +51,6 @@ export interface WebOptions {
 export const WEB_DEFAULTS: WebOptions = {
   port: null,
   origins: [],
-  wsPath: '/ws',
   wsMaxPayload: null,
   staticDir: path.join(PACKAGE_ROOT, 'public'),
   maxJsonBody: 64 * 1024,

@@ -22,6 +22,8 @@ const HTTP_ONLY = {
   NO_SUCH_IMAGE: [404, 'There is no image "{detail}" here: only the most recent images are kept.'],
   FORBIDDEN_ORIGIN: [403, 'Requests from the web page at {detail} are not allowed here. Start the server with --origin {detail} to allow them.'],
   UPGRADE_REQUIRED: [426, 'This is the WebSocket endpoint: connect to it with a WebSocket client.'],
+  WEBSOCKET_VERSION: [426, 'This server speaks WebSocket version 13 (RFC 6455); the client asked for version {detail}.'],
+  BAD_WEBSOCKET_HANDSHAKE: [400, 'That is not a valid WebSocket handshake: {detail}. Connect with a WebSocket client.'],
   BAD_REQUEST: [400, 'That request could not be parsed as HTTP/1.1.'],
 } as const satisfies Record<string, readonly [number, string]>;
 

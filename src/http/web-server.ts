@@ -3,18 +3,19 @@
  * either from the chat port (a Connection saw an HTTP request line and let go of its socket)
  * or from the HTTP port's listeners, after the server's connection limits have counted them.
  *
- * A GET on the WebSocket path with an Upgrade becomes a WebSocket once its Origin is allowed;
- * the server turns it into a chat connection (WsConnection). Everything else is the route
- * table (the API, health, metrics), then static files. Every answer is JSON on error, with a
- * stable code, and carries the security headers.
+ * An upgrade request on the WebSocket path becomes a WebSocket once its Origin is allowed and
+ * its handshake is valid (transport/ws-handshake.ts); the server turns it into a chat
+ * connection (WsConnection). Everything else is the route table (the API, health, metrics),
+ * then static files. Every answer is JSON on error, with a stable code, and carries the
+ * security headers.
  */
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import WebSocket, { WebSocketServer } from 'ws';
 import type { ProtocolError } from '../protocol/errors.js';
 import type { Logger } from '../log.js';
+import { WS_PATH, wsHandshake } from '../transport/ws-handshake.js';
 import type { WebContext } from './context.js';
-import { asHttpError, fromProtocolError, httpError, type HttpError } from './errors.js';
+import { asHttpError, fromProtocolError, httpError, HttpError } from './errors.js';
 import { healthRoutes } from './health.js';
 import { FORM_OVERHEAD, imageRoutes } from './images.js';
 import { sendError, setSecurityHeaders, SECURITY_HEADERS } from './respond.js';
@@ -36,26 +37,10 @@ export interface WebHooks {
   websocket(upgraded: Upgraded, req: IncomingMessage): void;
 }
 
-/**
- * ws's WebSocket, kept to the handshake. handleUpgrade() checks the request, writes the 101
- * and then gives the socket to the WebSocket class it is configured with (the documented
- * `WebSocket` option), through setSocket(); ws's own class would put its reader and writer
- * on it there. The chat connection reads and writes the socket itself (ws-receiver.ts,
- * ws-frame.ts), so this one only keeps what it is given.
- */
-class Handshake extends WebSocket {
-  taken: { socket: Socket; head: Buffer } | null = null;
-
-  setSocket(socket: Socket, head: Buffer): void {
-    this.taken = { socket, head };
-  }
-}
-
 export class WebServer {
   readonly http: http.Server;
   /** Sockets speaking HTTP (not those upgraded to WebSocket). */
   readonly sockets = new Set<Socket>();
-  private readonly wss: WebSocketServer;
   private readonly wsMaxPayload: number;
   private readonly routes: Route[];
   private readonly files: StaticFiles;
@@ -89,13 +74,6 @@ export class WebServer {
     this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
     this.wsMaxPayload = o.wsMaxPayload ?? Math.max(ctx.connection.maxImageBytes, ctx.connection.maxFrame);
-    this.wss = new WebSocketServer({
-      noServer: true,
-      clientTracking: false,
-      // Off, and it must stay off: WsConnection writes pre-built uncompressed frames itself.
-      perMessageDeflate: false,
-      WebSocket: Handshake,
-    });
     this.files = new StaticFiles(o.staticDir);
     this.routes = [
       ...healthRoutes(ctx),
@@ -104,9 +82,9 @@ export class WebServer {
       ...imageRoutes(ctx),
       ...taskRoutes(ctx),
       {
-        name: `GET ${o.wsPath}`,
+        name: `GET ${WS_PATH}`,
         methods: ['GET'],
-        pattern: new RegExp(`^${o.wsPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
+        pattern: new RegExp(`^${WS_PATH}$`),
         handle() {
           throw httpError('UPGRADE_REQUIRED', '', { Upgrade: 'websocket' });
         },
@@ -164,29 +142,32 @@ export class WebServer {
   }
 
   private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
-    const { path } = splitUrl(req.url);
-    const refusal = this.refusals.get(socket);
-    const origin = this.ctx.origins.refused(req);
-    let err: HttpError | null = null;
-    if (path !== this.ctx.opts.wsPath) err = httpError('NOT_FOUND', path.slice(0, 200));
-    else if (refusal) err = fromProtocolError(refusal, { 'Retry-After': '5' });
-    else if (origin !== null) err = httpError('FORBIDDEN_ORIGIN', origin.slice(0, 200));
-    else if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') err = httpError('UPGRADE_REQUIRED');
-    if (err) {
-      refuseRaw(socket, err);
+    const answer = this.upgradeAnswer(req, socket);
+    if (answer instanceof HttpError) {
+      refuseRaw(socket, answer);
       return;
     }
     this.sockets.delete(socket);
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const taken = (ws as Handshake).taken;
-      if (taken === null) {
-        // Only a ws that no longer calls setSocket() could get here; a test holds it to it.
-        this.log.error('WebSocket handshake: ws did not hand over the socket; closing it');
-        socket.destroy();
-        return;
-      }
-      this.hooks.websocket({ ...taken, maxPayload: this.wsMaxPayload }, req);
-    });
+    // A client that has already gone (or half-closed) would get a 101 it cannot use.
+    if (!socket.readable || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    socket.write(answer);
+    this.hooks.websocket({ socket, head, maxPayload: this.wsMaxPayload }, req);
+  }
+
+  /** The 101 answer to an upgrade request, or why it is refused. */
+  private upgradeAnswer(req: IncomingMessage, socket: Socket): string | HttpError {
+    const { path } = splitUrl(req.url);
+    if (path !== WS_PATH) return httpError('NOT_FOUND', path.slice(0, 200));
+    const refusal = this.refusals.get(socket);
+    if (refusal) return fromProtocolError(refusal, { 'Retry-After': '5' });
+    const origin = this.ctx.origins.refused(req);
+    if (origin !== null) return httpError('FORBIDDEN_ORIGIN', origin.slice(0, 200));
+    const handshake = wsHandshake(req);
+    if ('refusal' in handshake) return httpError(handshake.refusal.code, handshake.refusal.detail, handshake.refusal.headers);
+    return handshake.response;
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
@@ -209,6 +190,8 @@ function refuseRaw(socket: Socket, err: HttpError, status = err.status): void {
     Connection: 'close',
   };
   const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` + Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  // An upgrade request's socket has no listeners of the HTTP server's left: a reset must not throw.
+  socket.on('error', () => socket.destroy());
   socket.end(head + '\r\n' + body);
   setTimeout(() => socket.destroy(), 1000).unref();
 }

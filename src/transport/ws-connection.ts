@@ -3,7 +3,7 @@
  * and images as a binary message right after an image header. It is the hub's Link for this
  * WebSocket; the send queue, flood control and registration are ChatLink's, shared with TCP.
  *
- * After ws's handshake the socket is this connection's alone: frames are parsed by
+ * After the handshake the socket is this connection's alone: frames are parsed by
  * WsReceiver, and everything sent (events, pongs, the close frame) is framed once
  * (ws-frame.ts) and queued and flushed like TCP output, so a slow reader costs only its own
  * bounded queue, and a control frame never lands inside another frame.
@@ -52,7 +52,7 @@ export class WsConnection extends ChatLink {
   private closeReceived = false;
 
   constructor(
-    /** The socket, upgraded by ws's handshake: read and written here alone. */
+    /** The socket, after the handshake: read and written here alone. */
     socket: Socket,
     /** What the client sent right after its request. */
     head: Buffer,

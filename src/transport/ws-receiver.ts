@@ -5,13 +5,13 @@
  * connection is reported once, with the close code to send, and ends the parsing.
  *
  * After the handshake (ws-handshake.ts), the frames that follow are read here rather than by
- * ws's Receiver. Its Receiver cuts every header field, mask and payload off the
- * read buffer as a Buffer of its own (about eight typed arrays per frame) and passes each
- * message through two event emitters: in a CPU profile of the ws-fanout-100 benchmark, reading
- * took 1.5 us of the server's ~14 us per message, and made garbage besides. Here a text message
- * in one frame costs its string alone, decoded where it lies in the read buffer; any other
- * frame costs one Buffer, its payload's view of the read buffer; and a message is a direct
- * call. In the same profile, reading and decoding a message now take ~0.5 us.
+ * ws's Receiver, which cuts every header field, mask and payload off the read buffer as a
+ * Buffer of its own (about eight typed arrays per frame) and passes each message through two
+ * event emitters: in a CPU profile of the ws-fanout-100 benchmark, reading took 1.5 us of the
+ * server's ~14 us per message, and made garbage besides. Here a text message in one frame
+ * costs its string alone, decoded where it lies in the read buffer; any other frame costs one
+ * Buffer, its payload's view of the read buffer; and a message is a direct call. In the same
+ * profile, reading and decoding a message now take ~0.5 us.
  *
  * This server negotiates no extension, so the RSV bits must be clear.
  */
