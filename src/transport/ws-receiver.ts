@@ -125,6 +125,15 @@ export class WsReceiver {
       const control = op >= OP_CLOSE;
       if (control ? op > OP_PONG : op > OP_BINARY) return this.failed(WS_PROTOCOL_ERROR, `invalid opcode ${op}`, len);
       let size = b1 & 0x7f;
+      // Decided on the first two bytes, before a longer length is read: a control frame's size
+      // must be in its 7-bit length (RFC 6455 5.2 asks for the shortest form, 5.5 for at most
+      // 125 bytes), and whether a data frame may come now does not depend on its length.
+      if (control) {
+        if (!fin) return this.failed(WS_PROTOCOL_ERROR, 'control frames must not be fragmented', len);
+        if (size > 125) return this.failed(WS_PROTOCOL_ERROR, 'control frames carry at most 125 bytes', len);
+      } else if (op === OP_CONTINUATION ? this.fragmentedOp < 0 : this.fragmentedOp >= 0) {
+        return this.failed(WS_PROTOCOL_ERROR, op === OP_CONTINUATION ? 'continuation of no message' : 'a new message inside a fragmented one', len);
+      }
       let head = 6;
       if (size === 126) {
         if (at + 4 > len) {
@@ -145,15 +154,8 @@ export class WsReceiver {
         size = high * 2 ** 32 + buf.readUInt32BE(at + 6);
         head = 14;
       }
-      if (control) {
-        if (!fin) return this.failed(WS_PROTOCOL_ERROR, 'control frames must not be fragmented', len);
-        if (size > 125) return this.failed(WS_PROTOCOL_ERROR, 'control frames carry at most 125 bytes', len);
-      } else {
-        if (op === OP_CONTINUATION ? this.fragmentedOp < 0 : this.fragmentedOp >= 0)
-          return this.failed(WS_PROTOCOL_ERROR, op === OP_CONTINUATION ? 'continuation of no message' : 'a new message inside a fragmented one', len);
-        // Refused on its header, before its bytes are waited for and kept.
-        if (this.fragmentBytes + size > this.maxPayload) return this.failed(WS_TOO_BIG, this.tooBig(), len);
-      }
+      // Refused on its header, before its bytes are waited for and kept.
+      if (!control && this.fragmentBytes + size > this.maxPayload) return this.failed(WS_TOO_BIG, this.tooBig(), len);
       if (at + head + size > len) {
         this.need = head + size;
         return at;
