@@ -50,7 +50,7 @@ describe('writeEventJson', () => {
   );
 
   test('the longest a message or an ack can be still fits the room asked for', () => {
-    const long = -1.2345678901234567e-300; // the longest number JSON writes
+    const long = -0.0000012345678901234567; // the longest number JSON writes (25 characters)
     const all = '\u0000'.repeat(40); // 6 bytes each
     const message: ServerEvent = { type: 'message', room: all, seq: long, nick: all, text: all, time: long, action: true };
     const ack: ServerEvent = { type: 'ack', room: all, seq: long, time: long, image: long, id: all };
