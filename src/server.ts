@@ -311,6 +311,9 @@ export class RoomcastServer {
     for (const conn of this.connections) conn.close({ code: bye.code, reason: bye.message });
     for (const conn of this.wsConnections) conn.close({ code: bye.code, reason: bye.message });
     this.web.destroyAll();
+    // No answer can reach a client now, and a worker that dies during the drain (a signal to
+    // the process group) must not be replaced: the pool closes at once.
+    const poolClosed = this.pool?.close();
     const open = (): number => this.connections.size + this.wsConnections.size;
     const deadline = Date.now() + this.opts.shutdownTimeout;
     while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -318,7 +321,7 @@ export class RoomcastServer {
     const links = [...this.connections, ...this.wsConnections];
     const cut = links.map((c) => new Promise((r) => c.socket.once('close', r)));
     for (const conn of links) conn.socket.destroy();
-    await Promise.all([closed, ...cut, this.pool?.close()]);
+    await Promise.all([closed, ...cut, poolClosed]);
     this.opts.logger.flush();
   }
 }

@@ -134,3 +134,8 @@ process.on('message', (msg: ToWorker) => {
 
 // The pool went away (closed or crashed): nothing left to answer to.
 process.on('disconnect', () => process.exit(0));
+
+// Ctrl-C in a terminal signals the whole foreground process group, this worker included. The
+// hub decides when its workers stop (it closes the pool as it shuts down, or this worker sees
+// the disconnect if the hub is gone); dying here would look like a crash and be replaced.
+process.on('SIGINT', () => {});
