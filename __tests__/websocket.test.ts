@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { WEB_DEFAULTS } from '../src/http/context.js';
 import type { Frame } from '../src/protocol/frame.js';
-import { WS_FRAME } from '../src/transport/ws-frame.js';
+import { WS_FRAME } from '../src/transport/ws/ws-frame.js';
 import { Harness, until, type Ev, type LineClient } from './helpers/clients.js';
 import { get, WsClient } from './helpers/web.js';
 

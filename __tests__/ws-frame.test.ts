@@ -1,6 +1,6 @@
 import * as wsModule from 'ws';
 import { Frame } from '../src/protocol/frame.js';
-import { closeFrame, pongFrame, textFrame, WS_FRAME, wsBytes } from '../src/transport/ws-frame.js';
+import { closeFrame, pongFrame, textFrame, WS_FRAME, wsBytes } from '../src/transport/ws/ws-frame.js';
 
 // What ws.send() would have written for the same text: ws's own framing, as the reference.
 const { Sender } = wsModule as unknown as {

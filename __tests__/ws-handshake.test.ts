@@ -1,5 +1,5 @@
 import { httpError } from '../src/http/errors.js';
-import { acceptKey, wsHandshake, type UpgradeRequest } from '../src/transport/ws-handshake.js';
+import { acceptKey, wsHandshake, type UpgradeRequest } from '../src/transport/ws/ws-handshake.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ=='; // the example of RFC 6455 1.3
 

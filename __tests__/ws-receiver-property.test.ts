@@ -17,7 +17,7 @@
 import fc from 'fast-check';
 import { isUtf8 } from 'node:buffer';
 import * as wsModule from 'ws';
-import { WsReceiver } from '../src/transport/ws-receiver.js';
+import { WsReceiver } from '../src/transport/ws/ws-receiver.js';
 
 const SEED = 0x5eed_0018;
 const RUNS = 1000;

@@ -1,5 +1,5 @@
 import * as wsModule from 'ws';
-import { WsReceiver } from '../src/transport/ws-receiver.js';
+import { WsReceiver } from '../src/transport/ws/ws-receiver.js';
 
 // Client frames as ws's client writes them (masked with a random key): the reference input.
 const { Sender } = wsModule as unknown as {

@@ -1,7 +1,7 @@
 /**
  * The cost of a WebSocket opening handshake on the server, three ways, side by side:
  *
- *   own       transport/ws-handshake.ts, the 101 written by hand (what the server does)
+ *   own       transport/ws/ws-handshake.ts, the 101 written by hand (what the server does)
  *   ws-taken  ws's handleUpgrade() with a WebSocket subclass that takes the socket from
  *             setSocket() (what the server did: it overrode a private method of ws)
  *   ws        ws's handleUpgrade() and its own WebSocket, i.e. ws through its public API
@@ -24,7 +24,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket, { WebSocketServer } from 'ws';
-import { wsHandshake } from '../transport/ws-handshake.js';
+import { wsHandshake } from '../transport/ws/ws-handshake.js';
 import { upgradeRequest } from './ws-wire.js';
 
 const VARIANTS = ['own', 'ws-taken', 'ws'] as const;

@@ -5,7 +5,7 @@
 import { networkInterfaces } from 'node:os';
 import { Command } from 'commander';
 import { createLogger, type LogLevel } from '../log.js';
-import { CONNECTION_DEFAULTS } from '../transport/connection.js';
+import { CONNECTION_DEFAULTS } from '../transport/tcp/connection.js';
 import { HUB_DEFAULTS } from '../hub/hub.js';
 import { DEFAULT_PORT, RoomcastServer, SERVER_DEFAULTS, type ServerOptions } from '../server.js';
 import { WEB_DEFAULTS } from '../http/context.js';

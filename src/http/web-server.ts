@@ -4,7 +4,7 @@
  * or from the HTTP port's listeners, after the server's connection limits have counted them.
  *
  * An upgrade request on the WebSocket path becomes a WebSocket once its Origin is allowed and
- * its handshake is valid (transport/ws-handshake.ts); the server turns it into a chat
+ * its handshake is valid (transport/ws/ws-handshake.ts); the server turns it into a chat
  * connection (WsConnection). Everything else is the route table (the API, health, metrics),
  * then static files. Every answer is JSON on error, with a stable code, and carries the
  * security headers.
@@ -13,7 +13,7 @@ import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'n
 import type { Socket } from 'node:net';
 import type { ProtocolError } from '../protocol/errors.js';
 import type { Logger } from '../log.js';
-import { WS_PATH, wsHandshake } from '../transport/ws-handshake.js';
+import { WS_PATH, wsHandshake } from '../transport/ws/ws-handshake.js';
 import type { WebContext } from './context.js';
 import { asHttpError, fromProtocolError, httpError, HttpError } from './errors.js';
 import { healthRoutes } from './health.js';

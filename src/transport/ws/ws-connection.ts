@@ -9,11 +9,11 @@
  * bounded queue, and a control frame never lands inside another frame.
  */
 import type { Socket } from 'node:net';
-import { parseJsonLine, type Command } from '../protocol/commands.js';
-import { RoomcastError } from '../protocol/errors.js';
-import type { Frame } from '../protocol/frame.js';
-import type { Hub } from '../hub/hub.js';
-import { ChatLink, type ConnectionOptions, type EndCode, type LinkHooks } from './chat-link.js';
+import { parseJsonLine, type Command } from '../../protocol/commands.js';
+import { RoomcastError } from '../../protocol/errors.js';
+import type { Frame } from '../../protocol/frame.js';
+import type { Hub } from '../../hub/hub.js';
+import { ChatLink, type ConnectionOptions, type EndCode, type LinkHooks } from '../chat-link.js';
 import { closeFrame, pongFrame, wsBytes } from './ws-frame.js';
 import { WsReceiver } from './ws-receiver.js';
 

@@ -4,16 +4,16 @@
  * and registration it shares with WebSocket connections live in ChatLink.
  */
 import type { Socket } from 'node:net';
-import { parseJsonLine, parseTextLine, isHelloLine, type Command } from '../protocol/commands.js';
-import { protocolError, RoomcastError, type ProtocolError } from '../protocol/errors.js';
-import type { Frame } from '../protocol/frame.js';
-import { LineReader } from '../protocol/line-reader.js';
-import { decodeUtf8 } from '../protocol/text.js';
-import type { Hub } from '../hub/hub.js';
-import { ChatLink, type ConnectionOptions, type LinkHooks } from './chat-link.js';
-import { classifyFirstBytes, isRequestLine } from './sniff.js';
+import { parseJsonLine, parseTextLine, isHelloLine, type Command } from '../../protocol/commands.js';
+import { protocolError, RoomcastError, type ProtocolError } from '../../protocol/errors.js';
+import type { Frame } from '../../protocol/frame.js';
+import { LineReader } from '../../protocol/line-reader.js';
+import { decodeUtf8 } from '../../protocol/text.js';
+import type { Hub } from '../../hub/hub.js';
+import { ChatLink, type ConnectionOptions, type LinkHooks } from '../chat-link.js';
+import { classifyFirstBytes, isRequestLine } from '../sniff.js';
 
-export { CONNECTION_DEFAULTS, type ConnectionOptions } from './chat-link.js';
+export { CONNECTION_DEFAULTS, type ConnectionOptions } from '../chat-link.js';
 
 /** The socket's back-reference to its connection, for the shared socket listeners. */
 const OWNER = Symbol('roomcast.connection');

@@ -14,9 +14,9 @@
  * text straight behind its header is one of each. A test holds the bytes against
  * Sender.frame()'s.
  */
-import type { Frame } from '../protocol/frame.js';
-import { eventJsonMost, writeEventJson } from '../protocol/json.js';
-import { Slab } from '../protocol/slab.js';
+import type { Frame } from '../../protocol/frame.js';
+import { eventJsonMost, writeEventJson } from '../../protocol/json.js';
+import { Slab } from '../../protocol/slab.js';
 
 /** The kind under which a Frame keeps its WebSocket encoding (Frame.encoded). */
 export const WS_FRAME = 'ws';
