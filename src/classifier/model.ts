@@ -19,8 +19,8 @@ export interface ThreadOptions {
  * One thread per session. The pool scales by processes (each worker runs one batch at a
  * time), and on the 2-core machines this runs on, the chat hub needs a core of its own: a
  * session that spread one run over every core would make chat lag whenever someone posts a
- * photo. Inference is also the small part (about 2 ms of a ~10-20 ms image; decoding dominates),
- * so more threads would buy little.
+ * photo. Inference is also the small part of an image's time (decoding dominates), so more
+ * threads would buy little.
  */
 export const THREAD_DEFAULTS: ThreadOptions = Object.freeze({ intraOpNumThreads: 1, interOpNumThreads: 1 });
 

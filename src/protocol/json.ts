@@ -4,13 +4,11 @@
  * written straight as UTF-8 bytes into a caller's buffer, with no string in between: that is
  * what the JSON and WebSocket wire formats send.
  *
- * Why: on Node 20 (V8 11, before V8's fast JSON serialiser) JSON.stringify took 0.7-1 µs for a
- * message event. Text from templates, encoded into a frame, still took 1.6 µs of the server's
- * ~14 µs per message (the event and its ack) in a CPU profile of the ws-fanout-100 bench;
- * written as bytes, 1.3 µs (micro-benchmark: 0.72 -> 0.51 µs for the event, 0.36 -> 0.21 for
- * the ack). The bytes are JSON.stringify's of an event built in the hub's key order; a test
- * holds them to it, and the key lists below stop the build when an event gains a field the
- * writer would leave out.
+ * Why: on Node 20 (V8 11, before V8's fast JSON serialiser) JSON.stringify and then encoding
+ * the string are a visible share of the server's time per message; writing the bytes directly
+ * skips the string (figures in docs/performance.md). The bytes are JSON.stringify's of an event
+ * built in the hub's key order; property tests hold them to it, and the key lists below stop
+ * the build when an event gains a field the writer would leave out.
  */
 import type { MessageEvent, ServerEvent } from './events.js';
 
@@ -22,8 +20,8 @@ export function eventJson(e: ServerEvent): string {
 
 // Text JSON writes as it is: no quote, backslash or C0 control, and no surrogate, since
 // JSON.stringify escapes lone ones (pairs are rare enough to take the slow path with them).
-// Matching the whole string against what may pass is twice as fast in V8 as searching it for
-// what may not (~85 against ~160 ns for 100 characters here).
+// Matching the whole string against what may pass is faster in V8 than searching it for what
+// may not.
 const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
 
 const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -138,7 +136,7 @@ function putString(s: string, buf: Buffer, at: number): number {
 }
 
 // Room names and nicks are few and come again and again; their JSON is kept, bounded in
-// count (writing a short string into a buffer costs a call into C++, ~70 ns, a lookup ~20).
+// count: writing a short string into a buffer is a call into C++, dearer than a Map lookup.
 const NAMES_KEPT = 4096;
 const names = new Map<string, Buffer>();
 function nameJson(name: string): Buffer {
@@ -164,8 +162,8 @@ function putNumber(n: number, buf: Buffer, at: number): number {
   return at + digits;
 }
 
-// A time (ms since 1970) is past 32 bits and String(time) took V8's slow path for doubles:
-// 140 ns. Messages come many to a millisecond, so the last one's digits are kept.
+// A time (ms since 1970) is past 32 bits, so String(time) takes V8's slow path for doubles.
+// Messages come many to a millisecond, so the last one's digits are kept.
 let lastTime = NaN;
 let lastTimeBytes: Buffer = Buffer.alloc(0);
 function putTime(time: number, buf: Buffer, at: number): number {
