@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { NICK_MAX, ROOM_MAX } from '../src/protocol/text.js';
 import type { RoomcastServer } from '../src/server.js';
-import { CONNECTION_DEFAULTS } from '../src/transport/tcp/connection.js';
+import { CONNECTION_DEFAULTS } from '../src/transport/options.js';
 import { Harness, type JsonClient } from './helpers/clients.js';
 import { get, launchChromium, openPage, signIn, troubleOf } from './helpers/web.js';
 

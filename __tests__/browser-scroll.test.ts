@@ -12,7 +12,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { RoomcastServer } from '../src/server.js';
-import { CONNECTION_DEFAULTS } from '../src/transport/tcp/connection.js';
+import { CONNECTION_DEFAULTS } from '../src/transport/options.js';
 import { Harness, type JsonClient } from './helpers/clients.js';
 import { labelsFor, post } from './helpers/images.js';
 import { useTinyModel } from './helpers/tiny-model.js';

@@ -13,7 +13,7 @@ import path from 'node:path';
 import pw from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { RoomcastServer } from '../src/server.js';
-import { CONNECTION_DEFAULTS } from '../src/transport/tcp/connection.js';
+import { CONNECTION_DEFAULTS } from '../src/transport/options.js';
 import { Harness, type LineClient } from './helpers/clients.js';
 import { KIT, LABELS, MODEL, testWithKit } from './helpers/classifier.js';
 import { BLUE, solid } from './helpers/tiny-model.js';

@@ -15,7 +15,7 @@ import {
 import type { MessageEvent, ServerEvent } from '../src/protocol/events.js';
 import net from 'node:net';
 import { RoomcastServer } from '../src/server.js';
-import { CONNECTION_DEFAULTS } from '../src/transport/tcp/connection.js';
+import { CONNECTION_DEFAULTS } from '../src/transport/options.js';
 import { Harness, HOST, until, type JsonClient } from './helpers/clients.js';
 
 /** Timers that only fire when told to. */

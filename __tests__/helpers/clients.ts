@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import { RoomcastServer, type ServerOptions } from '../../src/server.js';
-import { CONNECTION_DEFAULTS, type ConnectionOptions } from '../../src/transport/tcp/connection.js';
+import { CONNECTION_DEFAULTS, type ConnectionOptions } from '../../src/transport/options.js';
 import type { Logger } from '../../src/log.js';
 
 export const HOST = '127.0.0.1';

@@ -10,7 +10,7 @@ import type { Room } from '../hub/room.js';
 import type { BotStatus } from '../protocol/events.js';
 import { RoomcastError } from '../protocol/errors.js';
 import { nickKey } from '../protocol/text.js';
-import type { ConnectionOptions } from '../transport/chat-link.js';
+import type { ConnectionOptions } from '../transport/options.js';
 import { httpError } from './errors.js';
 import type { ImageStore } from './image-store.js';
 import type { Metrics } from './metrics.js';

@@ -15,6 +15,9 @@ export interface Expiring {
 
 export type Ticket = number;
 
+/** A ticket that is never armed: cancelling it does nothing. */
+export const NO_TICKET: Ticket = -1;
+
 const now = (): number => performance.now();
 
 export class DeadlineQueue {

@@ -1,27 +1,33 @@
 /**
  * One TCP chat connection: protocol detection (text, JSON, or an HTTP request on a shared
- * port) and line framing. It is the hub's Link for this socket; the send queue, flood control
- * and registration it shares with WebSocket connections live in ChatLink.
+ * port) and line framing. It is the hub's Link for this socket, and owns the parts it shares
+ * with WebSocket connections (chat-link.ts): a send queue, a flood gate, registration (with
+ * the registration deadline of a JSON connection) and image uploads. The greeting deadline,
+ * after which a silent connection gets text, is its own.
  */
 import type { Socket } from 'node:net';
 import { parseJsonLine, parseTextLine, isHelloLine, type Command } from '../../protocol/commands.js';
 import { protocolError, RoomcastError, type ProtocolError } from '../../protocol/errors.js';
-import type { Frame } from '../../protocol/frame.js';
+import { Frame, type WireMode } from '../../protocol/frame.js';
+import type { EventOf } from '../../protocol/events.js';
 import { LineReader } from '../../protocol/line-reader.js';
 import { decodeUtf8 } from '../../protocol/text.js';
 import type { Hub } from '../../hub/hub.js';
-import { ChatLink, type ConnectionOptions, type LinkHooks } from '../chat-link.js';
+import type { Session } from '../../hub/session.js';
+import type { ChatLink, LinkHooks } from '../chat-link.js';
+import { deadlines, NO_TICKET, type Expiring, type Ticket } from '../deadlines.js';
+import { FloodGate, type GatedInput } from '../flood-gate.js';
+import { ImageUpload, type ImageSource } from '../image-upload.js';
+import type { ConnectionOptions } from '../options.js';
+import { Registration } from '../registration.js';
+import { SendQueue, type SendQueueOwner } from '../send-queue.js';
 import { classifyFirstBytes, isRequestLine } from '../sniff.js';
-
-export { CONNECTION_DEFAULTS, type ConnectionOptions } from '../chat-link.js';
 
 /** The socket's back-reference to its connection, for the shared socket listeners. */
 const OWNER = Symbol('roomcast.connection');
 type OwnedSocket = Socket & { [OWNER]?: Connection };
 
-export interface ConnectionHooks extends LinkHooks {
-  closed(c: Connection, reason: string): void;
-  throttled?(c: Connection): void;
+export interface ConnectionHooks extends LinkHooks<Connection> {
   /**
    * Set when HTTP shares the port: the first bytes were an HTTP request line. The connection
    * has let go of the socket; `head` is what it read, to be put back before the HTTP parser.
@@ -29,9 +35,20 @@ export interface ConnectionHooks extends LinkHooks {
   http?(c: Connection, head: Buffer): void;
 }
 
-export class Connection extends ChatLink {
-  readonly transport = 'tcp';
+export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSource, Expiring {
+  mode: WireMode = 'text';
+  reason = 'connection closed by the client';
+  private readonly queue: SendQueue;
+  private readonly gate: FloodGate;
+  private readonly registration: Registration;
+  /** Made at the first image header: most connections never post one. */
+  private upload: ImageUpload | null = null;
   private readonly reader: LineReader;
+  /** The first line has not yet shown whether this is text or JSON. */
+  private detecting = true;
+  /** Until then, the greeting deadline: a silent connection gets text when it passes. */
+  private greeting: Ticket;
+  private closing = false;
   /** The client has sent FIN (the server listens with allowHalfOpen, so it is ours to end). */
   private ended = false;
   /** The port is shared with HTTP and the first bytes have not yet shown which this is. */
@@ -45,119 +62,161 @@ export class Connection extends ChatLink {
   private greetedSilent = false;
 
   constructor(
-    socket: Socket,
-    peer: string,
+    readonly socket: Socket,
+    readonly peer: string,
     hub: Hub,
-    opts: ConnectionOptions,
-    protected override readonly hooks: ConnectionHooks,
+    private readonly opts: ConnectionOptions,
+    private readonly hooks: ConnectionHooks,
+    /** Set when the connection is over a limit: it is told why in its own format, then closed. */
     rejection: ProtocolError | null = null,
   ) {
-    super(socket, peer, hub, opts, hooks, rejection);
+    this.queue = new SendQueue(socket, opts.maxSendQueue, this);
+    this.gate = new FloodGate(opts.floodRate, opts.floodBurst, opts.clock, this);
+    this.registration = new Registration(hub, this, opts.registerTimeout, rejection);
     this.reader = new LineReader(opts.maxLine);
     this.sniffing = hooks.http !== undefined;
+    socket.setNoDelay(true);
+    // A session may stay silent for as long as it likes (reading is ordinary chat use), so a
+    // peer that vanished without a FIN is found by keepalive probes after a minute's quiet.
+    socket.setKeepAlive(true, 60_000);
     // The listeners are shared by every connection and find it through the socket: four closures
     // (and their context) per connection add up at ten thousand idle ones.
-    (socket as OwnedSocket)[OWNER] = this;
+    const owned: OwnedSocket = socket;
+    owned[OWNER] = this;
     socket.on('data', Connection.onSocketData);
     socket.on('error', Connection.onSocketError);
     socket.on('end', Connection.onSocketEnd);
     socket.on('close', Connection.onSocketClose);
-    this.arm(opts.greetDelay);
+    this.greeting = deadlines(opts.greetDelay).add(this);
   }
 
-  private static onSocketData(this: Socket, chunk: Buffer): void {
-    (this as OwnedSocket)[OWNER]!.onData(chunk);
+  private static onSocketData(this: OwnedSocket, chunk: Buffer): void {
+    this[OWNER]?.onData(chunk);
   }
 
-  private static onSocketError(this: Socket, err: NodeJS.ErrnoException): void {
-    const c = (this as OwnedSocket)[OWNER]!;
-    if (c.state !== 'closing') c.reason = err.code === 'ECONNRESET' ? 'connection reset' : err.message;
+  private static onSocketError(this: OwnedSocket, err: NodeJS.ErrnoException): void {
+    const c = this[OWNER];
+    if (c && !c.closing) c.reason = err.code === 'ECONNRESET' ? 'connection reset' : err.message;
   }
 
-  private static onSocketEnd(this: Socket): void {
-    (this as OwnedSocket)[OWNER]!.onEnd();
+  private static onSocketEnd(this: OwnedSocket): void {
+    this[OWNER]?.onEnd();
   }
 
-  private static onSocketClose(this: Socket): void {
-    (this as OwnedSocket)[OWNER]!.closed();
+  private static onSocketClose(this: OwnedSocket): void {
+    this[OWNER]?.onClose();
   }
 
-  // ---- ChatLink ----
-
-  protected encode(frame: Frame): Buffer | null {
-    return frame.bytes(this.mode);
+  get session(): Session | null {
+    return this.registration.session;
   }
 
-  protected endTransport(): void {
-    this.socket.end();
+  // ---- output ----
+
+  send(frame: Frame): void {
+    if (this.closing) return;
+    const bytes = frame.bytes(this.mode);
+    if (bytes !== null) this.queue.push(bytes);
   }
 
-  protected pauseInput(): void {
-    this.socket.pause();
+  close(bye: Omit<EventOf<'bye'>, 'type'> | null): void {
+    if (this.closing) return;
+    if (bye) this.lastWord(bye);
+    this.finish(bye?.reason ?? 'closed by the server');
   }
 
-  protected resumeInput(): void {
+  sendqExceeded(bytes: number): void {
+    const err = protocolError('SENDQ_EXCEEDED', bytes);
+    this.lastWord({ code: err.code, reason: err.message });
+    this.finish(`SendQ exceeded (${bytes} bytes queued)`);
+  }
+
+  /** The goodbye goes after what is queued, past the queue's bound. */
+  private lastWord(bye: Omit<EventOf<'bye'>, 'type'>): void {
+    const bytes = new Frame({ type: 'bye', ...bye }).bytes(this.mode);
+    if (bytes !== null) this.queue.pushLast(bytes);
+  }
+
+  /** Stops reading, detaches from the hub, writes what is queued, and sends FIN. */
+  private finish(reason: string): void {
+    this.closing = true;
+    this.reason = reason;
+    this.endGreeting();
+    this.gate.stop();
+    this.registration.end(reason);
+    // Keep reading (and discarding) so the peer's goodbye is seen and the socket closes promptly.
     this.socket.resume();
+    this.queue.flush();
+    this.socket.end();
+    this.queue.linger(this.opts.lingerMs);
   }
 
-  protected hasInput(): boolean {
-    return this.reader.buffered > 0;
+  /** The socket has closed: the session goes, and the owner hears of it once. */
+  private onClose(): void {
+    this.closing = true;
+    this.endGreeting();
+    this.gate.stop();
+    this.registration.end(this.reason);
+    this.hooks.closed(this, this.reason);
   }
 
-  protected nextInput(): boolean {
-    const item = this.reader.next();
-    if (item === null) return false;
-    switch (item.kind) {
-      case 'line':
-        this.bucket.take();
-        this.onLine(item.line);
-        break;
-      case 'oversize':
-        this.bucket.take();
-        this.reject(new RoomcastError(this.mode === 'json' ? 'FRAME_TOO_LARGE' : 'LINE_TOO_LONG', item.limit));
-        break;
-      case 'overflow':
-        this.closeWith(protocolError('LINE_NEVER_ENDS', item.limit));
-        break;
-      case 'bytes':
-        this.endImage(item.data);
-        break;
-    }
-    return true;
-  }
-
-  protected expectImageBytes(size: number, keep: boolean): void {
-    this.reader.expectBytes(size, keep);
-  }
-
-  protected override greetTimedOut(): void {
-    this.greetedSilent = this.sniffing;
-    this.sniffing = false;
-    this.startText();
-    // Bytes that might have become a request line were a slow typist's after all.
-    const head = this.head;
-    if (head !== null) {
-      this.head = null;
-      this.onData(head);
-    }
-  }
-
-  /** FIN after the last line: lines that flood control is still holding back are handled first. */
-  protected override drained(): void {
-    if (this.ended && this.state !== 'closing') this.finish(this.reason, null);
-  }
-
-  // ---- input ----
+  // ---- input (GatedInput: the flood gate pulls lines one at a time) ----
 
   private onData(chunk: Buffer): void {
-    if (this.state === 'closing') return;
+    if (this.closing) return;
     if (this.sniffing) {
       const head = this.sniff(chunk);
       if (head === null) return;
       chunk = head;
     }
     this.reader.push(chunk);
-    if (!this.paused) this.pump();
+    this.gate.arrived();
+  }
+
+  hasInput(): boolean {
+    return !this.closing && this.reader.buffered > 0;
+  }
+
+  nextInput(): boolean {
+    const item = this.reader.next();
+    if (item === null) return false;
+    switch (item.kind) {
+      case 'line':
+        this.gate.take();
+        this.onLine(item.line);
+        break;
+      case 'oversize':
+        this.gate.take();
+        this.registration.reject(new RoomcastError(this.mode === 'json' ? 'FRAME_TOO_LARGE' : 'LINE_TOO_LONG', item.limit));
+        break;
+      case 'overflow': {
+        const err = protocolError('LINE_NEVER_ENDS', item.limit);
+        this.close({ code: err.code, reason: err.message });
+        break;
+      }
+      case 'bytes':
+        this.upload?.end(item.data);
+        break;
+    }
+    return true;
+  }
+
+  pauseInput(): void {
+    this.socket.pause();
+    this.hooks.throttled?.(this);
+  }
+
+  resumeInput(): void {
+    this.socket.resume();
+  }
+
+  /** FIN after the last line: lines that flood control was still holding back are handled first. */
+  drained(): void {
+    if (this.ended && !this.closing) this.finish(this.reason);
+  }
+
+  expectImageBytes(size: number, keep: boolean): void {
+    this.reader.expectBytes(size, keep);
   }
 
   /**
@@ -183,16 +242,16 @@ export class Connection extends ChatLink {
 
   /** The socket is an HTTP client's: this connection lets go of it without a word. */
   private handOver(head: Buffer): void {
-    const socket = this.socket as OwnedSocket;
+    const socket: OwnedSocket = this.socket;
     this.sniffing = false;
-    this.disarm();
-    this.state = 'closing';
+    this.endGreeting();
+    this.closing = true;
     socket.off('data', Connection.onSocketData);
     socket.off('error', Connection.onSocketError);
     socket.off('end', Connection.onSocketEnd);
     socket.off('close', Connection.onSocketClose);
     delete socket[OWNER];
-    this.hooks.http!(this, head);
+    this.hooks.http?.(this, head);
   }
 
   private onEnd(): void {
@@ -204,7 +263,23 @@ export class Connection extends ChatLink {
       this.sniffing = false;
       this.reader.push(head);
     }
-    if (!this.paused && this.state !== 'closing') this.finish(this.reason, null);
+    if (!this.gate.paused && !this.closing) this.finish(this.reason);
+  }
+
+  /** The greeting deadline passed without a first line: the connection gets text. */
+  expire(): void {
+    this.greeting = NO_TICKET;
+    if (!this.detecting || this.closing) return;
+    this.detecting = false;
+    this.greetedSilent = this.sniffing;
+    this.sniffing = false;
+    this.startText();
+    // Bytes that might have become a request line were a slow typist's after all.
+    const head = this.head;
+    if (head !== null) {
+      this.head = null;
+      this.onData(head);
+    }
   }
 
   private onLine(bytes: Buffer): void {
@@ -213,35 +288,40 @@ export class Connection extends ChatLink {
       this.greetedSilent = false;
       // Too late for HTTP (it has had the welcome), but its request is not a chat message.
       if (isRequestLine(line)) {
-        this.finish('an HTTP request after the greeting delay', null);
+        this.finish('an HTTP request after the greeting delay');
         return;
       }
     }
-    if (this.state === 'detect') {
+    if (this.detecting) {
+      this.detecting = false;
+      this.endGreeting();
       if (isHelloLine(line)) {
         this.mode = 'json';
         this.reader.maxLine = this.opts.maxFrame;
-        this.state = 'hello';
-        this.detected();
-      } else {
-        this.detected();
-        this.startText();
-        if ((this.state as string) !== 'ready') return; // refused: over a limit
-      }
+        this.registration.awaitHello();
+      } else if (!this.startText()) return; // refused: over a limit
     }
     let cmd: Command | null;
     try {
       cmd = this.mode === 'json' ? parseJsonLine(line) : parseTextLine(line);
     } catch (err) {
-      this.reject(err);
+      this.registration.reject(err);
       return;
     }
-    if (cmd !== null) this.command(cmd);
+    if (cmd === null) return;
+    if (cmd.type === 'image') (this.upload ??= new ImageUpload(this.opts.maxImageBytes, this.registration, this)).start(cmd);
+    else this.registration.handle(cmd);
   }
 
-  private startText(): void {
+  private endGreeting(): void {
+    if (this.greeting === NO_TICKET) return;
+    deadlines(this.opts.greetDelay).cancel(this.greeting);
+    this.greeting = NO_TICKET;
+  }
+
+  /** A text connection is a session from its welcome; false when it was refused. */
+  private startText(): boolean {
     this.mode = 'text';
-    if (this.refused()) return;
-    this.attach();
+    return this.registration.attachNow();
   }
 }

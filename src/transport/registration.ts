@@ -1,0 +1,110 @@
+/**
+ * How a connection becomes a session. A text connection is one from its welcome; a JSON or
+ * WebSocket one must first say hello, within the registration deadline, and anything else it
+ * sends before that is refused with NOT_REGISTERED. A connection over a limit (admission.ts)
+ * is told why, in the format it speaks, and closed instead.
+ *
+ * The registration deadline is for connections that never get this far: a session's silence
+ * is a reader's, and dead peers are found by TCP keepalive and the send queue.
+ */
+import type { Command } from '../protocol/commands.js';
+import { protocolError, RoomcastError, type ProtocolError } from '../protocol/errors.js';
+import { Frame } from '../protocol/frame.js';
+import type { Hub } from '../hub/hub.js';
+import type { Link, Session } from '../hub/session.js';
+import { deadlines, NO_TICKET, type Expiring, type Ticket } from './deadlines.js';
+
+export class Registration implements Expiring {
+  private current: Session | null = null;
+  private deadline: Ticket = NO_TICKET;
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly link: Link,
+    /** ms; 0: never. */
+    private readonly timeout: number,
+    /** Set when the connection is over a limit. */
+    private readonly rejection: ProtocolError | null,
+  ) {}
+
+  get session(): Session | null {
+    return this.current;
+  }
+
+  /** The connection speaks JSON: it must say hello before the registration deadline. */
+  awaitHello(): void {
+    if (this.timeout > 0 && this.rejection === null) this.deadline = deadlines(this.timeout).add(this);
+  }
+
+  /** A text connection is a session at once; false when it was refused instead (over a limit). */
+  attachNow(): boolean {
+    if (this.refused()) return false;
+    this.attach();
+    return true;
+  }
+
+  /** A command other than an image's: the session's, or the hello it must be before that. */
+  handle(cmd: Command): void {
+    if (this.current !== null) this.hub.handle(this.current, cmd);
+    else this.hello(cmd);
+  }
+
+  private hello(cmd: Command): void {
+    if (cmd.type !== 'hello') {
+      this.reject(new RoomcastError('NOT_REGISTERED'), cmd.id);
+      return;
+    }
+    if (this.refused()) return;
+    try {
+      this.attach({ nick: cmd.nick, rooms: cmd.rooms });
+    } catch (err) {
+      this.reject(err, cmd.id);
+    }
+  }
+
+  private attach(hello?: { nick?: string; rooms?: string[] }): void {
+    this.current = this.hub.attach(this.link, hello);
+    this.disarm();
+  }
+
+  private disarm(): void {
+    if (this.deadline === NO_TICKET) return;
+    deadlines(this.timeout).cancel(this.deadline);
+    this.deadline = NO_TICKET;
+  }
+
+  /** An over-limit connection learns why, in the format it speaks, and is closed. */
+  private refused(): boolean {
+    const err = this.rejection;
+    if (err === null) return false;
+    // The error line ("! CODE: ..." in text mode) carries the code; the bye then closes.
+    this.link.send(new Frame({ type: 'error', code: err.code, message: err.message }));
+    this.link.close({ code: err.code, reason: err.message });
+    return true;
+  }
+
+  /** Tells the client a command failed: through the hub once it is a session. */
+  reject(err: unknown, id?: Command['id']): void {
+    if (this.current !== null) {
+      this.hub.fail(this.current, err, id);
+      return;
+    }
+    const e = err instanceof RoomcastError ? err : new RoomcastError('INTERNAL', String(err));
+    this.link.send(new Frame({ type: 'error', id: id ?? e.id, code: e.code, message: e.message }));
+  }
+
+  /** The link is ending: no deadline is left armed, and the session (if any) leaves the hub. Safe to call twice. */
+  end(reason: string): void {
+    this.disarm();
+    if (this.current !== null) this.hub.detach(this.current, reason);
+  }
+
+  /** The registration deadline has passed without a hello (called by the DeadlineQueue). */
+  expire(): void {
+    this.deadline = NO_TICKET;
+    if (this.current !== null) return;
+    const ms = this.timeout;
+    const err = protocolError('REGISTRATION_TIMEOUT', ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
+    this.link.close({ code: err.code, reason: err.message });
+  }
+}
