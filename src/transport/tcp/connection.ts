@@ -44,9 +44,10 @@ export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSo
   /** Made at the first image header: most connections never post one. */
   private upload: ImageUpload | null = null;
   private readonly reader: LineReader;
-  /** The first line has not yet shown whether this is text or JSON. */
-  private detecting = true;
-  /** Until then, the greeting deadline: a silent connection gets text when it passes. */
+  /**
+   * The greeting deadline, armed while the first line has not shown whether this is text or
+   * JSON: a connection still silent when it passes gets text.
+   */
   private greeting: Ticket;
   private closing = false;
   /** The client has sent FIN (the server listens with allowHalfOpen, so it is ours to end). */
@@ -268,9 +269,8 @@ export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSo
 
   /** The greeting deadline passed without a first line: the connection gets text. */
   expire(): void {
-    this.greeting = NO_TICKET;
     if (!this.detecting || this.closing) return;
-    this.detecting = false;
+    this.greeting = NO_TICKET;
     this.greetedSilent = this.sniffing;
     this.sniffing = false;
     this.startText();
@@ -293,7 +293,6 @@ export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSo
       }
     }
     if (this.detecting) {
-      this.detecting = false;
       this.endGreeting();
       if (isHelloLine(line)) {
         this.mode = 'json';
@@ -311,6 +310,10 @@ export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSo
     if (cmd === null) return;
     if (cmd.type === 'image') (this.upload ??= new ImageUpload(this.opts.maxImageBytes, this.registration, this)).start(cmd);
     else this.registration.handle(cmd);
+  }
+
+  private get detecting(): boolean {
+    return this.greeting !== NO_TICKET;
   }
 
   private endGreeting(): void {
