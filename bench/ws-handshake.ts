@@ -6,7 +6,7 @@
  *             setSocket() (what the server did: it overrode a private method of ws)
  *   ws        ws's handleUpgrade() and its own WebSocket, i.e. ws through its public API
  *
- *   node dist/bench/ws-handshake.js [--count N] [--concurrency C] [--rounds R] [--variants a,b]
+ *   node dist-bench/bench/ws-handshake.js [--count N] [--concurrency C] [--rounds R] [--variants a,b]
  *
  * Each variant is a bare HTTP server in a child process of its own (--expose-gc), on loopback;
  * this process opens `count` WebSocket connections to it, `concurrency` handshakes at a time,
@@ -24,7 +24,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket, { WebSocketServer } from 'ws';
-import { wsHandshake } from '../transport/ws/ws-handshake.js';
+import { wsHandshake } from '../src/transport/ws/ws-handshake.js';
 import { upgradeRequest } from './ws-wire.js';
 
 const VARIANTS = ['own', 'ws-taken', 'ws'] as const;

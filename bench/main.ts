@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: the roomcast load benchmark. Not a test: it measures.
  *
- *   node dist/bench/main.js [--scenario NAME[,NAME]] [--runs N] [--seconds S] [--json]
+ *   node dist-bench/bench/main.js [--scenario NAME[,NAME]] [--runs N] [--seconds S] [--json]
  *                           [--out FILE] [--wire text|json] [--server-arg ARG]... [--node-arg ARG]...
  *
  * Each scenario is run N times (default 3), each time against a fresh server, the chat scenarios
@@ -73,7 +73,7 @@ const FIGURES = [
 
 function usage(): string {
   return [
-    'usage: node dist/bench/main.js [options]',
+    'usage: node dist-bench/bench/main.js [options]',
     '  --scenario NAME   a scenario or a group (repeatable, or comma-separated); default: all',
     `                    chat:       ${SCENARIOS.map((s) => s.name).join(', ')}`,
     `                    classifier: ${CLASSIFIER_SCENARIOS.map((s) => s.name).join(', ')}`,
@@ -84,9 +84,9 @@ function usage(): string {
     '                    phase at S seconds or its image count; classifier-chat runs max(6 S, 60) s',
     '                    of chat, in 2 s windows with the classifier saturated and idle in turn',
     '  --model FILE      classifier scenarios: the ONNX model (with --labels; default: the installed',
-    '                    model, else ../shared/models/mobilenetv2-12-int8.onnx)',
+    '                    model, else the kit in $ROOMCAST_TEST_MODELS)',
     '  --labels FILE     classifier scenarios: its labels (default: beside the model)',
-    '  --photos DIR      classifier scenarios: the images to post (default: ../shared/models/photos)',
+    '  --photos DIR      classifier scenarios: the images to post (default: $ROOMCAST_TEST_MODELS/photos)',
     '  --max-rounds N    rounds per run at most (default 1000)',
     '  --wire text|json  wire format of the active clients (default text)',
     '  --batch N         messages per write in the unpaced scenarios (default: the scenario\'s)',

@@ -9,7 +9,7 @@
  * key that leaves the payload as it is, so sending costs a header per message.
  */
 import { randomBytes } from 'node:crypto';
-import { WS_PATH } from '../transport/ws/ws-handshake.js';
+import { WS_PATH } from '../src/transport/ws/ws-handshake.js';
 
 export function upgradeRequest(host: string, port: number): string {
   return (

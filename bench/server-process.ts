@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clockTicks, cpuSeconds, readCpu, readMemory, type MemoryStatus } from './proc.js';
 
-/** The package root: dist/bench/ is two levels below it. */
+/** The package root: dist-bench/bench/ is two levels below it. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const HZ = clockTicks();

@@ -17,19 +17,19 @@
  * in-process pipeline.
  *
  * Exported for `npm run bench`; runnable alone:
- *   node dist/bench/classifier.js [--model F --labels F] [--photos DIR] [--images N]
+ *   node dist-bench/bench/classifier.js [--model F --labels F] [--photos DIR] [--images N]
  *                                 [--concurrency C] [--json]
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ImageClassifier } from '../classifier/model.js';
-import { findModel } from '../classifier/models.js';
-import { ClassifierPool, defaultPoolSize, POOL_DEFAULTS } from '../classifier/pool.js';
-import { tuneSharpForWorker } from '../classifier/preprocess.js';
+import { ImageClassifier } from '../src/classifier/model.js';
+import { findModel } from '../src/classifier/models.js';
+import { ClassifierPool, defaultPoolSize, POOL_DEFAULTS } from '../src/classifier/pool.js';
+import { tuneSharpForWorker } from '../src/classifier/preprocess.js';
 import { ImagePosters, waitForBot } from './images.js';
 import { ServerProcess } from './server-process.js';
 import { median } from './stats.js';
@@ -389,8 +389,11 @@ export function formatClassifierBench(results: ClassifierBenchResult[]): string 
 
 const IMAGE_EXT = /\.(jpe?g|png|webp|gif|avif|tiff?)$/i;
 
-/** The model kit shared by the projects of this machine, next to the project root. */
-export const SHARED_KIT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/models');
+/**
+ * A model kit (model, labels and photos/) named by the environment, as the tests find theirs:
+ * a benchmark should not guess at paths of one machine.
+ */
+const KIT_DIR = process.env.ROOMCAST_TEST_MODELS;
 
 export interface Kit {
   model: string;
@@ -401,7 +404,7 @@ export interface Kit {
 
 /**
  * The model, labels and photos to benchmark with: the ones given, else the installed default
- * model, else the shared model kit; the photos of `photos` (default: the kit's).
+ * model, else the kit of $ROOMCAST_TEST_MODELS; the photos of `photos` (default: the kit's).
  */
 export async function loadKit(opts: { model?: string; labels?: string; photos?: string } = {}): Promise<Kit> {
   let { model, labels } = opts;
@@ -409,16 +412,17 @@ export async function loadKit(opts: { model?: string; labels?: string; photos?: 
     try {
       ({ model, labels } = await findModel({ model, labels }));
     } catch {
-      // No installed model: fall back to the shared model kit next to the project, if any.
-      model = path.join(SHARED_KIT, 'mobilenetv2-12-int8.onnx');
-      labels = path.join(SHARED_KIT, 'synset.txt');
+      if (!KIT_DIR) throw new Error('no model is installed: run `roomcast models pull`, or pass --model and --labels');
+      model = path.join(KIT_DIR, 'mobilenetv2-12-int8.onnx');
+      labels = path.join(KIT_DIR, 'synset.txt');
     }
   }
   for (const [what, file] of [['model', model], ['labels', labels]] as const) {
     const ok = await stat(file).then((st) => st.isFile(), () => false);
     if (!ok) throw new Error(`no ${what} file at ${file} (install one with \`roomcast models pull\`, or pass --model and --labels)`);
   }
-  const photosDir = opts.photos ?? path.join(SHARED_KIT, 'photos');
+  if (!opts.photos && !KIT_DIR) throw new Error('no photos to post: pass --photos DIR (or set ROOMCAST_TEST_MODELS to a model kit)');
+  const photosDir = opts.photos ?? path.join(KIT_DIR!, 'photos');
   const files = (await readdir(photosDir)).filter((f) => IMAGE_EXT.test(f)).sort();
   if (files.length === 0) throw new Error(`no images in ${photosDir} (pass --photos DIR)`);
   const images = await Promise.all(files.map((f) => readFile(path.join(photosDir, f))));

@@ -16,7 +16,7 @@
  * Every loop is bounded in count and in time; servers are stopped by PID (see server-process.ts).
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { defaultPoolSize, POOL_DEFAULTS } from '../classifier/pool.js';
+import { defaultPoolSize, POOL_DEFAULTS } from '../src/classifier/pool.js';
 import {
   classifierServerArgs,
   inProcess,
