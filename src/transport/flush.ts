@@ -9,10 +9,9 @@
  * returns (a microtask) instead of after the last socket of the turn. In a burst, ten senders'
  * 64 KB reads fanned out to a hundred members queue tens of megabytes per turn, and every
  * queued frame, Buffer and queue array is still alive at each young-generation GC in between,
- * which copies all of it: GC time per message grew with the size of the turn. Measured on
- * fanout-100: 8.4 M -> 13 M deliveries per CPU-second (WebSocket 5.0 M -> 6.9 M), burst
- * latency p50 120 -> 35 ms, peak RSS 178 -> 108 MB. Flushing in the middle of a read callback
- * (after each message) was slower again: a write per recipient per message.
+ * which copies all of it: GC time per message grew with the size of the turn (figures in
+ * docs/performance.md). Flushing in the middle of a read callback (after each message) was
+ * slower again: a write per recipient per message.
  */
 export interface Flushable {
   flush(): void;

@@ -26,8 +26,8 @@ const FIN_CLOSE = 0x88;
 const FIN_PONG = 0x8a;
 
 // Small frames are cut from a shared slab: the payload is written 4 bytes into free space and
-// its header goes right in front of it once the length is known (~30% less time per frame than
-// byteLength + allocUnsafe + write).
+// its header goes right in front of it once the length is known, which saves measuring the
+// text first (byteLength + allocUnsafe + write).
 const slab = new Slab();
 
 /** One unfragmented, unmasked (server to client, RFC 6455 5.1) text frame carrying `text`. */

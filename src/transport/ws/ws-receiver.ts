@@ -7,11 +7,10 @@
  * After the handshake (ws-handshake.ts), the frames that follow are read here rather than by
  * ws's Receiver, which cuts every header field, mask and payload off the read buffer as a
  * Buffer of its own (about eight typed arrays per frame) and passes each message through two
- * event emitters: in a CPU profile of the ws-fanout-100 benchmark, reading took 1.5 us of the
- * server's ~14 us per message, and made garbage besides. Here a text message in one frame
- * costs its string alone, decoded where it lies in the read buffer; any other frame costs one
- * Buffer, its payload's view of the read buffer; and a message is a direct call. In the same
- * profile, reading and decoding a message now take ~0.5 us.
+ * event emitters: a visible share of the server's time per message, and garbage besides (the
+ * profile is in docs/performance.md). Here a text message in one frame costs its string alone,
+ * decoded where it lies in the read buffer; any other frame costs one Buffer, its payload's
+ * view of the read buffer; and a message is a direct call.
  *
  * This server negotiates no extension, so the RSV bits must be clear.
  */
