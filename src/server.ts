@@ -11,6 +11,7 @@ import net from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { Hub, type HubOptions } from './hub/hub.js';
 import { protocolError } from './protocol/errors.js';
+import { DEFAULT_PORT } from './protocol/port.js';
 import { Admission } from './transport/admission.js';
 import { hostPort, plainAddress } from './transport/address.js';
 import { CONNECTION_DEFAULTS, type ConnectionOptions } from './transport/options.js';
@@ -28,8 +29,6 @@ import { Metrics } from './http/metrics.js';
 import { OriginPolicy } from './http/origin.js';
 import { TaskStore } from './http/task-store.js';
 import { WebServer, type Upgraded } from './http/web-server.js';
-
-export const DEFAULT_PORT = 7447;
 
 export interface ServerOptions {
   hosts: string[];

@@ -1,28 +1,18 @@
 /**
- * The roomcast command line: wiring only. Each subcommand turns options into the options of
- * a module that does the work.
+ * The roomcast command line: wiring only. This file declares the commands and their options;
+ * each command's module is loaded only when that command runs, so `roomcast join` loads the
+ * client and not the server, and `--help` and `--version` load neither.
  */
-import { networkInterfaces } from 'node:os';
 import { Command } from 'commander';
-import { createLogger, type LogLevel } from '../log.js';
-import { CONNECTION_DEFAULTS } from '../transport/tcp/connection.js';
-import { HUB_DEFAULTS } from '../hub/hub.js';
-import { DEFAULT_PORT, RoomcastServer, SERVER_DEFAULTS, type ServerOptions } from '../server.js';
-import { WEB_DEFAULTS } from '../http/context.js';
-import { findModel } from '../classifier/models.js';
-import { ClassifierError } from '../classifier/errors.js';
-import { POOL_DEFAULTS } from '../classifier/pool.js';
-import { describeListening, explainListenError } from './banner.js';
-import { tuneHeapForLatency } from './heap.js';
-import { runJoin } from '../client/join.js';
-import { POST_DEFAULT_TIMEOUT_MS, runPost } from '../client/post.js';
+import { DEFAULT_PORT } from '../protocol/port.js';
 import { IMAGE_FORMAT_LIST } from '../protocol/image-format.js';
-import { registerClassifierCommands } from './classifier-commands.js';
-import { registerProbeCommand } from './probe.js';
-import { registerServersCommand } from './servers.js';
-import { bytes, count, milliseconds, port, rate, seconds } from './numbers.js';
-import { Announcer } from '../lan/announce.js';
 import { VERSION } from '../version.js';
+import { bytes, count, milliseconds, port, rate, seconds } from './numbers.js';
+
+const POST_DEFAULT_TIMEOUT_MS = 30_000;
+const PROBE_DEFAULT_TIMEOUT_MS = 1000;
+const SERVERS_DEFAULT_TIMEOUT_MS = 2000;
+const DIR_HELP = 'models directory (default: $ROOMCAST_MODELS, else models/ in the roomcast install)';
 
 /**
  * A repeatable option's values. It has no default of its own: commander would print
@@ -32,17 +22,44 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
+/** Sets the exit status a command resolved with; a command that keeps running resolves with none. */
+async function exitWith(status: Promise<number | undefined>): Promise<void> {
+  const code = await status;
+  if (code !== undefined) process.exitCode = code;
+}
+
+/**
+ * Option defaults that are only known by loading heavy modules (serve's come from the hub, the
+ * connections and the classifier pool, which load the whole server), per command. They are
+ * attached when the command runs or its help is shown, not when the program is declared.
+ */
+type LateDefaults = Map<Command, () => Promise<Record<string, unknown>>>;
+
+async function attachDefaults(late: LateDefaults, cmd: Command): Promise<void> {
+  const load = late.get(cmd);
+  if (load === undefined) return;
+  late.delete(cmd);
+  for (const [key, value] of Object.entries(await load())) {
+    const option = cmd.options.find((o) => o.attributeName() === key);
+    if (option === undefined) throw new Error(`${cmd.name()} has no option for the default "${key}"`);
+    option.default(value);
+    cmd.setOptionValueWithSource(key, value, 'default');
+  }
+}
+
 export function buildProgram(): Command {
+  const late: LateDefaults = new Map();
   const program = new Command('roomcast')
     .description('Multi-room chat for local networks: netcat, terminal client, and programs')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     // A usage error (unknown option, bad value) exits 2, as post's and join's own argument
     // errors do, so a script can tell "called wrongly" from "tried and failed" (1).
-    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
+    // Before a command parses its options (and so before its --help), its late defaults.
+    .hook('preSubcommand', (_program, cmd) => attachDefaults(late, cmd));
 
-  const c = CONNECTION_DEFAULTS;
-  program
+  const serve = program
     .command('serve')
     .description('start a chat server')
     .option('--host <address>', 'address or host name to bind; repeat for several (default: localhost, i.e. 127.0.0.1 and ::1)', collect)
@@ -50,36 +67,37 @@ export function buildProgram(): Command {
     .option('--lan', 'open it to the LAN: bind every interface, IPv4 and IPv6 (--host ::), and --announce; with --host, bind those instead')
     .option('-p, --port <port>', 'TCP port; 0 picks a free one and prints it', port(), DEFAULT_PORT)
     .option('--room <name>', 'a room that always exists; repeat for several', collect)
-    .option('--history <n>', 'messages each room keeps in memory', count(0), HUB_DEFAULTS.historySize)
-    .option('--replay <n>', 'messages replayed to someone who joins', count(0), HUB_DEFAULTS.replay)
-    .option('--max-line <bytes>', 'longest text-mode line', bytes(64), c.maxLine)
-    .option('--max-frame <bytes>', 'longest JSON-mode line', bytes(256), c.maxFrame)
-    .option('--max-sendq <bytes>', 'output queued for a slow reader before it is disconnected', bytes(1024), c.maxSendQueue)
-    .option('--flood-rate <lines>', 'lines per second each client may send (0: no limit)', rate('a number of lines per second', 1_000_000, ' (0: no limit)'), c.floodRate)
-    .option('--flood-burst <lines>', 'lines a client may send at once before the rate applies', count(1), c.floodBurst)
-    .option('--max-connections <n>', 'connections in total', count(1), SERVER_DEFAULTS.maxConnections)
-    .option('--max-per-address <n>', 'connections from one remote address', count(1), SERVER_DEFAULTS.maxPerAddress)
-    .option('--max-rooms <n>', 'rooms one connection may be in', count(1), HUB_DEFAULTS.maxRoomsPerSession)
-    .option('--register-timeout <seconds>', 'close a JSON or WebSocket connection that has not said hello in this long (0: never); text users and registered ones may stay silent', seconds(0, ' (0: never)'), c.registerTimeout / 1000)
-    .option('--greet-delay <ms>', 'how long a silent new connection may take to say it speaks JSON', milliseconds(0), c.greetDelay)
-    .option('--shutdown-timeout <ms>', 'how long shutdown waits for clients to take their last bytes', milliseconds(0), SERVER_DEFAULTS.shutdownTimeout)
+    .option('--history <n>', 'messages each room keeps in memory', count(0))
+    .option('--replay <n>', 'messages replayed to someone who joins', count(0))
+    .option('--max-line <bytes>', 'longest text-mode line', bytes(64))
+    .option('--max-frame <bytes>', 'longest JSON-mode line', bytes(256))
+    .option('--max-sendq <bytes>', 'output queued for a slow reader before it is disconnected', bytes(1024))
+    .option('--flood-rate <lines>', 'lines per second each client may send (0: no limit)', rate('a number of lines per second', 1_000_000, ' (0: no limit)'))
+    .option('--flood-burst <lines>', 'lines a client may send at once before the rate applies', count(1))
+    .option('--max-connections <n>', 'connections in total', count(1))
+    .option('--max-per-address <n>', 'connections from one remote address', count(1))
+    .option('--max-rooms <n>', 'rooms one connection may be in', count(1))
+    .option('--register-timeout <seconds>', 'close a JSON or WebSocket connection that has not said hello in this long (0: never); text users and registered ones may stay silent', seconds(0, ' (0: never)'))
+    .option('--greet-delay <ms>', 'how long a silent new connection may take to say it speaks JSON', milliseconds(0))
+    .option('--shutdown-timeout <ms>', 'how long shutdown waits for clients to take their last bytes', milliseconds(0))
     .option('--model <file>', 'ONNX image classifier for the bot (default: the installed default model)')
     .option('--labels <file>', 'labels for --model (synset.txt format, or one per line)')
     .option('--models-dir <dir>', 'where `roomcast models pull` installed models')
     .option('--no-bot', 'run without the classifier bot')
     .option('--workers <n>', 'classifier worker processes (default: one per spare core, at most 2)', count(1))
-    .option('--max-image-bytes <bytes>', 'largest image a client may post', bytes(1), c.maxImageBytes)
-    .option('--classifier-queue <n>', 'images that may wait for a worker before posters hear "busy"', count(1), POOL_DEFAULTS.maxQueue)
-    .option('--classifier-batch <n>', 'images per model run when several wait', count(1), POOL_DEFAULTS.maxBatch)
-    .option('--classifier-delay <ms>', 'how long an image may wait for a batch to fill', milliseconds(0), POOL_DEFAULTS.maxQueueDelayMs)
-    .option('--classifier-timeout <ms>', 'time limit for one image', milliseconds(100), POOL_DEFAULTS.timeoutMs)
+    .option('--max-image-bytes <bytes>', 'largest image a client may post', bytes(1))
+    .option('--classifier-queue <n>', 'images that may wait for a worker before posters hear "busy"', count(1))
+    .option('--classifier-batch <n>', 'images per model run when several wait', count(1))
+    .option('--classifier-delay <ms>', 'how long an image may wait for a batch to fill', milliseconds(0))
+    .option('--classifier-timeout <ms>', 'time limit for one image', milliseconds(100))
     .option('--http-port <port>', 'serve HTTP and WebSocket on this port of their own (default: the chat port serves them too; 0 picks a free one)', port())
     .option('--origin <origin>', 'a web page origin allowed to use the WebSocket and post (e.g. http://chat.lan:7447); repeat for several; "*" for any (default: the server\'s own pages only)', collect)
     .option('--ws-max-payload <bytes>', 'largest WebSocket message; larger closes the connection (default: room for the largest image)', bytes(1024))
-    .option('--web-dir <dir>', 'directory of the web page\'s static files', WEB_DEFAULTS.staticDir)
+    .option('--web-dir <dir>', 'directory of the web page\'s static files')
     .option('-q, --quiet', 'log only warnings and errors')
     .option('-v, --verbose', 'log more detail')
-    .action(serve);
+    .action(async (flags) => exitWith((await import('./serve.js')).serve(flags)));
+  late.set(serve, async () => (await import('./serve.js')).SERVE_DEFAULTS);
 
   program
     .command('join')
@@ -99,7 +117,8 @@ bad address or, with no address, several servers found and no terminal to ask wh
 Colour is used only on a terminal; NO_COLOR=1 turns it off there too.`,
     )
     .action(async (address: string | undefined, opts: { nick?: string; room?: string[]; reconnect: boolean }) => {
-      process.exitCode = await runJoin({ address, nick: opts.nick, rooms: opts.room ?? [], reconnect: opts.reconnect });
+      const { runJoin } = await import('../client/join.js');
+      await exitWith(runJoin({ address, nick: opts.nick, rooms: opts.room ?? [], reconnect: opts.reconnect }));
     });
 
   program
@@ -121,161 +140,106 @@ Prints the bot's answer ("kitten.jpg: tiger cat 42%, tabby 16%, Egyptian cat 7%"
 or timed out; 2 bad arguments or an unreadable file.`,
     )
     .action(async (address: string, opts: { room: string; image?: string; text?: string; nick?: string; timeout: number; json?: boolean }) => {
-      process.exitCode = await runPost({
-        address,
-        room: opts.room,
-        image: opts.image,
-        text: opts.text,
-        nick: opts.nick,
-        timeoutMs: opts.timeout,
-        json: opts.json === true,
-      });
+      const { runPost } = await import('../client/post.js');
+      await exitWith(
+        runPost({ address, room: opts.room, image: opts.image, text: opts.text, nick: opts.nick, timeoutMs: opts.timeout, json: opts.json === true }),
+      );
     });
 
-  registerClassifierCommands(program);
-  registerProbeCommand(program);
-  registerServersCommand(program);
+  program
+    .command('classify')
+    .description('label images with the image classifier (the chat bot\'s pipeline, run locally)')
+    .argument('<files...>', 'image files (JPEG, PNG, WebP, GIF, AVIF, TIFF)')
+    .option('--model <file>', 'ONNX model to use instead of the installed one (needs --labels)')
+    .option('--labels <file>', 'labels for --model: synset.txt format or one label per line')
+    .option('--dir <dir>', DIR_HELP)
+    .option('--top <n>', 'labels to show per image', count(1), 3)
+    .option('--json', 'print JSON instead of a table')
+    .action(async (files: string[], opts: { model?: string; labels?: string; dir?: string; top: number; json?: boolean }) => {
+      const { runClassify } = await import('./classify.js');
+      await exitWith(runClassify({ files, model: opts.model, labels: opts.labels, dir: opts.dir, top: opts.top, json: opts.json === true }));
+    });
+
+  const models = program.command('models').description('list and install image-classifier models');
+  models
+    .command('list')
+    .description('known models and which are installed (checks their sha256)')
+    .option('--dir <dir>', DIR_HELP)
+    .option('--json', 'print JSON')
+    .action(async (opts: { dir?: string; json?: boolean }) => exitWith((await import('./models.js')).runModelsList(opts)));
+  models
+    .command('pull')
+    .description('download a model and its labels, verify their sha256, install them')
+    .argument('[name]', 'model name from `roomcast models list` (default: the default model)')
+    .option('--dir <dir>', DIR_HELP)
+    .option('--base-url <url>', 'download from this mirror instead (base URL + the file name)')
+    .action(async (name: string | undefined, opts: { dir?: string; baseUrl?: string }) => exitWith((await import('./models.js')).runModelsPull(name, opts)));
+
+  program
+    .command('probe')
+    .description('test which addresses reach a server bound to localhost, 0.0.0.0, :: and each of this machine\'s addresses')
+    .option('--json', 'print the results as JSON (described below)')
+    .option('--timeout <ms>', 'time limit for each connection attempt', milliseconds(1), PROBE_DEFAULT_TIMEOUT_MS)
+    .addHelpText(
+      'after',
+      `
+For each bind address it listens on a free port of its own, connects from this machine
+through each of this machine's addresses, and prints who got through and why not. It only
+uses this machine's own addresses, and closes everything it opened before it exits.
+
+--json prints one object (format 1):
+  format        1
+  timeoutMs     the --timeout used
+  addresses     this machine's addresses: {interface, address, family (4|6), loopback,
+                linkLocal}; link-local IPv6 has its zone (fe80::1%eth0)
+  destinations  the addresses connected to, in column order
+  binds         one per row: {bind (as --host takes it), bound (addresses listened on),
+                port (null if nothing could be bound), error (null, or {code, message}),
+                attempts: [{destination, outcome, peer, code}]}
+  outcome is yes | refused | unreachable | unavailable | timeout | other | error; peer (yes
+  only) is the client's address as the server saw it (::ffff:a.b.c.d: IPv4 on a dual-stack
+  socket); code is the system's error code (ECONNREFUSED...) or null.`,
+    )
+    .action(async (opts: { json?: boolean; timeout: number }) => {
+      const { runProbeCommand } = await import('./probe.js');
+      await runProbeCommand({ timeoutMs: opts.timeout, json: opts.json === true });
+    });
+
+  program
+    .command('servers')
+    .description('list the roomcast servers that answer on the LAN (started with --lan or --announce)')
+    .option('--timeout <ms>', 'how long to listen for answers', milliseconds(100), SERVERS_DEFAULT_TIMEOUT_MS)
+    .option('--json', 'print a JSON array (name, host, port, addresses, version, httpPort, join)')
+    .addHelpText(
+      'after',
+      `
+Asks by multicast DNS (DNS-SD type _roomcast._tcp), on this network link only. Exit status 0,
+also when none answered; 1 if it could not ask at all (no network, UDP port 5353 unusable).`,
+    )
+    .action(async (opts: { timeout: number; json?: boolean }) =>
+      exitWith((await import('./servers.js')).runServers({ timeoutMs: opts.timeout, json: opts.json === true })),
+    );
+
+  // commander's own help command prints a command's help without running the hook above, so
+  // `roomcast help serve` would show serve's options without their defaults; this one attaches
+  // them first. It is declared last, where commander lists its own.
+  program
+    .command('help')
+    .argument('[command]')
+    .description('display help for command')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async (name: string | undefined) => {
+      // Like commander's: `help --help` (any option in the command's place) is the program's help.
+      if (name === undefined || name.startsWith('-')) program.help();
+      const cmd = program.commands.find((c) => c.name() === name || c.aliases().includes(name!));
+      if (cmd === undefined || cmd.name() === 'help') program.help({ error: true });
+      await attachDefaults(late, cmd!);
+      cmd!.help();
+    });
 
   return program;
-}
-
-interface ServeFlags {
-  host?: string[];
-  announce?: boolean;
-  lan?: boolean;
-  port: number;
-  room?: string[];
-  history: number;
-  replay: number;
-  maxLine: number;
-  maxFrame: number;
-  maxSendq: number;
-  floodRate: number;
-  floodBurst: number;
-  maxConnections: number;
-  maxPerAddress: number;
-  maxRooms: number;
-  registerTimeout: number;
-  greetDelay: number;
-  shutdownTimeout: number;
-  quiet?: boolean;
-  verbose?: boolean;
-  model?: string;
-  labels?: string;
-  modelsDir?: string;
-  bot: boolean;
-  workers?: number;
-  maxImageBytes: number;
-  classifierQueue: number;
-  classifierBatch: number;
-  classifierDelay: number;
-  classifierTimeout: number;
-  httpPort?: number;
-  origin?: string[];
-  wsMaxPayload?: number;
-  webDir: string;
-}
-
-/** The bot's pool options, or why it is off: a missing model is advice, not a failure. */
-async function classifierFor(flags: ServeFlags): Promise<ServerOptions['classifier']> {
-  if (!flags.bot) return undefined;
-  try {
-    const found = await findModel({ model: flags.model, labels: flags.labels, dir: flags.modelsDir });
-    return {
-      pool: {
-        model: found.model,
-        labels: found.labels,
-        size: flags.workers,
-        maxQueue: flags.classifierQueue,
-        maxBatch: flags.classifierBatch,
-        maxQueueDelayMs: flags.classifierDelay,
-        timeoutMs: flags.classifierTimeout,
-        preprocess: { ...found.preprocess, maxBytes: flags.maxImageBytes },
-      },
-    };
-  } catch (err) {
-    if (err instanceof ClassifierError) return { off: err.message };
-    throw err;
-  }
-}
-
-async function serve(flags: ServeFlags): Promise<void> {
-  tuneHeapForLatency();
-  // A closed log pipe (`roomcast serve | head`) must not take the chat down with it.
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
-  const level: LogLevel = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
-  const logger = createLogger(level);
-  const classifier = await classifierFor(flags);
-  const server = new RoomcastServer({
-    classifier,
-    hosts: flags.host ?? (flags.lan ? ['::'] : ['localhost']),
-    port: flags.port,
-    maxConnections: flags.maxConnections,
-    maxPerAddress: flags.maxPerAddress,
-    shutdownTimeout: flags.shutdownTimeout,
-    logger,
-    hub: {
-      rooms: flags.room ?? [],
-      historySize: flags.history,
-      replay: flags.replay,
-      maxRoomsPerSession: flags.maxRooms,
-      version: VERSION,
-    },
-    web: {
-      ...WEB_DEFAULTS,
-      port: flags.httpPort ?? null,
-      origins: flags.origin ?? [],
-      wsMaxPayload: flags.wsMaxPayload ?? null,
-      staticDir: flags.webDir,
-    },
-    connection: {
-      ...CONNECTION_DEFAULTS,
-      maxLine: flags.maxLine,
-      maxFrame: flags.maxFrame,
-      maxImageBytes: flags.maxImageBytes,
-      maxSendQueue: flags.maxSendq,
-      floodRate: flags.floodRate,
-      floodBurst: flags.floodBurst,
-      registerTimeout: flags.registerTimeout * 1000,
-      greetDelay: flags.greetDelay,
-    },
-  });
-  try {
-    await server.start();
-  } catch (err) {
-    console.error(`roomcast: ${explainListenError(err as NodeJS.ErrnoException, (err as { port?: number }).port ?? flags.port, server.opts.hosts, networkInterfaces())}`);
-    process.exitCode = 1;
-    return;
-  }
-  process.stdout.write(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces()));
-  const announcer =
-    flags.announce || flags.lan
-      ? new Announcer({
-          bound: server.listening.map((l) => l.address),
-          port: server.port,
-          info: { version: VERSION, httpPort: server.httpListening.length > 0 ? server.httpPort : null },
-          logger,
-        })
-      : null;
-  announcer?.start();
-
-
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (++signals > 1) {
-      console.error(`roomcast: second ${sig}, exiting now`);
-      process.exit(1);
-    }
-    logger.info(`${sig}: shutting down (send ${sig} again to exit at once)`);
-    // The goodbye goes out while clients are told, so browsers drop this server at once.
-    void Promise.all([server.stop(), announcer?.stop()]).then(() => {
-      logger.info('stopped');
-      logger.flush();
-      process.exit(0);
-    });
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -3,15 +3,11 @@
  * --announce), as a table for people or as JSON for scripts.
  */
 import os from 'node:os';
-import { Command } from 'commander';
-import { milliseconds } from './numbers.js';
 import { browse, DiscoveryError } from '../lan/browse.js';
 import type { DiscoveredServer } from '../lan/discovery.js';
 import { chooseAddress } from '../lan/reach.js';
 import type { InterfaceMap } from '../lan/interfaces.js';
 import { hostPort } from '../transport/address.js';
-
-export const SERVERS_DEFAULT_TIMEOUT_MS = 2000;
 
 /** A server as `servers --json` prints it: what it announced, and the address to join it at from here. */
 export interface ServerListing extends DiscoveredServer {
@@ -67,20 +63,3 @@ export async function runServers(opts: { timeoutMs: number; json: boolean }): Pr
   return 0;
 }
 
-
-export function registerServersCommand(program: Command): void {
-  program
-    .command('servers')
-    .description('list the roomcast servers that answer on the LAN (started with --lan or --announce)')
-    .option('--timeout <ms>', 'how long to listen for answers', milliseconds(100), SERVERS_DEFAULT_TIMEOUT_MS)
-    .option('--json', 'print a JSON array (name, host, port, addresses, version, httpPort, join)')
-    .addHelpText(
-      'after',
-      `
-Asks by multicast DNS (DNS-SD type _roomcast._tcp), on this network link only. Exit status 0,
-also when none answered; 1 if it could not ask at all (no network, UDP port 5353 unusable).`,
-    )
-    .action(async (opts: { timeout: number; json?: boolean }) => {
-      process.exitCode = await runServers({ timeoutMs: opts.timeout, json: opts.json === true });
-    });
-}

@@ -3,10 +3,9 @@
  * LAN by pickServer), a ChatClient for the protocol, and a Terminal for the person (or the pipe)
  * on the other side.
  */
-import { DEFAULT_PORT } from '../server.js';
+import { DEFAULT_PORT } from '../protocol/port.js';
 import { AddressError, parseServerAddress } from './address.js';
 import { ChatClient, ConnectError } from './chat-client.js';
-import { pickServer } from './pick-server.js';
 import { colorLevel, createStyle } from './render.js';
 import { Terminal } from './terminal.js';
 
@@ -24,6 +23,8 @@ export async function runJoin(opts: JoinOptions): Promise<number> {
   const interactive = Boolean(stdin.isTTY && stdout.isTTY);
   let address;
   if (opts.address === undefined) {
+    // Only a join without an address looks on the LAN, so only it loads the mDNS browser.
+    const { pickServer } = await import('./pick-server.js');
     address = await pickServer({ input: stdin, output: stdout, errorOutput: stderr, interactive }, DEFAULT_PORT);
     if (typeof address === 'number') return address;
   } else {

@@ -14,7 +14,7 @@ import type { LabelsEvent } from '../protocol/events.js';
 import { formatSize, scorePercent } from '../protocol/frame.js';
 import { nickKey } from '../protocol/text.js';
 import { IMAGE_FORMAT_LIST, sniffImageFormat } from '../protocol/image-format.js';
-import { DEFAULT_PORT } from '../server.js';
+import { DEFAULT_PORT } from '../protocol/port.js';
 import { AddressError, parseServerAddress } from './address.js';
 import { ChatClient, ConnectError, NotConnectedError, RequestError, TimeoutError } from './chat-client.js';
 import { clean } from './render.js';

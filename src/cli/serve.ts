@@ -1,0 +1,183 @@
+/**
+ * `roomcast serve`: the options main.ts parsed, turned into a RoomcastServer (with its
+ * classifier bot and LAN announcer), started, and stopped on SIGINT or SIGTERM.
+ */
+import { networkInterfaces } from 'node:os';
+import { createLogger, type LogLevel } from '../log.js';
+import { HUB_DEFAULTS } from '../hub/hub.js';
+import { RoomcastServer, SERVER_DEFAULTS, type ServerOptions } from '../server.js';
+import { findModel } from '../classifier/models.js';
+import { ClassifierError } from '../classifier/errors.js';
+import { POOL_DEFAULTS } from '../classifier/pool.js';
+import { Announcer } from '../lan/announce.js';
+import { VERSION } from '../version.js';
+import { describeListening, explainListenError } from './banner.js';
+import { tuneHeapForLatency } from './heap.js';
+
+export interface ServeFlags {
+  host?: string[];
+  announce?: boolean;
+  lan?: boolean;
+  port: number;
+  room?: string[];
+  history: number;
+  replay: number;
+  maxLine: number;
+  maxFrame: number;
+  maxSendq: number;
+  floodRate: number;
+  floodBurst: number;
+  maxConnections: number;
+  maxPerAddress: number;
+  maxRooms: number;
+  registerTimeout: number;
+  greetDelay: number;
+  shutdownTimeout: number;
+  quiet?: boolean;
+  verbose?: boolean;
+  model?: string;
+  labels?: string;
+  modelsDir?: string;
+  bot: boolean;
+  workers?: number;
+  maxImageBytes: number;
+  classifierQueue: number;
+  classifierBatch: number;
+  classifierDelay: number;
+  classifierTimeout: number;
+  httpPort?: number;
+  origin?: string[];
+  wsMaxPayload?: number;
+  webDir: string;
+}
+
+const c = SERVER_DEFAULTS.connection;
+
+/**
+ * The defaults of serve's options, keyed as commander names them, taken from the modules they
+ * configure. main.ts attaches them to the options only when serve runs or its help is shown,
+ * since reading them loads the whole server.
+ */
+export const SERVE_DEFAULTS = {
+  history: HUB_DEFAULTS.historySize,
+  replay: HUB_DEFAULTS.replay,
+  maxLine: c.maxLine,
+  maxFrame: c.maxFrame,
+  maxSendq: c.maxSendQueue,
+  floodRate: c.floodRate,
+  floodBurst: c.floodBurst,
+  maxConnections: SERVER_DEFAULTS.maxConnections,
+  maxPerAddress: SERVER_DEFAULTS.maxPerAddress,
+  maxRooms: HUB_DEFAULTS.maxRoomsPerSession,
+  registerTimeout: c.registerTimeout / 1000,
+  greetDelay: c.greetDelay,
+  shutdownTimeout: SERVER_DEFAULTS.shutdownTimeout,
+  maxImageBytes: c.maxImageBytes,
+  classifierQueue: POOL_DEFAULTS.maxQueue,
+  classifierBatch: POOL_DEFAULTS.maxBatch,
+  classifierDelay: POOL_DEFAULTS.maxQueueDelayMs,
+  classifierTimeout: POOL_DEFAULTS.timeoutMs,
+  webDir: SERVER_DEFAULTS.web.staticDir,
+} satisfies Partial<ServeFlags>;
+
+/** The bot's pool options, or why it is off: a missing model is advice, not a failure. */
+async function classifierFor(flags: ServeFlags): Promise<ServerOptions['classifier']> {
+  if (!flags.bot) return undefined;
+  try {
+    const found = await findModel({ model: flags.model, labels: flags.labels, dir: flags.modelsDir });
+    return {
+      pool: {
+        model: found.model,
+        labels: found.labels,
+        size: flags.workers,
+        maxQueue: flags.classifierQueue,
+        maxBatch: flags.classifierBatch,
+        maxQueueDelayMs: flags.classifierDelay,
+        timeoutMs: flags.classifierTimeout,
+        preprocess: { ...found.preprocess, maxBytes: flags.maxImageBytes },
+      },
+    };
+  } catch (err) {
+    if (err instanceof ClassifierError) return { off: err.message };
+    throw err;
+  }
+}
+
+/** Starts the server; resolves with 1 if it could not listen, or once it runs (it stops on a signal). */
+export async function serve(flags: ServeFlags): Promise<number | undefined> {
+  tuneHeapForLatency();
+  // A closed log pipe (`roomcast serve | head`) must not take the chat down with it.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+  const level: LogLevel = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
+  const logger = createLogger(level);
+  const classifier = await classifierFor(flags);
+  const server = new RoomcastServer({
+    classifier,
+    hosts: flags.host ?? (flags.lan ? ['::'] : ['localhost']),
+    port: flags.port,
+    maxConnections: flags.maxConnections,
+    maxPerAddress: flags.maxPerAddress,
+    shutdownTimeout: flags.shutdownTimeout,
+    logger,
+    hub: {
+      rooms: flags.room ?? [],
+      historySize: flags.history,
+      replay: flags.replay,
+      maxRoomsPerSession: flags.maxRooms,
+      version: VERSION,
+    },
+    web: {
+      ...SERVER_DEFAULTS.web,
+      port: flags.httpPort ?? null,
+      origins: flags.origin ?? [],
+      wsMaxPayload: flags.wsMaxPayload ?? null,
+      staticDir: flags.webDir,
+    },
+    connection: {
+      ...c,
+      maxLine: flags.maxLine,
+      maxFrame: flags.maxFrame,
+      maxImageBytes: flags.maxImageBytes,
+      maxSendQueue: flags.maxSendq,
+      floodRate: flags.floodRate,
+      floodBurst: flags.floodBurst,
+      registerTimeout: flags.registerTimeout * 1000,
+      greetDelay: flags.greetDelay,
+    },
+  });
+  try {
+    await server.start();
+  } catch (err) {
+    console.error(`roomcast: ${explainListenError(err as NodeJS.ErrnoException, (err as { port?: number }).port ?? flags.port, server.opts.hosts, networkInterfaces())}`);
+    return 1;
+  }
+  process.stdout.write(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces()));
+  const announcer =
+    flags.announce || flags.lan
+      ? new Announcer({
+          bound: server.listening.map((l) => l.address),
+          port: server.port,
+          info: { version: VERSION, httpPort: server.httpListening.length > 0 ? server.httpPort : null },
+          logger,
+        })
+      : null;
+  announcer?.start();
+
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (++signals > 1) {
+      console.error(`roomcast: second ${sig}, exiting now`);
+      process.exit(1);
+    }
+    logger.info(`${sig}: shutting down (send ${sig} again to exit at once)`);
+    // The goodbye goes out while clients are told, so browsers drop this server at once.
+    void Promise.all([server.stop(), announcer?.stop()]).then(() => {
+      logger.info('stopped');
+      logger.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return undefined;
+}
