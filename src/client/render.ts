@@ -8,7 +8,7 @@
  */
 import { Chalk, type ChalkInstance, type ColorSupportLevel } from 'chalk';
 import type { Command } from '../protocol/commands.js';
-import type { EventOf, ImageEvent, LabelsEvent, MessageEvent, RoomEvent, ServerEvent } from '../protocol/events.js';
+import type { EventOf, ImageEvent, LabelsEvent, RoomEvent, ServerEvent } from '../protocol/events.js';
 import { formatSize, scorePercent } from '../protocol/frame.js';
 import { nickKey } from '../protocol/text.js';
 
@@ -146,10 +146,6 @@ function messageLine(m: { room: unknown; nick: unknown; text: unknown; time: unk
   const nick = s.nick(clean(m.nick));
   const body = m.action ? `* ${nick} ${clean(m.text)}` : `${nick}: ${clean(m.text)}`;
   return chat(`${stamp(Number(m.time), s)} ${roomTag(m.room, s)} ${body}`);
-}
-
-export function renderMessage(m: MessageEvent, s: Style): Line {
-  return messageLine(m, s);
 }
 
 function imageLine(e: ImageEvent, s: Style): Line {
