@@ -1,24 +1,23 @@
 /**
  * ClassifierPool when workers die or hang: real processes, killed by PID with SIGKILL, and a
- * real hung process (the worker's hangForTesting hook blocks its thread for good). The workers
- * load the tiny model the tests make (helpers/tiny-model.ts); what they do when one dies does
- * not depend on the model.
+ * real hung process (helpers/hang-worker.mjs, whose thread blocks for good on a marked
+ * image). The workers load the tiny model the tests make (helpers/tiny-model.ts); what they do
+ * when one dies does not depend on the model.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ClassifierError } from '../src/classifier/errors.js';
 import { ClassifierPool, type PoolOptions, type PoolState, type WorkerEvent } from '../src/classifier/pool.js';
-import { codeOf, waitFor } from './helpers/classifier.js';
+import { codeOf, HANG, HANG_WORKER, waitFor } from './helpers/classifier.js';
 import { BLUE, GREEN, solid, useTinyModel } from './helpers/tiny-model.js';
 
-const HANG = 'HANG-FOR-TESTING';
 const hangImage = Buffer.from(`${HANG} these bytes make the worker block`);
 
 const tiny = useTinyModel();
 const pools: ClassifierPool[] = [];
 function makePool(opts: Partial<PoolOptions> = {}): ClassifierPool {
-  const pool = new ClassifierPool({ model: tiny.model, labels: tiny.labels, hangForTesting: HANG, ...opts });
+  const pool = new ClassifierPool({ model: tiny.model, labels: tiny.labels, workerScript: HANG_WORKER, ...opts });
   pools.push(pool);
   return pool;
 }

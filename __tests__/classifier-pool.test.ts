@@ -10,14 +10,14 @@ import path from 'node:path';
 import { ClassifierError } from '../src/classifier/errors.js';
 import { ClassifierPool, defaultPoolSize, type PoolOptions, type PoolState } from '../src/classifier/pool.js';
 import { MIB } from '../src/classifier/preprocess.js';
-import { codeOf, expectations, LABELS, MODEL, pngBomb, testWithKit } from './helpers/classifier.js';
+import { codeOf, expectations, LABELS, MODEL, pngBomb, testWithKit, WORKER } from './helpers/classifier.js';
 import { BLUE, GREEN, noisyJpeg, RED, solid, tinyLabels, truncatedJpeg, useTinyModel } from './helpers/tiny-model.js';
 
 const tiny = useTinyModel();
 const pools: ClassifierPool[] = [];
 /** A pool on the tiny model unless `opts` names another. */
 function makePool(opts: Partial<PoolOptions> = {}): ClassifierPool {
-  const pool = new ClassifierPool({ model: tiny.model, labels: tiny.labels, ...opts });
+  const pool = new ClassifierPool({ model: tiny.model, labels: tiny.labels, workerScript: WORKER, ...opts });
   pools.push(pool);
   return pool;
 }

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CliChild, BIN, CLI_ENV } from './helpers/cli-child.js';
+import { WORKER } from './helpers/classifier.js';
 import { Harness, LineClient } from './helpers/clients.js';
 import { solid, RED, useTinyModel } from './helpers/tiny-model.js';
 import { ClassifierPool, type WorkerEvent } from '../src/classifier/pool.js';
@@ -37,7 +38,7 @@ function workerEvents(pool: ClassifierPool): WorkerEvent[] {
 }
 
 test("a worker ignores the terminal's SIGINT: it stays and answers, nothing is restarted", async () => {
-  const pool = new ClassifierPool({ model: tiny.model, labels: tiny.labels, size: 1, restartDelayMs: 10 });
+  const pool = new ClassifierPool({ model: tiny.model, labels: tiny.labels, size: 1, restartDelayMs: 10, workerScript: WORKER });
   pools.push(pool);
   const events = workerEvents(pool);
   await pool.ready();

@@ -4,7 +4,7 @@
  * poster) with its stable code, and the server and the connection carry on. The bot runs the
  * tiny model the tests make, on pictures drawn here (helpers/tiny-model.ts).
  */
-import { pngBomb, waitFor } from './helpers/classifier.js';
+import { HANG, HANG_WORKER, pngBomb, waitFor } from './helpers/classifier.js';
 import { Harness, type Ev } from './helpers/clients.js';
 import { imageFrame, labelsFor, post } from './helpers/images.js';
 import { BLUE, noisyJpeg, RED, solid, TINY_MODEL_NAME, truncatedJpeg, useTinyModel } from './helpers/tiny-model.js';
@@ -89,9 +89,8 @@ describe('bad images', () => {
 });
 
 test('a full queue: the overflow is answered CLASSIFIER_BUSY at once, not left in silence', async () => {
-  const HANG = 'HANG-FOR-TESTING';
   const server = await h.server({
-    classifier: { pool: { model: tiny.model, labels: tiny.labels, size: 1, maxQueue: 1, timeoutMs: 20_000, hangForTesting: HANG } },
+    classifier: { pool: { model: tiny.model, labels: tiny.labels, size: 1, maxQueue: 1, timeoutMs: 20_000, workerScript: HANG_WORKER } },
   });
   await server.pool!.ready();
   const alice = await h.json(server, 'alice', ['lab']);

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RoomcastServer } from '../src/server.js';
-import { describeWithKit, expectations, LABELS, MODEL, waitFor } from './helpers/classifier.js';
+import { describeWithKit, expectations, HANG, HANG_WORKER, LABELS, MODEL, waitFor } from './helpers/classifier.js';
 import { Harness, type Ev } from './helpers/clients.js';
 import { imageFrame, labelsFor, lineLike, post } from './helpers/images.js';
 import { BLUE, GREEN, greenOverRed, noisyJpeg, RED, solid, TINY_MODEL_NAME, tinyLabels, useTinyModel, type Rgb } from './helpers/tiny-model.js';
@@ -236,13 +236,12 @@ test('{"type":"bot"} and /bot report the bot as ready, with its model and queue'
 });
 
 describe('while every worker is busy', () => {
-  const HANG = 'HANG-FOR-TESTING';
   const hs = new Harness();
   afterAll(() => hs.cleanup());
 
   test('chat between other people still arrives, complete and in order; the stuck image gets CLASSIFIER_TIMEOUT', async () => {
     const busy = await hs.server({
-      classifier: { pool: { model: tiny.model, labels: tiny.labels, size: 1, timeoutMs: 2000, restartDelayMs: 50, hangForTesting: HANG } },
+      classifier: { pool: { model: tiny.model, labels: tiny.labels, size: 1, timeoutMs: 2000, restartDelayMs: 50, workerScript: HANG_WORKER } },
     });
     await busy.pool!.ready();
     const hungPids = busy.pool!.pids();

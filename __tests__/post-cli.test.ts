@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { waitFor } from './helpers/classifier.js';
+import { HANG, HANG_WORKER, waitFor } from './helpers/classifier.js';
 import { Harness, textClient, type LineClient } from './helpers/clients.js';
 import { lineLike } from './helpers/images.js';
 import { formatSize } from '../src/protocol/frame.js';
@@ -182,8 +182,7 @@ describe('failures', () => {
   });
 
   test('no answer within --timeout: exit 1, promptly', async () => {
-    const HANG = 'HANG-FOR-TESTING';
-    const server = await h.server({ classifier: { pool: { model: tiny.model, labels: tiny.labels, size: 1, hangForTesting: HANG } } });
+    const server = await h.server({ classifier: { pool: { model: tiny.model, labels: tiny.labels, size: 1, workerScript: HANG_WORKER } } });
     await server.pool!.ready();
     const stuck = path.join(dir, 'stuck.jpg');
     await writeFile(stuck, `GIF89a${HANG} never answered`);

@@ -14,7 +14,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
+
+/**
+ * The compiled worker, for every pool the tests make: under ts-jest the pool is its TypeScript
+ * source, whose worker.js beside it does not exist, and a child process runs JavaScript.
+ */
+export const WORKER = fileURLToPath(new URL('../../dist/classifier/worker.js', import.meta.url));
+/** A worker that hangs for good on an image holding HANG within its first bytes (hang-worker.mjs). */
+export const HANG_WORKER = fileURLToPath(new URL('./hang-worker.mjs', import.meta.url));
+export const HANG = 'HANG-FOR-TESTING';
 
 export const KIT_ENV = 'ROOMCAST_TEST_MODELS';
 export const REQUIRE_KIT_ENV = 'ROOMCAST_REQUIRE_MODEL_KIT';

@@ -7,6 +7,7 @@ import net from 'node:net';
 import { RoomcastServer, type ServerOptions } from '../../src/server.js';
 import { CONNECTION_DEFAULTS, type ConnectionOptions } from '../../src/transport/options.js';
 import type { Logger } from '../../src/log.js';
+import { WORKER } from './classifier.js';
 
 export const HOST = '127.0.0.1';
 export const DEFAULT_WAIT = 3000;
@@ -261,8 +262,11 @@ export class Harness {
   private readonly clients: LineClient[] = [];
 
   async server(opts: TestServerOptions = {}): Promise<RoomcastServer> {
+    const c = opts.classifier;
     const server = new RoomcastServer({
       ...opts,
+      // The compiled worker unless the test gives one (see helpers/classifier.ts).
+      classifier: c && 'pool' in c ? { ...c, pool: { workerScript: WORKER, ...c.pool } } : c,
       hosts: [HOST],
       port: 0,
       connection: { ...CONNECTION_DEFAULTS, greetDelay: 30, ...opts.connection },

@@ -15,12 +15,6 @@ export interface WorkerOptions {
   preprocess?: Partial<PreprocessOptions>;
   /** Labels returned per image when a job does not say. */
   top?: number;
-  /**
-   * Test hook, off unless set: a job whose first bytes hold this ASCII marker blocks the
-   * worker's thread for good, as a decoder stuck in native code would. It lets tests exercise
-   * the pool's hang detection with a real hung process.
-   */
-  hangForTesting?: string;
 }
 
 /** The worker's fd for image bytes (0-2 stdio, 3 the IPC channel). */

@@ -64,8 +64,6 @@ export interface PoolOptions {
   schedIdle?: boolean;
   /** The worker entry point; by default the compiled worker.js beside this module. */
   workerScript?: string;
-  /** See WorkerOptions.hangForTesting. */
-  hangForTesting?: string;
 }
 
 export interface ClassifyOptions {
@@ -223,11 +221,7 @@ function findChrt(): string | null {
 }
 
 function defaultWorkerScript(): string {
-  const here = fileURLToPath(import.meta.url);
-  // Under ts-jest this module is the .ts source, but a child process needs the compiled
-  // worker: tests build first (npm test runs the build).
-  if (here.endsWith('.ts')) return path.resolve(path.dirname(here), '../../dist/classifier/worker.js');
-  return path.join(path.dirname(here), 'worker.js');
+  return fileURLToPath(new URL('./worker.js', import.meta.url));
 }
 
 function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
@@ -240,8 +234,8 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
  * 'batch' (BatchEvent) when a batch is sent to a worker.
  */
 export class ClassifierPool extends EventEmitter {
-  readonly options: Required<Omit<PoolOptions, 'preprocess' | 'threads' | 'hangForTesting' | 'workerScript'>> &
-    Pick<PoolOptions, 'preprocess' | 'threads' | 'hangForTesting'> & { workerScript: string };
+  readonly options: Required<Omit<PoolOptions, 'preprocess' | 'threads' | 'workerScript'>> &
+    Pick<PoolOptions, 'preprocess' | 'threads'> & { workerScript: string };
 
   private readonly maxBytes: number;
   private readonly workers: Worker[] = [];
@@ -438,7 +432,6 @@ export class ClassifierPool extends EventEmitter {
       threads: o.threads,
       preprocess: o.preprocess,
       top: o.top,
-      hangForTesting: o.hangForTesting,
     };
     this.send(worker, { type: 'load', model: o.model, labels: o.labels, options });
   }

@@ -77,18 +77,6 @@ class ImageBytes {
 
 const images = new ImageBytes(new net.Socket({ fd: IMAGE_FD, readable: true, writable: false }));
 
-function hangIfAsked(bytes: Buffer[]): void {
-  const marker = options.hangForTesting;
-  if (!marker) return;
-  const wanted = Buffer.from(marker, 'ascii');
-  // Near the start rather than at it: the chat server takes only bytes that begin with an
-  // image's signature, so a test posting through it puts one before the marker.
-  if (bytes.some((b) => b.subarray(0, 16 + wanted.length).includes(wanted))) {
-    // Blocks this thread without burning a core, and without ever answering IPC.
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-  }
-}
-
 async function load(msg: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   options = msg.options ?? {};
   try {
@@ -115,7 +103,6 @@ async function runBatch(msg: Extract<ToWorker, { type: 'batch' }>): Promise<void
     send({ type: 'done', batch });
     return;
   }
-  hangIfAsked(bytes);
   const outcomes = await classifier.classify(
     jobs.map((j, i) => ({ bytes: bytes[i]!, name: j.name, top: j.top ?? options.top })),
     options.top,
