@@ -102,13 +102,13 @@ testWithKit('models pull from a mirror, then list, then classify without --model
   const before = await sh(`node ${BIN} models list`);
   expect(before.code).toBe(0);
   expect(before.stdout).toContain(`models directory: ${dir}`);
-  expect(before.stdout).toMatch(/mobilenetv2-int8 \(default\)\s+3\.7 MB\s+not installed/);
+  expect(before.stdout).toMatch(/mobilenetv2-int8 \(default\)\s+3\.5 MiB\s+not installed/);
 
   const pulled = await sh(`node ${BIN} models pull --base-url ${server.url}/files/`);
   expect(pulled.code).toBe(0);
   expect(pulled.stdout).toContain('mobilenetv2-int8: installed (mobilenetv2-12-int8.onnx, synset.txt downloaded, sha256 verified)');
   // Not a terminal: one line per file, no carriage-return bar.
-  expect(pulled.stderr).toBe('downloading mobilenetv2-12-int8.onnx (3.7 MB)\ndownloading synset.txt (32 kB)\n');
+  expect(pulled.stderr).toBe('downloading mobilenetv2-12-int8.onnx (3.5 MiB)\ndownloading synset.txt (30.9 KiB)\n');
   expect((await readdir(dir)).sort()).toEqual(['mobilenetv2-12-int8.onnx', 'synset.txt']);
 
   const after = await sh(`node ${BIN} models list --json`);

@@ -62,7 +62,7 @@ const image: ImageEvent = { type: 'image', room: 'lab', seq: 42, nick: 'bob', im
 
 describe('render: posts and answers', () => {
   test('a post, and the answer tied to it by number and name', () => {
-    expect(texts(image)).toEqual(['09:07 [lab] bob posted image #42 cat.jpg (12.1 KB)']);
+    expect(texts(image)).toEqual(['09:07 [lab] bob posted image #42 cat.jpg (12.1 KiB)']);
     expect(texts(labels())).toEqual(['09:07 [lab] classifier: #42 cat.jpg \u2192 tabby 55%, tiger cat 34%']);
   });
 
@@ -75,13 +75,13 @@ describe('render: posts and answers', () => {
   test('our own post is shown from its ack, with the name and size we sent', () => {
     const answered = { command: { type: 'image' as const, name: 'me.png', size: 2048, room: 'lab' }, sentAt: NOW };
     const ack: ServerEvent = { type: 'ack', id: 3, room: 'lab', seq: 9, time: NOW, image: 5 };
-    expect(texts(ack, { now: NOW, answered, ownNick: 'alice' })).toEqual(['09:07 [lab] alice posted image #5 me.png (2.0 KB)']);
+    expect(texts(ack, { now: NOW, answered, ownNick: 'alice' })).toEqual(['09:07 [lab] alice posted image #5 me.png (2.0 KiB)']);
   });
 
   test('history replays posts and answers as lines, without previews', () => {
     const history: ServerEvent = { type: 'history', room: 'lab', messages: [image, labels()], first: 1, last: 43, missed: 0 };
     const lines = texts(history, ctx, TRUECOLOR).map((l) => l.replace(SGR, ''));
-    expect(lines.slice(1)).toEqual(['09:07 [lab] bob posted image #42 cat.jpg (12.1 KB)', '09:07 [lab] classifier: #42 cat.jpg \u2192 tabby 55%, tiger cat 34%']);
+    expect(lines.slice(1)).toEqual(['09:07 [lab] bob posted image #42 cat.jpg (12.1 KiB)', '09:07 [lab] classifier: #42 cat.jpg \u2192 tabby 55%, tiger cat 34%']);
   });
 
   test('the bot state', () => {
@@ -245,7 +245,7 @@ describe('/image in the terminal, against a real server', () => {
     expect(status).toBe(0);
     const coloured = out.split('\n');
     const lines = coloured.map((l) => l.replace(SGR, ''));
-    const size = `${(bytes.length / 1024).toFixed(1)} KB`;
+    const size = `${(bytes.length / 1024).toFixed(1)} KiB`;
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^\\d\\d:\\d\\d \\[lab\\] alice posted image #1 red\\.png \\(${size.replace('.', '\\.')}\\)$`)));
     const answer = lines.findIndex((l) => /\[lab\] classifier: #1 red\.png \u2192 red 99\.\d%, blue <1%, green <1%$/.test(l));
     expect(answer).toBeGreaterThan(-1);
@@ -287,7 +287,7 @@ describe('/image in the terminal, against a real server', () => {
         `! no such file: ${dir}/nope.jpg`,
         `! ${dir} is a directory, not an image file`,
         `! ${empty} is empty (0 bytes): nothing to post`,
-        `! ${big} is 4.9 KB; this server takes images up to 1000 B`,
+        `! ${big} is 4.9 KiB; this server takes images up to 1000 B`,
         '! Usage: /image PATH (a JPEG, PNG, GIF, WebP, BMP or AVIF file)',
       ].sort(),
     );

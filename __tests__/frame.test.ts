@@ -1,5 +1,6 @@
 /** How the bot's scores read in text mode, the terminal client and `roomcast post`. */
-import { Frame, labelsSummary, scorePercent } from '../src/protocol/frame.js';
+import { Frame } from '../src/protocol/frame.js';
+import { labelsSummary, scorePercent } from '../src/format/units.js';
 import type { LabelsEvent } from '../src/protocol/events.js';
 
 test.each([

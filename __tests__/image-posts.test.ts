@@ -159,7 +159,7 @@ test('text-mode members see posts and answers as lines', async () => {
   const nc = await h.text(server, 'nora');
   const bytes = await solid(BLUE, { format: 'jpeg' });
   const ack = await post(alice, bytes, { name: 'blue.jpeg' });
-  expect(await lineLike(nc, /posted image/)).toBe(`[lobby] amy posted image #${ack.image} blue.jpeg (${(bytes.length / 1024).toFixed(1)} KB)`);
+  expect(await lineLike(nc, /posted image/)).toBe(`[lobby] amy posted image #${ack.image} blue.jpeg (${(bytes.length / 1024).toFixed(1)} KiB)`);
   expect(await lineLike(nc, /^\[lobby\] classifier:/)).toMatch(new RegExp(`^\\[lobby\\] classifier: #${ack.image} blue\\.jpeg \u2192 blue 99\\.\\d%, green <1%, red <1%$`));
   // No JSON and no preview bytes reach a netcat user.
   expect(nc.lines.some((l) => l.includes('{') || l.includes('\u2580'))).toBe(false);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { HANG, HANG_WORKER, waitFor } from './helpers/classifier.js';
 import { Harness, textClient, type LineClient } from './helpers/clients.js';
 import { lineLike } from './helpers/images.js';
-import { formatSize } from '../src/protocol/frame.js';
+import { formatBytes } from '../src/format/units.js';
 import { BLUE, GREEN, solid, TINY_MODEL_NAME, useTinyModel } from './helpers/tiny-model.js';
 
 const BIN = path.resolve('bin/roomcast');
@@ -70,7 +70,7 @@ beforeAll(async () => {
   BLUE_JPEG = path.join(dir, 'blue.jpeg');
   GREEN_PNG = path.join(dir, 'green.png');
   const blue = await solid(BLUE, { format: 'jpeg' });
-  blueSize = formatSize(blue.length);
+  blueSize = formatBytes(blue.length);
   await writeFile(BLUE_JPEG, blue);
   await writeFile(GREEN_PNG, await solid(GREEN));
 });

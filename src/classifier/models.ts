@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClassifierError, errorMessage, type ClassifierErrorCode } from './errors.js';
 import type { PreprocessOptions } from './preprocess.js';
+import { formatBytes } from '../format/units.js';
 
 export interface RemoteFile {
   /** Name in the models directory. */
@@ -258,10 +259,6 @@ export function fetchFailure(file: string, url: string, err: unknown, opts: { ba
   return new ClassifierError(kind, `could not download ${file} from ${url}: ${why}. ${next}`, { cause: err });
 }
 
-function mb(n: number): string {
-  return `${(n / 1e6).toFixed(1)} MB`;
-}
-
 export async function pull(name: string | undefined, opts: PullOptions = {}): Promise<PullResult> {
   const manifest = opts.manifest ?? (await loadManifest());
   const entry = findEntry(manifest, name);
@@ -367,14 +364,14 @@ async function download(f: RemoteFile, url: string, dir: string, opts: PullOptio
     if (err instanceof ClassifierError) return fail(err);
     const why = stalled ? `nothing arrived for ${stallMs / 1000} s` : errorMessage((err as Error).cause ?? err);
     return fail(
-      new ClassifierError('PULL_INTERRUPTED', `the download of ${f.file} was cut off after ${mb(received)} of ${mb(f.size)} (${why}); nothing was installed, run the pull again`, { cause: err }),
+      new ClassifierError('PULL_INTERRUPTED', `the download of ${f.file} was cut off after ${formatBytes(received)} of ${formatBytes(f.size)} (${why}); nothing was installed, run the pull again`, { cause: err }),
     );
   }
   await handle.close();
   clearTimeout(stallTimer);
 
   if (received !== f.size) {
-    return fail(new ClassifierError('PULL_INTERRUPTED', `the download of ${f.file} ended after ${mb(received)} of ${mb(f.size)}; nothing was installed, run the pull again`));
+    return fail(new ClassifierError('PULL_INTERRUPTED', `the download of ${f.file} ended after ${formatBytes(received)} of ${formatBytes(f.size)}; nothing was installed, run the pull again`));
   }
   const digest = hash.digest('hex');
   if (digest !== f.sha256) {
@@ -423,7 +420,7 @@ export async function findModel(opts: { model?: string; labels?: string; name?: 
     throw new ClassifierError(
       'MODEL_NOT_INSTALLED',
       `the image classifier model "${entry.name}" is not installed in ${dir}. ` +
-        `Install it with \`${pullCmd}\` (${mb(entry.size + entry.labels.size)}), or pass --model FILE.onnx --labels FILE.txt`,
+        `Install it with \`${pullCmd}\` (${formatBytes(entry.size + entry.labels.size)}), or pass --model FILE.onnx --labels FILE.txt`,
     );
   }
   return { model: path.join(dir, entry.file), labels: path.join(dir, entry.labels.file), entry, preprocess: preprocessFor(entry) };

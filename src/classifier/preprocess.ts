@@ -5,6 +5,7 @@
 import sharp, { type Metadata } from 'sharp';
 import { IMAGE_FORMATS, sniffImageFormat } from '../protocol/image-format.js';
 import { ClassifierError } from './errors.js';
+import { formatBytes } from '../format/units.js';
 
 export interface PreprocessOptions {
   /** Refused before anything else, so a huge upload costs nothing but the length check. */
@@ -91,10 +92,6 @@ const FAIL_ON = 'error' as const;
 
 function megapixels(n: number): string {
   return `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MP`;
-}
-
-function formatBytes(n: number): string {
-  return n >= MIB ? `${(n / MIB).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`;
 }
 
 /** Why the header could not be read, in the words of what the bytes look like. */

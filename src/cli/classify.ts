@@ -9,7 +9,7 @@ import { ClassifierError, errorCode, errorMessage, type ClassifierErrorCode } fr
 import { findModel } from '../classifier/models.js';
 import { ClassifierPool, type ClassifyResult } from '../classifier/pool.js';
 import type { LabelScore } from '../classifier/model.js';
-import { scorePercent } from '../protocol/frame.js';
+import { scorePercent } from '../format/units.js';
 
 export interface ClassifyCommandOptions {
   files: string[];

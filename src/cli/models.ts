@@ -4,6 +4,7 @@
 import { errorMessage } from '../classifier/errors.js';
 import { defaultModelsDir, list, pull } from '../classifier/models.js';
 import { progressReporter } from './progress.js';
+import { formatBytes } from '../format/units.js';
 
 export async function runModelsList(opts: { dir?: string; json?: boolean }): Promise<number> {
   const dir = opts.dir ?? defaultModelsDir();
@@ -23,7 +24,7 @@ export async function runModelsList(opts: { dir?: string; json?: boolean }): Pro
     if (m.status.model === 'missing' && m.status.labels === 'missing') return 'not installed';
     return `damaged (model ${m.status.model}, labels ${m.status.labels}): pull it again`;
   };
-  const rows = models.map((m) => [`${m.name}${m.isDefault ? ' (default)' : ''}`, `${(m.size / 1e6).toFixed(1)} MB`, status(m), m.description]);
+  const rows = models.map((m) => [`${m.name}${m.isDefault ? ' (default)' : ''}`, formatBytes(m.size), status(m), m.description]);
   const head = ['NAME', 'SIZE', 'STATUS', 'DESCRIPTION'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');

@@ -3,14 +3,11 @@
  * carriage returns would pile up as garbage, one line per file instead.
  */
 import type { PullProgress } from '../classifier/models.js';
+import { formatBytes } from '../format/units.js';
 
 export interface ProgressReporter {
   update(p: PullProgress): void;
   finish(): void;
-}
-
-function size(n: number, unitOf = n): string {
-  return unitOf >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1e3)} kB`;
 }
 
 export function progressReporter(out: NodeJS.WriteStream = process.stderr): ProgressReporter {
@@ -28,7 +25,7 @@ export function progressReporter(out: NodeJS.WriteStream = process.stderr): Prog
     const frac = p.total > 0 ? Math.min(1, p.received / p.total) : 0;
     const filled = Math.round(frac * width);
     const bar = '#'.repeat(filled) + '.'.repeat(width - filled);
-    out.write(`\r${p.file} [${bar}] ${String(Math.floor(frac * 100)).padStart(3)}% ${size(p.received, p.total)}/${size(p.total)}\x1b[K`);
+    out.write(`\r${p.file} [${bar}] ${String(Math.floor(frac * 100)).padStart(3)}% ${formatBytes(p.received, p.total)}/${formatBytes(p.total)}\x1b[K`);
     drawn = true;
   };
 
@@ -38,7 +35,7 @@ export function progressReporter(out: NodeJS.WriteStream = process.stderr): Prog
         if (drawn) out.write('\n');
         drawn = false;
         current = p.file;
-        if (!tty) out.write(`downloading ${p.file} (${size(p.total)})\n`);
+        if (!tty) out.write(`downloading ${p.file} (${formatBytes(p.total)})\n`);
       }
       if (tty) draw(p, p.received === 0 || p.received === p.total);
     },

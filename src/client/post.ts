@@ -11,7 +11,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { LabelsEvent } from '../protocol/events.js';
-import { formatSize, scorePercent } from '../protocol/frame.js';
+import { formatBytes, scorePercent } from '../format/units.js';
 import { nickKey } from '../protocol/text.js';
 import { IMAGE_FORMAT_LIST, sniffImageFormat } from '../protocol/image-format.js';
 import { DEFAULT_PORT } from '../protocol/port.js';
@@ -115,7 +115,7 @@ export async function runPost(opts: PostOptions, io: PostIo = process): Promise<
     const max = client.maxImageBytes;
     // Before the text too: a post should not go out half done.
     if (bytes !== undefined && max !== undefined && bytes.length > max)
-      throw new Failure(`${name} is ${formatSize(bytes.length)}; this server takes images up to ${formatSize(max)}`, 1);
+      throw new Failure(`${name} is ${formatBytes(bytes.length)}; this server takes images up to ${formatBytes(max)}`, 1);
 
     phase = 'posting';
     if (opts.text !== undefined) {

@@ -9,7 +9,7 @@
 import { Chalk, type ChalkInstance, type ColorSupportLevel } from 'chalk';
 import type { Command } from '../protocol/commands.js';
 import type { EventOf, ImageEvent, LabelsEvent, RoomEvent, ServerEvent } from '../protocol/events.js';
-import { formatSize, scorePercent } from '../protocol/frame.js';
+import { formatBytes, scorePercent } from '../format/units.js';
 import { nickKey } from '../protocol/text.js';
 
 export type LineKind = 'chat' | 'notice' | 'error';
@@ -150,7 +150,7 @@ function messageLine(m: { room: unknown; nick: unknown; text: unknown; time: unk
 
 function imageLine(e: ImageEvent, s: Style): Line {
   return chat(
-    `${stamp(Number(e.time), s)} ${roomTag(e.room, s)} ${s.nick(clean(e.nick))} posted image #${clean(e.image)} ${clean(e.name)} (${formatSize(Number(e.size))})`,
+    `${stamp(Number(e.time), s)} ${roomTag(e.room, s)} ${s.nick(clean(e.nick))} posted image #${clean(e.image)} ${clean(e.name)} (${formatBytes(Number(e.size))})`,
   );
 }
 

@@ -16,7 +16,7 @@ import readline from 'node:readline';
 import { COMMANDS, HELP, parseTextLine, type Command } from '../protocol/commands.js';
 import { RoomcastError } from '../protocol/errors.js';
 import type { ServerEvent } from '../protocol/events.js';
-import { formatSize } from '../protocol/frame.js';
+import { formatBytes } from '../format/units.js';
 import { IMAGE_FORMAT_LIST, sniffImageFormat } from '../protocol/image-format.js';
 import { nickKey, normalizeRoom } from '../protocol/text.js';
 import { NotConnectedError, RequestError, type Answered, type ChatClient, type Request } from './chat-client.js';
@@ -365,7 +365,7 @@ export class Terminal {
       if (!info.isFile()) return fail(`${shown} is not a regular file`);
       const max = this.client.maxImageBytes;
       if (max !== undefined && info.size > max)
-        return fail(`${shown} is ${formatSize(info.size)}; this server takes images up to ${formatSize(max)}`);
+        return fail(`${shown} is ${formatBytes(info.size)}; this server takes images up to ${formatBytes(max)}`);
       bytes = await readFile(where);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

@@ -8,6 +8,7 @@
 import type { EventOf, LabelsEvent, MessageEvent, RoomEvent, ServerEvent } from './events.js';
 import { eventJson, eventJsonMost, writeEventJson } from './json.js';
 import { Slab } from './slab.js';
+import { formatBytes, labelsSummary } from '../format/units.js';
 
 export type WireMode = 'text' | 'json';
 
@@ -77,36 +78,6 @@ export function messageLine(m: MessageEvent): string {
   return m.action ? `[${m.room}] * ${m.nick} ${m.text}` : `[${m.room}] ${m.nick}: ${m.text}`;
 }
 
-export function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
-
-/**
- * A label's score as people read it: "95%" (or "95.2%" with `decimals` 1). Rounding alone would
- * print "0%" for a label the model still ranked in its top few and "100%" for one it is not
- * quite sure of, so the ends read "<1%" and "99.9%"; only a score of 1 is "100%".
- */
-export function scorePercent(score: number, decimals = 0): string {
-  if (!Number.isFinite(score)) return '?%';
-  if (score >= 1) return '100%';
-  if (score <= 0) return '0%';
-  const step = 10 ** -decimals;
-  const pct = score * 100;
-  if (pct < step / 2) return `<${step}%`;
-  if (pct >= 100 - step / 2) {
-    const finer = step / 10;
-    return `${Math.min(100 - finer, Math.round(pct / finer) * finer).toFixed(decimals + 1)}%`;
-  }
-  return `${pct.toFixed(decimals)}%`;
-}
-
-/** "coyote 95%, timber wolf 4%": what people read of the bot's answer. */
-export function labelsSummary(e: LabelsEvent): string {
-  if (e.error) return e.error.message;
-  return (e.labels ?? []).map((l) => `${l.label} ${scorePercent(l.score)}`).join(', ');
-}
 
 /** One line for anything kept in a room's history. */
 export function roomEventLine(e: RoomEvent): string {
@@ -114,7 +85,7 @@ export function roomEventLine(e: RoomEvent): string {
     case 'message':
       return messageLine(e);
     case 'image':
-      return `[${e.room}] ${e.nick} posted image #${e.image} ${e.name} (${formatSize(e.size)})`;
+      return `[${e.room}] ${e.nick} posted image #${e.image} ${e.name} (${formatBytes(e.size)})`;
     case 'labels':
       return `[${e.room}] ${e.nick}: #${e.image} ${e.name} ${e.error ? '- ' : '\u2192 '}${labelsSummary(e)}`;
   }

@@ -8,7 +8,8 @@
  * duplicate.
  */
 import { Connection, type Status } from './connection.js';
-import { byId, clockTime, el, formatBytes } from './dom.js';
+import { byId, clockTime, el } from './dom.js';
+import { formatBytes } from './format.js';
 import type { ImageEvent, LabelScore, LabelsEvent, MessageEvent, RoomEvent, RoomInfo, ServerEvent } from './events.js';
 
 interface RoomState {
