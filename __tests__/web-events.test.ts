@@ -1,9 +1,7 @@
 /**
- * The web page keeps its own copy of the event types (web/src/events.ts: it is built apart from
- * the server and imports no Node code). These checks keep the copy honest: what the server
- * sends must be what the page's types accept, so a field renamed on one side fails here, at
- * compile time, instead of in a browser. (ts-jest only transpiles; `npm test` type-checks the
- * tests with `tsc -p tsconfig.test.json` before jest runs them.)
+ * The web page takes its event types from the server's (web/src/events.ts type-imports them),
+ * so these checks now guard the page's parser and the import itself: a page that went back to a
+ * copy of its own would have to keep fitting what the server sends.
  */
 import type * as Server from '../src/protocol/events.js';
 import { Frame } from '../src/protocol/frame.js';

@@ -65,11 +65,8 @@ export interface ModelInfo {
   loadMs: number;
 }
 
-export interface LabelScore {
-  index: number;
-  label: string;
-  score: number;
-}
+import type { LabelScore } from '../protocol/events.js';
+export type { LabelScore };
 
 export interface ImageTimings {
   /** Reading the header, decoding, resizing and normalising this image. */
