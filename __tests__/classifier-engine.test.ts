@@ -13,7 +13,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { ClassifierError } from '../src/classifier/errors.js';
 import { parseLabels } from '../src/classifier/labels.js';
-import { ImageClassifier, sessionOptions } from '../src/classifier/model.js';
+import { ImageClassifier, sessionOptions } from '../src/classifier/image-classifier.js';
 import { cropPlan, preprocess, PREPROCESS_DEFAULTS } from '../src/classifier/preprocess.js';
 import { softmax, topK } from '../src/classifier/scores.js';
 import { describeWithKit, expectations, LABELS, MODEL, pngBomb } from './helpers/classifier.js';

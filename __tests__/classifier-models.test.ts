@@ -6,7 +6,7 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ClassifierError } from '../src/classifier/errors.js';
-import { defaultModelsDir, findModel, list, loadManifest, pull, sha256File, type Manifest, type PullProgress } from '../src/classifier/models.js';
+import { defaultModelsDir, findModel, list, loadManifest, pull, sha256File, type Manifest, type PullProgress } from '../src/classifier/model-catalog.js';
 import { describeWithKit, MODEL, testWithKit } from './helpers/classifier.js';
 import { useModelServer, type ModelServer } from './helpers/model-server.js';
 

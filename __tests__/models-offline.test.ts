@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ClassifierError } from '../src/classifier/errors.js';
-import { fetchFailure, pull } from '../src/classifier/models.js';
+import { fetchFailure, pull } from '../src/classifier/model-catalog.js';
 import { BIN, CLI_ENV } from './helpers/cli-child.js';
 
 const MODEL_URL = 'https://github.com/onnx/models/raw/main/validated/vision/classification/mobilenet/model/mobilenetv2-12-int8.onnx';

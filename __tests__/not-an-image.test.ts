@@ -14,7 +14,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { ChatClient, RequestError } from '../src/client/chat-client.js';
 import { Terminal } from '../src/client/terminal.js';
-import { ImageClassifier } from '../src/classifier/model.js';
+import { ImageClassifier } from '../src/classifier/image-classifier.js';
 import { preprocess } from '../src/classifier/preprocess.js';
 import { WEB_DEFAULTS } from '../src/http/context.js';
 import { PLAIN } from '../src/client/render.js';

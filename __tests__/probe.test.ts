@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { LocalAddress } from '../src/lan/interfaces.js';
 import type { Attempt, BindResult, Outcome, ProbeReport } from '../src/lan/probe.js';
-import { explainProbe, probeJson, renderProbeReport } from '../src/lan/probe-report.js';
+import { explainProbe, probeJson, renderProbeReport } from '../src/cli/probe-report.js';
 import { describeOnLan, type Lan } from './helpers/netns.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -4,7 +4,7 @@
  * classifier wrapped. Tests give it to a pool as workerScript (helpers/classifier.ts:
  * HANG_WORKER) to exercise hang detection with a real hung process. Run `npm run build` first.
  */
-import { ImageClassifier } from '../../dist/classifier/model.js';
+import { ImageClassifier } from '../../dist/classifier/image-classifier.js';
 
 /** helpers/classifier.ts's HANG. */
 const MARKER = Buffer.from('HANG-FOR-TESTING', 'ascii');

@@ -7,7 +7,7 @@
  * serializer buffer that grows by doubling, about a megabyte of short-lived memory per batch.
  */
 import type { ClassifierErrorCode } from './errors.js';
-import type { ImageOutcome, ModelInfo, ThreadOptions } from './model.js';
+import type { ImageOutcome, ModelInfo, ThreadOptions } from './image-classifier.js';
 import type { PreprocessOptions } from './preprocess.js';
 
 export interface WorkerOptions {
@@ -32,7 +32,7 @@ export type ToWorker =
   | { type: 'load'; model: string; labels: string; options: WorkerOptions }
   | { type: 'batch'; batch: number; jobs: JobMessage[] };
 
-/** One image's outcome (model.ts), addressed to its job in its batch. */
+/** One image's outcome (image-classifier.ts), addressed to its job in its batch. */
 export type JobReply = { type: 'result'; batch: number; id: number } & ImageOutcome;
 
 export type FromWorker =

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClassifierError, fromWire } from './errors.js';
 import { IMAGE_FD, type FromWorker, type JobReply, type ToWorker, type WorkerOptions } from './ipc.js';
-import type { ImagePreview, LabelScore, ModelInfo, ThreadOptions } from './model.js';
+import type { ImagePreview, LabelScore, ModelInfo, ThreadOptions } from './image-classifier.js';
 import { checkBytes, PREPROCESS_DEFAULTS, type PreprocessOptions } from './preprocess.js';
 
 export type PoolState = 'loading' | 'ready' | 'down';

@@ -10,7 +10,7 @@
 import net from 'node:net';
 import { ClassifierError, errorCode, errorMessage } from './errors.js';
 import { IMAGE_FD, type FromWorker, type ToWorker, type WorkerOptions } from './ipc.js';
-import { ImageClassifier } from './model.js';
+import { ImageClassifier } from './image-classifier.js';
 import { tuneSharpForWorker } from './preprocess.js';
 
 if (!process.send) {

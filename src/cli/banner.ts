@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type { Listening } from '../server.js';
-import { hostPort } from '../transport/address.js';
+import { hostPort } from '../net/address.js';
 import { WS_PATH } from '../transport/ws/ws-handshake.js';
 import { addressesServedBy, isOwnAddress, isWildcard, localAddresses, type InterfaceMap, type LocalAddress } from '../lan/interfaces.js';
 

@@ -6,9 +6,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ClassifierError, errorCode, errorMessage, type ClassifierErrorCode } from '../classifier/errors.js';
-import { findModel } from '../classifier/models.js';
+import { findModel } from '../classifier/model-catalog.js';
 import { ClassifierPool, type ClassifyResult } from '../classifier/pool.js';
-import type { LabelScore } from '../classifier/model.js';
+import type { LabelScore } from '../classifier/image-classifier.js';
 import { scorePercent } from '../format/units.js';
 
 export interface ClassifyCommandOptions {

@@ -1,8 +1,8 @@
 /**
- * `roomcast models list` and `roomcast models pull`: wiring around classifier/models.ts.
+ * `roomcast models list` and `roomcast models pull`: wiring around classifier/model-catalog.ts.
  */
 import { errorMessage } from '../classifier/errors.js';
-import { defaultModelsDir, list, pull } from '../classifier/models.js';
+import { defaultModelsDir, list, pull } from '../classifier/model-catalog.js';
 import { progressReporter } from './progress.js';
 import { formatBytes } from '../format/units.js';
 

@@ -5,7 +5,7 @@
 import { colorLevel } from '../client/render.js';
 import { localAddresses } from '../lan/interfaces.js';
 import { runProbe } from '../lan/probe.js';
-import { probeJson, renderProbeReport } from '../lan/probe-report.js';
+import { probeJson, renderProbeReport } from './probe-report.js';
 
 /** Runs the experiment and prints its report: a table for people, or JSON. */
 export async function runProbeCommand(opts: { timeoutMs: number; json: boolean }): Promise<void> {

@@ -2,7 +2,7 @@
  * Download progress on stderr: a redrawn bar on a terminal; on a pipe or a log file, where
  * carriage returns would pile up as garbage, one line per file instead.
  */
-import type { PullProgress } from '../classifier/models.js';
+import type { PullProgress } from '../classifier/model-catalog.js';
 import { formatBytes } from '../format/units.js';
 
 export interface ProgressReporter {

@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { createLogger, type LogLevel } from '../log.js';
 import { HUB_DEFAULTS } from '../hub/hub.js';
 import { RoomcastServer, SERVER_DEFAULTS, type ServerOptions } from '../server.js';
-import { findModel } from '../classifier/models.js';
+import { findModel } from '../classifier/model-catalog.js';
 import { ClassifierError } from '../classifier/errors.js';
 import { POOL_DEFAULTS } from '../classifier/pool.js';
 import { Announcer } from '../lan/announce.js';

@@ -7,7 +7,7 @@ import { browse, DiscoveryError } from '../lan/browse.js';
 import type { DiscoveredServer } from '../lan/discovery.js';
 import { chooseAddress } from '../lan/reach.js';
 import type { InterfaceMap } from '../lan/interfaces.js';
-import { hostPort } from '../transport/address.js';
+import { hostPort } from '../net/address.js';
 
 /** A server as `servers --json` prints it: what it announced, and the address to join it at from here. */
 export interface ServerListing extends DiscoveredServer {

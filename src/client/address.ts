@@ -3,7 +3,7 @@
  * [fe80::1%eth0]:PORT with its zone). Shared by every client program.
  */
 import { isIP } from 'node:net';
-import { hostPort } from '../transport/address.js';
+import { hostPort } from '../net/address.js';
 
 export interface ServerAddress {
   host: string;

@@ -8,7 +8,7 @@
  * often means the server is running there bound to loopback only, the default.
  */
 import { isIP } from 'node:net';
-import { hostPort } from '../transport/address.js';
+import { hostPort } from '../net/address.js';
 
 export interface ConnectTarget {
   host: string;

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { listenAll, resolveHosts } from '../transport/listen.js';
+import { listenAll, resolveHosts } from '../net/listen.js';
 import type { LocalAddress } from './interfaces.js';
 
 /**

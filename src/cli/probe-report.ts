@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { Chalk, type ChalkInstance, type ColorSupportLevel } from 'chalk';
-import type { Attempt, BindResult, Outcome, ProbeReport } from './probe.js';
+import type { Attempt, BindResult, Outcome, ProbeReport } from '../lan/probe.js';
 
 /** Bumped only when a field changes meaning or disappears; new fields may appear without it. */
 export const PROBE_JSON_FORMAT = 1;
