@@ -25,7 +25,7 @@ import type { Transport } from './transport/chat-link.js';
 import { WsConnection } from './transport/ws/ws-connection.js';
 import { WEB_DEFAULTS, type WebOptions } from './http/context.js';
 import { ImageStore } from './http/image-store.js';
-import { Metrics } from './http/metrics.js';
+import { Metrics } from './metrics/metrics.js';
 import { OriginPolicy } from './http/origin.js';
 import { TaskStore } from './http/task-store.js';
 import { WebServer, type Upgraded } from './http/web-server.js';

@@ -13,7 +13,7 @@ import { nickKey } from '../protocol/text.js';
 import type { ConnectionOptions } from '../transport/options.js';
 import { httpError } from './errors.js';
 import type { ImageStore } from './image-store.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { OriginPolicy } from './origin.js';
 import type { TaskStore } from './task-store.js';
 
