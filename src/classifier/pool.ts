@@ -171,14 +171,12 @@ export function defaultPoolSize(cores = cpus().length): number {
 export const POOL_DEFAULTS = Object.freeze({
   // 32 images of up to 8 MiB is the worst case the hub holds for the queue: 256 MiB.
   maxQueue: 32,
-  // Batch 8 runs in ~13 ms against ~2 ms for one image: little saved per image in run(), but
-  // one IPC round trip per batch instead of per image, and bursts (someone posts an album)
+  // A batch saves little per image in run(), but it is one IPC round trip instead of one per image, and bursts (someone posts an album)
   // drain in a few batches. Larger batches only raise the latency of the first image in them.
   maxBatch: 8,
   // No timed wait by default. Images that arrive in the same event-loop turn leave together
   // anyway (scheduleSoon), and under load batches fill while every worker is busy. A timed
-  // wait only delays the lone photo, which is the common case in a chat: measured here, 5 ms of
-  // delay took a lone image from ~10 to ~18 ms (timer granularity included) for no throughput
+  // wait only delays the lone photo, which is the common case in a chat, for no throughput
   // gain, since decoding, not run(), dominates. Raise it for a model where batching pays.
   maxQueueDelayMs: 0,
   timeoutMs: 10_000,
@@ -188,17 +186,13 @@ export const POOL_DEFAULTS = Object.freeze({
   maxCrashes: 5,
   loadTimeoutMs: 30_000,
   // Workers are batch work, the hub is interactive: when both want the CPU (on 2 cores, a
-  // saturated worker plus anything else), the kernel should run the hub first. Measured with
-  // `npm run bench -- --scenario classifier-chat`: chat p99 while the classifier is saturated
-  // went from ~6 to ~4 ms (idle: ~3.5 ms), at no cost in images/s. A worker still gets every
-  // cycle nobody else wants.
+  // saturated worker plus anything else), the kernel should run the hub first; a worker still
+  // gets every cycle nobody else wants.
   niceness: 10,
   // Niceness lowers a worker's share, but a hub that wakes for one chat line may still wait for
   // the kernel's wake-up granularity behind it. A SCHED_IDLE task is preempted at once by any
   // normal one, and it is not starved any more than at niceness 19 (its weight is 3 against
-  // 15). Measured with `npm run bench -- --scenario classifier-chat` (same minutes, 1 run
-  // each): chat p99 saturated/idle 3.29 with niceness 10 alone, 2.10 with SCHED_IDLE, images/s
-  // unchanged (68 vs 73).
+  // 15). The figures behind these defaults are in docs/performance.md.
   schedIdle: true,
 });
 

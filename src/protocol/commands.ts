@@ -206,8 +206,7 @@ function checkField(arg: Arg, v: unknown): unknown {
 // terminal client), {type, room, text, id, action?} (the web page) or {type, text} (programs),
 // with strings that need no escape and hold nothing sanitize() would change. Why: it is nearly
 // every line a busy client sends, and JSON.parse, the table's generic checks and sanitize()
-// took 1.0 µs of the server's ~14 µs per message in a CPU profile of the ws-fanout-100 bench
-// (micro-benchmark: 530 ns, against ~225 this way). Anything else (spaces, another key order,
+// are a visible share of the server's time per message (docs/performance.md). Anything else (spaces, another key order,
 // escapes, a key twice, a control character) goes the general way, and a test holds the two
 // to the same result.
 
