@@ -1,0 +1,164 @@
+/**
+ * The built binary, end to end: `roomcast serve` and `roomcast join` as child processes with
+ * piped stdio (so the clients run in their non-terminal mode), on 127.0.0.1 only.
+ * Run `npm run build` first: this tests dist/, as users get it.
+ */
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { LineClient } from '../helpers/clients.js';
+import { BIN, CLI_ENV, CliChild, ROOT } from '../helpers/cli-child.js';
+
+const children: CliChild[] = [];
+
+function run(name: string, args: string[]): CliChild {
+  const child = new CliChild(name, spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: CLI_ENV, stdio: 'pipe' }));
+  children.push(child);
+  return child;
+}
+
+async function startServer(port = 0): Promise<{ server: CliChild; port: number }> {
+  const server = run('serve', ['serve', '--port', String(port), '--host', '127.0.0.1', '--greet-delay', '50']);
+  await server.waitOutput(/roomcast listening on 127\.0\.0\.1:\d+/);
+  return { server, port: Number(/roomcast listening on 127\.0\.0\.1:(\d+)/.exec(server.stdout)![1]) };
+}
+
+function join(name: string, port: number, ...extra: string[]): CliChild {
+  return run(name, ['join', `127.0.0.1:${port}`, '--nick', name, ...extra]);
+}
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b/;
+
+describe('roomcast join, end to end', () => {
+  let port = 0;
+  let server: CliChild;
+
+  beforeAll(async () => {
+    ({ server, port } = await startServer());
+  });
+
+  afterAll(async () => {
+    for (const c of children) c.kill();
+    await Promise.all(children.map((c) => c.exited));
+  });
+
+  test('one piped client talks, another hears it in plain text, and a netcat client too', async () => {
+    const nc = new LineClient(await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
+      s.once('error', reject);
+    }));
+    try {
+      await nc.waitLine(/^\*\*\* You joined \[lobby\]/);
+      const bob = join('bob', port);
+      await bob.waitOutput('you are in [lobby]');
+
+      const alice = join('alice', port);
+      alice.proc.stdin.end('hello from alice\n/me waves\n/join dev\nnow in dev\n');
+      expect(await alice.waitExit()).toBe(0);
+      expect(alice.stderr).toBe('');
+      // Its own lines came back as acknowledged, so everything was sent before it quit.
+      expect(alice.stdout).toContain('[lobby] alice: hello from alice');
+      expect(alice.stdout).toContain('[dev] alice: now in dev');
+
+      await bob.waitOutput('alice: hello from alice');
+      await bob.waitOutput('* alice waves');
+      await bob.waitOutput('-- alice quit [lobby]');
+      expect(bob.stdout).not.toContain('now in dev'); // that went to dev, where bob is not
+      expect(bob.stdout).not.toMatch(ANSI);
+      expect(bob.stdout).toMatch(/^\d\d:\d\d -- connected to roomcast /);
+      await nc.waitLine('[lobby] alice: hello from alice');
+      await nc.waitLine('[lobby] * alice waves');
+
+      // The netcat user answers; the terminal client shows it.
+      nc.send('hi alice, bob here is nc');
+      await bob.waitOutput(/\d\d:\d\d \[lobby\] guest\d+: hi alice, bob here is nc/);
+
+      bob.proc.stdin.end();
+      expect(await bob.waitExit()).toBe(0);
+    } finally {
+      nc.destroy();
+    }
+  });
+
+  test('a piped client exits only when every line has been answered', async () => {
+    const listener = join('listener', port);
+    await listener.waitOutput('you are in [lobby]');
+    const lines = Array.from({ length: 30 }, (_, i) => `line ${i + 1}`);
+    const sender = join('sender', port);
+    sender.proc.stdin.end(lines.join('\n') + '\n/ping\n');
+    expect(await sender.waitExit()).toBe(0);
+    for (const l of lines) expect(sender.stdout).toContain(`sender: ${l}\n`);
+    expect(sender.stdout).toMatch(/-- pong in \d+ ms/);
+    await listener.waitOutput('sender: line 30');
+    for (const l of lines) expect(listener.stdout).toContain(`sender: ${l}\n`);
+    listener.proc.stdin.end();
+    expect(await listener.waitExit()).toBe(0);
+  });
+
+  test('a line the server refuses is reported on stderr and makes the exit status 1', async () => {
+    const c = join('carol', port);
+    c.proc.stdin.end('/part nowhere\nstill said\n');
+    expect(await c.waitExit()).toBe(1);
+    expect(c.stderr).toContain('! You are not in room "nowhere"');
+    expect(c.stdout).toContain('carol: still said');
+  });
+
+  test('a taken nick gets a suffix', async () => {
+    const first = join('dave', port);
+    await first.waitOutput('you are in [lobby]');
+    const second = join('dave', port);
+    second.proc.stdin.end('who am i\n');
+    expect(await second.waitExit()).toBe(0);
+    expect(second.stdout).toContain('the nick dave is taken, so you are dave_2');
+    expect(second.stdout).toContain('dave_2: who am i');
+    first.proc.stdin.end();
+    await first.waitExit();
+  });
+
+  test('with nothing listening it exits non-zero and says what to do', async () => {
+    const free = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const c = run('nobody', ['join', `127.0.0.1:${free}`, '--nick', 'nobody']);
+    c.proc.stdin.end('anyone?\n');
+    expect(await c.waitExit()).toBe(1);
+    expect(c.stderr).toBe(
+      `roomcast: could not connect to 127.0.0.1:${free}: connection refused — is the server running? start one with: roomcast serve\n`,
+    );
+    expect(c.stdout).toBe('');
+  });
+
+  test('a bad address is refused before connecting', async () => {
+    const c = run('bad', ['join', '[::1:7447']);
+    c.proc.stdin.end();
+    expect(await c.waitExit()).toBe(2);
+    expect(c.stderr).toContain('write IPv6 as [::1]:PORT');
+  });
+
+  test('when the server restarts, the client says so, reconnects, and shows what was said once', async () => {
+    const erin = join('erin', port, '--room', 'keep');
+    await erin.waitOutput('you are in [keep]');
+    // The server goes away (SIGTERM: it says goodbye to everyone first).
+    process.kill(server.proc.pid!, 'SIGTERM');
+    expect(await server.waitExit()).toBe(0);
+    await erin.waitOutput(/connection lost \(.*\), reconnecting in \d+\.\ds\.\.\./);
+
+    ({ server, port } = await startServer(port));
+    const frank = join('frank', port, '--room', 'keep');
+    frank.proc.stdin.write('said while erin was away\n');
+    await frank.waitOutput('frank: said while erin was away');
+
+    await erin.waitOutput('-- reconnected as erin', 15_000);
+    await erin.waitOutput('[keep] frank: said while erin was away');
+    frank.proc.stdin.write('said after\n');
+    await erin.waitOutput('[keep] frank: said after');
+    expect(erin.stdout.split('frank: said while erin was away').length).toBe(2); // exactly once
+    frank.proc.stdin.end();
+    erin.proc.stdin.end();
+    expect(await erin.waitExit()).toBe(0);
+    expect(await frank.waitExit()).toBe(0);
+  }, 30_000);
+});

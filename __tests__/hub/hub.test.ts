@@ -1,0 +1,379 @@
+import { Hub, type HubOptions } from '../../src/hub/hub.js';
+import { Room } from '../../src/hub/room.js';
+import type { Link, Session } from '../../src/hub/session.js';
+import { Frame, type WireMode } from '../../src/protocol/frame.js';
+import type { EventOf, MessageEvent, ServerEvent } from '../../src/protocol/events.js';
+import { parseTextLine, parseJsonLine, type Command } from '../../src/protocol/commands.js';
+import { RoomcastError } from '../../src/protocol/errors.js';
+
+class FakeLink implements Link {
+  readonly frames: Frame[] = [];
+  closedWith: Omit<EventOf<'bye'>, 'type'> | null | undefined = undefined;
+  constructor(
+    readonly peer: string,
+    readonly mode: WireMode = 'json',
+  ) {}
+  send(frame: Frame): void {
+    this.frames.push(frame);
+  }
+  close(bye: Omit<EventOf<'bye'>, 'type'> | null): void {
+    this.closedWith = bye;
+  }
+  get events(): ServerEvent[] {
+    return this.frames.map((f) => f.event);
+  }
+  /** What the link got since the last take(). */
+  private seen = 0;
+  take(): ServerEvent[] {
+    const out = this.events.slice(this.seen);
+    this.seen = this.frames.length;
+    return out;
+  }
+  text(): string[] {
+    return this.frames.map((f) => f.text?.toString('utf8') ?? '(none)');
+  }
+}
+
+const NOW = 1_767_225_600_000;
+
+function makeHub(opts: Partial<HubOptions> = {}): Hub {
+  return new Hub({ now: () => NOW, ...opts });
+}
+
+function join(hub: Hub, nick: string, rooms?: string[], mode: WireMode = 'json'): { s: Session; link: FakeLink } {
+  const link = new FakeLink(`peer-${nick}`, mode);
+  const s = hub.attach(link, rooms ? { nick, rooms } : { nick });
+  link.take();
+  return { s, link };
+}
+
+function msg(room: string, seq: number, nick: string, text: string): MessageEvent {
+  return { type: 'message', room, seq, nick, text, time: NOW };
+}
+
+describe('Room', () => {
+  function fill(room: Room, n: number): void {
+    for (let i = 0; i < n; i++) {
+      room.seq++;
+      room.record(new Frame(msg(room.name, room.seq, 'a', `m${room.seq}`)));
+    }
+  }
+  const seqs = (frames: Frame[]): number[] => frames.map((f) => (f.event as MessageEvent).seq);
+
+  test('empty room: nothing kept, firstKept = seq + 1', () => {
+    const r = new Room('r', false, 5);
+    expect(r.firstKept).toBe(1);
+    expect(r.since(0, 10)).toEqual([]);
+  });
+
+  test('keeps everything until the ring is full', () => {
+    const r = new Room('r', false, 5);
+    fill(r, 3);
+    expect(r.firstKept).toBe(1);
+    expect(seqs(r.since(0, 10))).toEqual([1, 2, 3]);
+    expect(seqs(r.since(1, 10))).toEqual([2, 3]);
+    expect(seqs(r.since(3, 10))).toEqual([]);
+    expect(seqs(r.since(-5, 10))).toEqual([1, 2, 3]);
+  });
+
+  test('ring wraps: the oldest are dropped, order stays oldest-first', () => {
+    const r = new Room('r', false, 5);
+    fill(r, 12);
+    expect(r.firstKept).toBe(8);
+    expect(seqs(r.since(0, 100))).toEqual([8, 9, 10, 11, 12]);
+    expect(seqs(r.since(9, 100))).toEqual([10, 11, 12]);
+    expect(seqs(r.since(0, 2))).toEqual([11, 12]); // the newest when limited
+    expect(seqs(r.since(10, 0))).toEqual([]);
+    expect(r.messagesSince(10, 5)).toEqual([msg('r', 11, 'a', 'm11'), msg('r', 12, 'a', 'm12')]);
+  });
+
+  test('history size 0 keeps nothing', () => {
+    const r = new Room('r', false, 0);
+    fill(r, 3);
+    expect(r.firstKept).toBe(4);
+    expect(r.since(0, 10)).toEqual([]);
+  });
+});
+
+describe('Hub', () => {
+  test('attach: welcome, joined (self) in the default room, guest nicks', () => {
+    const hub = makeHub({ limits: { maxLine: 10 } });
+    const link = new FakeLink('p1', 'json');
+    const s = hub.attach(link);
+    expect(s.nick).toBe('guest1');
+    expect(link.events).toEqual([
+      { type: 'welcome', nick: 'guest1', server: 'roomcast', version: '0.1.0', rooms: ['lobby'], limits: { maxLine: 10 } },
+      { type: 'joined', room: 'lobby', nick: 'guest1', self: true, topic: '', members: ['guest1'], seq: 0 },
+      { type: 'history', room: 'lobby', messages: [], first: 1, last: 0, missed: 0 },
+    ]);
+    expect(hub.attach(new FakeLink('p2')).nick).toBe('guest2');
+  });
+
+  test('text links get no empty history', () => {
+    const hub = makeHub();
+    const link = new FakeLink('p1', 'text');
+    hub.attach(link);
+    expect(link.events.map((e) => e.type)).toEqual(['welcome', 'joined']);
+  });
+
+  test('nicks: invalid, reserved, taken (case-insensitively)', () => {
+    const hub = makeHub();
+    join(hub, 'Zoë');
+    const code = (nick: string): string => {
+      try {
+        hub.attach(new FakeLink('x'), { nick });
+        return 'ok';
+      } catch (e) {
+        return (e as RoomcastError).code;
+      }
+    };
+    expect(code('zoë')).toBe('NICK_TAKEN');
+    expect(code('ZOË')).toBe('NICK_TAKEN');
+    expect(code('ZOE\u0308')).toBe('NICK_INVALID'); // decomposed: a combining mark is not a letter
+    expect(code('Server')).toBe('NICK_RESERVED');
+    expect(code('9lives')).toBe('NICK_INVALID');
+    expect(code('a\u241bb')).toBe('NICK_INVALID');
+    expect(code('bob')).toBe('ok');
+    expect([...hub.sessions.keys()].sort()).toEqual(['bob', 'zoë']);
+  });
+
+  test('a failed attach registers nothing', () => {
+    const hub = makeHub();
+    expect(() => hub.attach(new FakeLink('x'), { nick: 'al', rooms: ['ok', 'bad room'] })).toThrow(RoomcastError);
+    expect(hub.sessions.size).toBe(0);
+    expect([...hub.rooms.keys()]).toEqual(['lobby']);
+  });
+
+  test('broadcast reaches every member but the sender, with one Frame object shared by all', () => {
+    const hub = makeHub();
+    const a = join(hub, 'a');
+    const b = join(hub, 'b');
+    const c = join(hub, 'c', undefined, 'text');
+    const d = join(hub, 'd', ['elsewhere']);
+    for (const x of [a, b, c]) x.link.take();
+    hub.handle(a.s, { type: 'message', text: 'hi', id: 1 });
+    expect(a.link.take()).toEqual([{ type: 'ack', id: 1, room: 'lobby', seq: 1, time: NOW }]);
+    expect(b.link.events.at(-1)).toEqual(msg('lobby', 1, 'a', 'hi'));
+    expect(b.link.frames.at(-1)).toBe(c.link.frames.at(-1)); // the same object
+    expect(c.link.text().at(-1)).toBe('[lobby] a: hi\n');
+    expect(d.link.take()).toEqual([]);
+    expect(hub.stats).toEqual({ messages: 1, deliveries: 2, privmsgs: 0, images: 0 });
+    // The history keeps that same frame too.
+    expect(hub.rooms.get('lobby')!.since(0, 5)[0]).toBe(b.link.frames.at(-1));
+  });
+
+  test('text-mode senders get no ack', () => {
+    const hub = makeHub();
+    const a = join(hub, 'a', undefined, 'text');
+    join(hub, 'b');
+    a.link.take();
+    hub.handle(a.s, { type: 'message', text: 'hi' });
+    expect(a.link.take()).toEqual([]);
+  });
+
+  test('errors go to the sender alone, with its id', () => {
+    const hub = makeHub();
+    const a = join(hub, 'a');
+    const b = join(hub, 'b');
+    a.link.take();
+    hub.handle(a.s, { type: 'message', room: 'nowhere', text: 'x', id: 'q' });
+    hub.handle(a.s, { type: 'message', text: '   ', id: 2 });
+    hub.handle(a.s, { type: 'privmsg', to: 'zed', text: 'x' });
+    expect(a.link.take().map((e) => [e.type, (e as { code?: string }).code, (e as { id?: unknown }).id])).toEqual([
+      ['error', 'NOT_IN_ROOM', 'q'],
+      ['error', 'EMPTY_MESSAGE', 2],
+      ['error', 'NO_SUCH_NICK', undefined],
+    ]);
+    expect(b.link.take()).toEqual([]);
+  });
+
+  test('text longer than maxTextLength is refused', () => {
+    const hub = makeHub({ maxTextLength: 5 });
+    const a = join(hub, 'a');
+    hub.handle(a.s, { type: 'message', text: '123456' });
+    expect(a.link.take()).toEqual([
+      { type: 'error', code: 'TEXT_TOO_LONG', message: 'That text is longer than 5 characters. Split it into shorter messages.' },
+    ]);
+  });
+
+  test('join: others are told, the joiner gets members, seq and history; a second join only makes it current', () => {
+    const hub = makeHub({ replay: 2 });
+    const a = join(hub, 'a', ['dev']);
+    for (const t of ['one', 'two', 'three']) hub.handle(a.s, { type: 'message', text: t });
+    a.link.take();
+    const b = join(hub, 'b', []);
+    hub.handle(b.s, { type: 'join', room: '#DEV', id: 5 });
+    expect(a.link.take()).toEqual([{ type: 'joined', room: 'dev', nick: 'b' }]);
+    expect(b.link.take()).toEqual([
+      { type: 'joined', id: 5, room: 'dev', nick: 'b', self: true, topic: '', members: ['a', 'b'], seq: 3 },
+      { type: 'history', id: 5, room: 'dev', messages: [msg('dev', 2, 'a', 'two'), msg('dev', 3, 'a', 'three')], first: 1, last: 3, missed: 0 },
+    ]);
+    hub.handle(b.s, { type: 'join', room: 'lobby' });
+    hub.handle(b.s, { type: 'join', room: 'dev' });
+    expect(a.link.take()).toEqual([]);
+    expect(b.s.current?.name).toBe('dev');
+  });
+
+  test('join with "after" fills exactly the gap, and counts what is no longer kept', () => {
+    const hub = makeHub({ historySize: 4 });
+    const a = join(hub, 'a');
+    for (let i = 1; i <= 6; i++) hub.handle(a.s, { type: 'message', text: `m${i}` });
+    const b = join(hub, 'b', []);
+    hub.handle(b.s, { type: 'join', room: 'lobby', after: 4 });
+    expect(b.link.take()[1]).toEqual({
+      type: 'history',
+      room: 'lobby',
+      messages: [msg('lobby', 5, 'a', 'm5'), msg('lobby', 6, 'a', 'm6')],
+      first: 3,
+      last: 6,
+      missed: 0,
+    });
+    hub.handle(b.s, { type: 'part' });
+    b.link.take();
+    hub.handle(b.s, { type: 'join', room: 'lobby', after: 1 });
+    const h = b.link.take()[1] as EventOf<'history'>;
+    expect(h.messages.map((m) => m.seq)).toEqual([3, 4, 5, 6]);
+    expect([h.first, h.last, h.missed]).toEqual([3, 6, 1]);
+  });
+
+  test('part: rooms disappear when empty unless predefined; current room moves', () => {
+    const hub = makeHub({ rooms: ['keep'] });
+    const a = join(hub, 'a', ['keep', 'tmp', 'lobby']);
+    const b = join(hub, 'b', ['tmp']);
+    a.link.take();
+    hub.handle(a.s, { type: 'part', room: 'tmp', reason: 'bye', id: 1 });
+    expect(a.link.take()).toEqual([{ type: 'parted', id: 1, room: 'tmp', nick: 'a', self: true, reason: 'bye' }]);
+    expect(b.link.take()).toEqual([{ type: 'parted', room: 'tmp', nick: 'a', reason: 'bye' }]);
+    expect(a.s.current?.name).toBe('lobby');
+    hub.handle(b.s, { type: 'part' });
+    expect(hub.rooms.has('tmp')).toBe(false);
+    hub.handle(a.s, { type: 'part' });
+    hub.handle(a.s, { type: 'part' });
+    expect(a.s.current).toBeNull();
+    expect([...hub.rooms.keys()].sort()).toEqual(['keep', 'lobby']);
+    hub.handle(a.s, { type: 'message', text: 'x' });
+    expect(a.link.take().at(-1)).toMatchObject({ type: 'error', code: 'NO_ROOM' });
+  });
+
+  test('rename: every peer is told once even when sharing several rooms; case-only change allowed', () => {
+    const hub = makeHub();
+    const a = join(hub, 'a', ['r1', 'r2', 'r3']);
+    const b = join(hub, 'b', ['r1', 'r2']);
+    const c = join(hub, 'c', ['r3']);
+    const d = join(hub, 'd', ['other']);
+    a.link.take();
+    hub.handle(a.s, { type: 'nick', nick: 'alice', id: 9 });
+    expect(a.link.take()).toEqual([{ type: 'nick', id: 9, old: 'a', nick: 'alice', self: true }]);
+    expect(b.link.take()).toEqual([{ type: 'nick', old: 'a', nick: 'alice' }]);
+    expect(c.link.take()).toEqual([{ type: 'nick', old: 'a', nick: 'alice' }]);
+    expect(b.link.frames.at(-1)).toBe(c.link.frames.at(-1));
+    expect(d.link.take()).toEqual([]);
+    expect(hub.sessions.has('a')).toBe(false);
+    expect(hub.sessions.get('alice')).toBe(a.s);
+    hub.handle(a.s, { type: 'nick', nick: 'ALICE' });
+    expect(a.link.take()).toEqual([{ type: 'nick', old: 'alice', nick: 'ALICE', self: true }]);
+    hub.handle(b.s, { type: 'nick', nick: 'Alice' });
+    expect(b.link.take().at(-1)).toMatchObject({ type: 'error', code: 'NICK_TAKEN' });
+  });
+
+  test('rename to a case/Unicode variant of your own nick is still validated', () => {
+    const hub = makeHub();
+    const a = join(hub, 'Zoë');
+    // Same key as "Zoë", but not a valid nick: the combining mark is not a letter.
+    hub.handle(a.s, { type: 'nick', nick: 'ZOE\u0308' });
+    expect(a.link.take().at(-1)).toMatchObject({ type: 'error', code: 'NICK_INVALID' });
+    expect(a.s.nick).toBe('Zoë');
+  });
+
+  test('privmsg: the recipient and the sender get the same event; nick lookup ignores case', () => {
+    const hub = makeHub();
+    const a = join(hub, 'a', []);
+    const b = join(hub, 'Bob', []);
+    hub.handle(a.s, { type: 'privmsg', to: 'BOB', text: 'psst', id: 3 });
+    expect(b.link.take()).toEqual([{ type: 'privmsg', from: 'a', to: 'Bob', text: 'psst', time: NOW }]);
+    expect(a.link.take()).toEqual([{ type: 'privmsg', id: 3, from: 'a', to: 'Bob', text: 'psst', time: NOW }]);
+    expect(hub.stats.privmsgs).toBe(1);
+  });
+
+  test('topic: set (trimmed), broadcast to the others, shown', () => {
+    const hub = makeHub();
+    const a = join(hub, 'a');
+    const b = join(hub, 'b');
+    a.link.take();
+    hub.handle(a.s, { type: 'topic', topic: '  release friday ' });
+    expect(b.link.take()).toEqual([{ type: 'topic', room: 'lobby', topic: 'release friday', nick: 'a' }]);
+    expect(a.link.take()).toEqual([{ type: 'topic', room: 'lobby', topic: 'release friday', nick: 'a' }]);
+    hub.handle(b.s, { type: 'topic' });
+    expect(b.link.take()).toEqual([{ type: 'topic', room: 'lobby', topic: 'release friday' }]);
+    hub.handle(b.s, { type: 'topic', topic: 'x'.repeat(301) });
+    expect(b.link.take().at(-1)).toMatchObject({ type: 'error', code: 'TEXT_TOO_LONG' });
+  });
+
+  test('detach: rooms are told (quit), nick freed, empty rooms dropped; twice is harmless', () => {
+    const hub = makeHub();
+    const a = join(hub, 'a', ['lobby', 'solo']);
+    const b = join(hub, 'b');
+    hub.detach(a.s, 'connection reset');
+    hub.detach(a.s, 'again');
+    expect(b.link.take()).toEqual([{ type: 'parted', room: 'lobby', nick: 'a', reason: 'connection reset', quit: true }]);
+    expect(hub.sessions.has('a')).toBe(false);
+    expect(hub.rooms.has('solo')).toBe(false);
+    hub.handle(a.s, { type: 'message', text: 'ghost' });
+    expect(b.link.take()).toEqual([]);
+    // The nick can be had again.
+    expect(hub.attach(new FakeLink('p'), { nick: 'A' }).nick).toBe('A');
+  });
+
+  test('quit: others see the reason, the link is closed with QUIT', () => {
+    const hub = makeHub();
+    const a = join(hub, 'a');
+    const b = join(hub, 'b');
+    hub.handle(a.s, parseTextLine('/quit lunch') as Command);
+    expect(b.link.take()).toEqual([{ type: 'parted', room: 'lobby', nick: 'a', reason: 'quit: lunch', quit: true }]);
+    expect(a.link.closedWith).toEqual({ code: 'QUIT', reason: 'Goodbye.' });
+  });
+
+  test('too many rooms', () => {
+    const hub = makeHub({ maxRoomsPerSession: 2 });
+    const a = join(hub, 'a', ['r1', 'r2']);
+    hub.handle(a.s, { type: 'join', room: 'r3' });
+    expect(a.link.take().at(-1)).toMatchObject({ type: 'error', code: 'TOO_MANY_ROOMS' });
+    expect(() => hub.attach(new FakeLink('x'), { nick: 'b', rooms: ['1', '2', '3'] })).toThrow(
+      'You are in 2 rooms already, the most allowed. /part one first.',
+    );
+  });
+
+  test('who, rooms, history, ping, help, second hello', () => {
+    const hub = makeHub({ rooms: ['zeta'] });
+    const a = join(hub, 'a');
+    join(hub, 'b');
+    hub.handle(a.s, { type: 'message', text: 'one' });
+    a.link.take();
+    hub.handle(a.s, parseJsonLine('{"type":"who","room":"zeta"}'));
+    hub.handle(a.s, parseJsonLine('{"type":"who"}'));
+    hub.handle(a.s, parseJsonLine('{"type":"who","room":"none"}'));
+    hub.handle(a.s, parseJsonLine('{"type":"rooms","id":1}'));
+    hub.handle(a.s, parseJsonLine('{"type":"history","limit":1}'));
+    hub.handle(a.s, parseJsonLine('{"type":"ping"}'));
+    hub.handle(a.s, parseJsonLine('{"type":"hello","nick":"x"}'));
+    const ev = a.link.take();
+    expect(ev.slice(0, 6)).toEqual([
+      { type: 'who', room: 'zeta', members: [], topic: '' },
+      { type: 'who', room: 'lobby', members: ['a', 'b'], topic: '' },
+      expect.objectContaining({ type: 'error', code: 'NO_SUCH_ROOM' }),
+      { type: 'rooms', id: 1, rooms: [{ room: 'lobby', members: 2, topic: '' }, { room: 'zeta', members: 0, topic: '' }] },
+      { type: 'history', room: 'lobby', messages: [msg('lobby', 1, 'a', 'one')], first: 1, last: 1, missed: 0 },
+      { type: 'pong', time: NOW },
+    ]);
+    expect(ev[6]).toMatchObject({ type: 'error', code: 'ALREADY_REGISTERED' });
+  });
+
+  test('an unexpected exception in a handler becomes INTERNAL for that session only', () => {
+    const failed: unknown[] = [];
+    const hub = new Hub({ now: () => NOW }, { failed: (_s, err) => failed.push(err) });
+    const a = join(hub, 'a');
+    hub.handle(a.s, { type: 'dance' } as unknown as Command);
+    expect(a.link.take()).toEqual([{ type: 'error', code: 'INTERNAL', message: 'internal error' }]);
+    expect(failed).toHaveLength(1);
+  });
+});
