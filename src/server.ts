@@ -18,16 +18,17 @@ import { CONNECTION_DEFAULTS, type ConnectionOptions } from './transport/options
 import { Connection } from './transport/tcp/connection.js';
 import { listenAll, resolveHosts, type BindAddress } from './net/listen.js';
 import { silentLogger, type Logger } from './log.js';
-import { ClassifierBot, BOT_DEFAULTS } from './bot/classifier-bot.js';
+import { ClassifierBot, BOT_DEFAULTS } from './images/classifier-bot.js';
 import { ClassifierPool, type PoolOptions } from './classifier/pool.js';
 import type { ProtocolError } from './protocol/errors.js';
 import type { Transport } from './transport/chat-link.js';
 import { WsConnection } from './transport/ws/ws-connection.js';
 import { WEB_DEFAULTS, type WebOptions } from './http/context.js';
-import { ImageStore } from './http/image-store.js';
+import { ImageStore } from './images/image-store.js';
 import { Metrics } from './metrics/metrics.js';
 import { OriginPolicy } from './http/origin.js';
-import { TaskStore } from './http/task-store.js';
+import { TaskStore } from './images/task-store.js';
+import { ImagePosts } from './images/image-posts.js';
 import { WebServer, type Upgraded } from './http/web-server.js';
 
 export interface ServerOptions {
@@ -84,6 +85,7 @@ export class RoomcastServer {
   readonly web: WebServer;
   readonly tasks: TaskStore;
   readonly images: ImageStore;
+  readonly imagePosts: ImagePosts;
   readonly metrics: Metrics;
   listening: Listening[] = [];
   /** Where HTTP and WebSocket listen when they have their own port (web.port). */
@@ -127,18 +129,12 @@ export class RoomcastServer {
         parted: (s, room) => log.info(`${s.nick} left [${room.name}]`),
         renamed: (s, old) => log.info(`${old} is now ${s.nick}`),
         failed: (s, err) => log.error(`command from ${s.nick} failed: ${(err as Error)?.stack ?? err}`),
-        imagePosted: (post, event) => {
-          this.images.put(post);
-          this.tasks.posted(post, event);
-        },
-        posted: (event) => {
-          if (event.type === 'labels') this.tasks.answered(event);
-        },
       },
     );
     const w = this.opts.web;
     this.images = new ImageStore(w.imageStoreBytes, w.imageStoreCount);
     this.tasks = new TaskStore({ onFinished: (task, answer) => this.metrics.taskFinished(task, answer) });
+    this.imagePosts = new ImagePosts(this.hub, this.images, this.tasks);
     this.metrics = new Metrics(
       {
         hub: this.hub,
@@ -156,6 +152,7 @@ export class RoomcastServer {
         hub: this.hub,
         opts: w,
         connection: c,
+        posts: this.imagePosts,
         tasks: this.tasks,
         images: this.images,
         metrics: this.metrics,
@@ -196,7 +193,7 @@ export class RoomcastServer {
     if (cls) {
       // Workers start loading the model now, in their own processes; the hub does not wait.
       if ('pool' in cls) this.pool = new ClassifierPool(cls.pool);
-      this.bot = new ClassifierBot(this.hub, this.pool, {
+      this.bot = new ClassifierBot(this.imagePosts, this.pool, {
         logger: this.opts.logger,
         top: 'pool' in cls ? (cls.top ?? BOT_DEFAULTS.top) : BOT_DEFAULTS.top,
         ...('off' in cls ? { offReason: cls.off } : {}),

@@ -162,13 +162,29 @@ describe('Hub', () => {
     expect(hub.rooms.get('lobby')!.since(0, 5)[0]).toBe(b.link.frames.at(-1));
   });
 
-  test('text-mode senders get no ack', () => {
+  test('the hub acks every sender whatever its wire mode; the text wire shows no ack', () => {
     const hub = makeHub();
     const a = join(hub, 'a', undefined, 'text');
     join(hub, 'b');
     a.link.take();
     hub.handle(a.s, { type: 'message', text: 'hi' });
-    expect(a.link.take()).toEqual([]);
+    const [ack, ...rest] = a.link.frames.slice(-1);
+    expect(rest).toEqual([]);
+    expect(ack.event).toMatchObject({ type: 'ack', room: 'lobby', seq: 1 });
+    expect(ack.text).toBeNull();
+  });
+
+  test('what enters a room is sanitised by the hub, whoever parsed it', () => {
+    const hub = makeHub();
+    const a = join(hub, 'a');
+    const b = join(hub, 'b');
+    b.link.take();
+    // A program that skipped the command parser (the HTTP API calls say() directly).
+    hub.say(hub.rooms.get('lobby')!, 'a', 'bell\u0007 and \u202eevil');
+    const [said] = b.link.take() as MessageEvent[];
+    expect(said.text).not.toMatch(/[\u0007\u202e]/);
+    hub.handle(a.s, { type: 'topic', topic: 'tab\u0007' });
+    expect(hub.rooms.get('lobby')!.topic).not.toMatch(/\u0007/);
   });
 
   test('errors go to the sender alone, with its id', () => {

@@ -5,9 +5,12 @@
  * batch's answers in one go.
  */
 import { EventEmitter } from 'node:events';
-import { ClassifierBot } from '../../src/bot/classifier-bot.js';
+import { ClassifierBot } from '../../src/images/classifier-bot.js';
 import type { ClassifierPool, ClassifyResult } from '../../src/classifier/pool.js';
 import { Hub, type ImagePost } from '../../src/hub/hub.js';
+import { ImagePosts } from '../../src/images/image-posts.js';
+import { ImageStore } from '../../src/images/image-store.js';
+import { TaskStore } from '../../src/images/task-store.js';
 import type { Link } from '../../src/hub/session.js';
 
 class BatchPool extends EventEmitter {
@@ -54,7 +57,7 @@ test('a batch of answers reaches each member in the turn it came, in order', asy
   };
   hub.attach(member, { nick: 'bea', rooms: ['lab'] });
   const pool = new BatchPool();
-  const bot = new ClassifierBot(hub, pool as unknown as ClassifierPool);
+  const bot = new ClassifierBot(new ImagePosts(hub, new ImageStore(1 << 20, 16), new TaskStore()), pool as unknown as ClassifierPool);
   const post = (image: number): ImagePost => ({ room: 'lab', image, name: `${image}.jpg`, nick: 'ann', bytes: Buffer.from('img') });
   for (const image of [7, 8, 9]) bot.submit(post(image));
 

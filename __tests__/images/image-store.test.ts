@@ -3,7 +3,7 @@
  * go when their bytes are needed (or the count is reached), and what get() returns stays
  * intact whatever is posted after.
  */
-import { ImageStore } from '../../src/http/image-store.js';
+import { ImageStore } from '../../src/images/image-store.js';
 import type { ImagePost } from '../../src/hub/hub.js';
 
 const post = (image: number, size: number): ImagePost => ({

@@ -1,6 +1,6 @@
 import type { ImagePost } from '../../src/hub/hub.js';
 import type { ImageEvent, LabelsEvent } from '../../src/protocol/events.js';
-import { TaskStore, type Task } from '../../src/http/task-store.js';
+import { TaskStore, type Task } from '../../src/images/task-store.js';
 
 // A clock the test moves by hand: no sleeps.
 let now = 1_000_000;

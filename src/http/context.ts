@@ -5,17 +5,17 @@
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Hub } from '../hub/hub.js';
+import type { Hub, ImagePort } from '../hub/hub.js';
 import type { Room } from '../hub/room.js';
 import type { BotStatus } from '../protocol/events.js';
 import { RoomcastError } from '../protocol/errors.js';
 import { nickKey } from '../protocol/text.js';
 import type { ConnectionOptions } from '../transport/options.js';
 import { httpError } from './errors.js';
-import type { ImageStore } from './image-store.js';
+import type { ImageStore } from '../images/image-store.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { OriginPolicy } from './origin.js';
-import type { TaskStore } from './task-store.js';
+import type { TaskStore } from '../images/task-store.js';
 
 /** The package root: this module is in dist/http/ (or src/http/ under ts-jest). */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -73,6 +73,8 @@ export interface WebContext {
   connection: ConnectionOptions;
   tasks: TaskStore;
   images: ImageStore;
+  /** Where an image posted over HTTP goes, as one posted over chat does. */
+  posts: ImagePort;
   metrics: Metrics;
   origins: OriginPolicy;
   readiness(): Readiness;

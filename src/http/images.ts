@@ -11,7 +11,6 @@
  */
 import type { IncomingMessage } from 'node:http';
 import busboy from 'busboy';
-import { sanitize } from '../protocol/text.js';
 import { checkLength, limitBody, readBody } from './body.js';
 import { checkOrigin, existingRoom, posterNick, type WebContext } from './context.js';
 import { httpError, HttpError } from './errors.js';
@@ -32,7 +31,6 @@ function mediaType(req: IncomingMessage): string {
 }
 
 export function imageRoutes(ctx: WebContext): Route[] {
-  const hub = ctx.hub;
   const maxImage = ctx.connection.maxImageBytes;
   return [
     {
@@ -58,14 +56,11 @@ export function imageRoutes(ctx: WebContext): Route[] {
         }
         if (upload.bytes.length === 0) throw httpError('NO_IMAGE', 'the image is empty');
         const nick = posterNick(ctx, upload.nick ?? query.get('nick'));
-        const name = sanitize(upload.name || query.get('name') || 'image');
+        const name = upload.name || query.get('name') || 'image';
         const room = existingRoom(ctx, params[0]);
         // Whatever the Content-Type said, bytes that are no image are refused here (415
         // NOT_AN_IMAGE, thrown by the hub) before the room hears of them.
-        const { event, post } = hub.postImage(room, nick, name, upload.bytes);
-        hub.submitImage(post);
-        if (!hub.imageSink)
-          ctx.tasks.fail(event.image, { code: 'CLASSIFIER_OFF', message: 'this server runs no classifier bot' });
+        const event = ctx.posts.post(room, nick, name, upload.bytes);
         const task = ctx.tasks.get(String(event.image));
         const id = String(event.image);
         sendJson(

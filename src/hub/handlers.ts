@@ -7,7 +7,7 @@ import { RoomcastError } from '../protocol/errors.js';
 import type { Command } from '../protocol/commands.js';
 import { HELP } from '../protocol/commands.js';
 import { Frame } from '../protocol/frame.js';
-import { nickKey, TOPIC_MAX } from '../protocol/text.js';
+import { nickKey, sanitize, TOPIC_MAX } from '../protocol/text.js';
 import type { Hub } from './hub.js';
 import type { Room } from './room.js';
 import type { Session } from './session.js';
@@ -57,16 +57,18 @@ export const HANDLERS: Table = {
     room: true,
     run(hub, s, cmd, room) {
       const event = hub.say(room, s.nick, cmd.text, cmd.action, s);
-      if (s.link.mode === 'json') hub.reply(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time: event.time });
+      // Every sender gets its ack; a wire format that shows none (text) drops it when encoding.
+      hub.reply(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time: event.time });
     },
   },
 
   privmsg: {
     run(hub, s, cmd) {
-      checkText(hub, cmd.text);
+      const text = sanitize(cmd.text);
+      checkText(hub, text);
       const to = hub.sessions.get(nickKey(cmd.to));
       if (!to) throw new RoomcastError('NO_SUCH_NICK', cmd.to.slice(0, 40));
-      const event = { type: 'privmsg' as const, from: s.nick, to: to.nick, text: cmd.text, time: hub.opts.now() };
+      const event = { type: 'privmsg' as const, from: s.nick, to: to.nick, text, time: hub.opts.now() };
       const withAction = cmd.action ? { ...event, action: true as const } : event;
       if (to !== s) hub.send(to, withAction);
       hub.reply(s, cmd.id, withAction);
@@ -79,15 +81,14 @@ export const HANDLERS: Table = {
     run(hub, s, cmd, room) {
       // The transport has read exactly `size` bytes after the header line.
       if (!cmd.data) throw new RoomcastError('BAD_MESSAGE', 'the image bytes are missing');
-      const { event, post } = hub.postImage(room, s.nick, cmd.name, cmd.data, s);
+      const event = hub.images.post(room, s.nick, cmd.name, cmd.data, s);
       hub.reply(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time: event.time, image: event.image });
-      hub.submitImage(post);
     },
   },
 
   bot: {
     run(hub, s, cmd) {
-      const status = hub.imageSink?.status() ?? { nick: 'classifier', state: 'off' as const, reason: 'this server runs no classifier bot' };
+      const status = hub.images.botStatus() ?? { nick: 'classifier', state: 'off' as const, reason: 'this server runs no classifier bot' };
       hub.reply(s, cmd.id, { type: 'bot', ...status });
     },
   },
@@ -122,7 +123,7 @@ export const HANDLERS: Table = {
         return;
       }
       if (cmd.topic.length > TOPIC_MAX) throw new RoomcastError('TEXT_TOO_LONG', TOPIC_MAX);
-      room.topic = cmd.topic.trim();
+      room.topic = sanitize(cmd.topic).trim();
       hub.broadcast(room, new Frame({ type: 'topic', room: room.name, topic: room.topic, nick: s.nick }), s);
       hub.reply(s, cmd.id, { type: 'topic', room: room.name, topic: room.topic, nick: s.nick });
     },

@@ -7,7 +7,7 @@ import { RoomcastError } from '../protocol/errors.js';
 import type { BotStatus, ImageEvent, MessageEvent, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
 import { sniffImageFormat } from '../protocol/image-format.js';
-import { isValidNick, nickKey, normalizeRoom } from '../protocol/text.js';
+import { isValidNick, nickKey, normalizeRoom, sanitize } from '../protocol/text.js';
 import type { Command } from '../protocol/commands.js';
 import { checkText, HANDLERS } from './handlers.js';
 import { Room } from './room.js';
@@ -55,13 +55,6 @@ export interface HubObserver {
   parted?(s: Session, room: Room): void;
   renamed?(s: Session, old: string): void;
   failed?(s: Session, err: unknown): void;
-  /** An image was posted, over any transport; called before its bytes go to the image sink. */
-  imagePosted?(post: ImagePost, event: ImageEvent): void;
-  /**
-   * Someone who is not a member posted to a room (the bot's answers): `delivered` is false when
-   * the room had gone meanwhile, so observers still learn the outcome nobody was left to see.
-   */
-  posted?(event: RoomEvent, delivered: boolean): void;
 }
 
 /** An image someone posted, on its way to whoever classifies it. */
@@ -74,13 +67,14 @@ export interface ImagePost {
 }
 
 /**
- * Where image posts go: the classifier bot. The hub hands a post over and returns at once; the
- * answer comes back later through Hub.postAs(). The bot depends on the hub, not the reverse.
+ * Where an image command goes once the hub has resolved its room: the post's whole life (the
+ * bytes kept, its task, the classifier) is the server's images/ module, which depends on the hub
+ * and not the reverse. Without one the hub only shows the post to the room.
  */
-export interface ImageSink {
-  readonly nick: string;
-  submit(post: ImagePost): void;
-  status(): BotStatus;
+export interface ImagePort {
+  post(room: Room, nick: string, name: string, bytes: Buffer, except?: Session): ImageEvent;
+  /** The classifier bot's state; null when there is no bot. */
+  botStatus(): BotStatus | null;
 }
 
 export interface Hello {
@@ -93,7 +87,10 @@ export class Hub {
   readonly sessions = new Map<string, Session>(); // by nick key
   readonly rooms = new Map<string, Room>();
   readonly stats = { messages: 0, deliveries: 0, privmsgs: 0, images: 0 };
-  imageSink: ImageSink | null = null;
+  images: ImagePort = {
+    post: (room, nick, name, bytes, except) => this.postImage(room, nick, name, bytes, except).event,
+    botStatus: () => null,
+  };
   private nextImage = 1;
   private nextId = 1;
   private nextGuest = 1;
@@ -183,15 +180,11 @@ export class Hub {
    */
   postAs<E extends RoomEvent>(roomName: string, build: (seq: number, time: number) => E): boolean {
     const room = this.rooms.get(roomName);
-    if (!room) {
-      this.observer.posted?.(build(0, this.opts.now()), false);
-      return false;
-    }
+    if (!room) return false;
     const event = build(++room.seq, this.opts.now());
     const frame = new Frame(event);
     room.record(frame);
     this.broadcast(room, frame);
-    this.observer.posted?.(event, true);
     return true;
   }
 
@@ -199,7 +192,9 @@ export class Hub {
    * A message to a room, from a member (`except`: the sender, who gets an ack instead) or from
    * someone who is not one (the HTTP API). Throws EMPTY_MESSAGE or TEXT_TOO_LONG.
    */
-  say(room: Room, nick: string, text: string, action = false, except?: Session): MessageEvent {
+  say(room: Room, nick: string, raw: string, action = false, except?: Session): MessageEvent {
+    // Whatever a transport parsed, what enters a room is checked here (clean text passes as is).
+    const text = sanitize(raw);
     checkText(this, text);
     const event: MessageEvent = { type: 'message', room: room.name, seq: ++room.seq, nick, text, time: this.opts.now() };
     if (action) event.action = true;
@@ -219,7 +214,7 @@ export class Hub {
    */
   postImage(room: Room, nick: string, name: string, data: Buffer, except?: Session): { event: ImageEvent; post: ImagePost } {
     // Only the file's own name is shown: a path says nothing to the room and may say too much.
-    const shown = name.split(/[\\/]/).pop()!.slice(0, 100) || 'image';
+    const shown = sanitize(name.split(/[\\/]/).pop()!.slice(0, 100)) || 'image';
     if (sniffImageFormat(data) === null) throw new RoomcastError('NOT_AN_IMAGE', data.length === 0 ? `"${shown}" (0 bytes)` : `"${shown}"`);
     const event: ImageEvent = {
       type: 'image',
@@ -236,12 +231,7 @@ export class Hub {
     this.broadcast(room, frame, except);
     this.stats.images++;
     const post: ImagePost = { room: room.name, image: event.image, name: shown, nick, bytes: data };
-    this.observer.imagePosted?.(post, event);
     return { event, post };
-  }
-
-  submitImage(post: ImagePost): void {
-    this.imageSink?.submit(post);
   }
 
   /** Writes one frame to every member but `except`, the same bytes for each. */

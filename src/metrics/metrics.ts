@@ -12,8 +12,8 @@ import type { Hub } from '../hub/hub.js';
 import type { PoolStats } from '../classifier/pool.js';
 import type { BotStatus, LabelsEvent } from '../protocol/events.js';
 import type { Transport } from '../transport/chat-link.js';
-import type { Task, TaskStore } from '../http/task-store.js';
-import type { ImageStore } from '../http/image-store.js';
+import type { Task, TaskStore } from '../images/task-store.js';
+import type { ImageStore } from '../images/image-store.js';
 
 export type Carrier = Transport | 'http';
 

@@ -1,11 +1,12 @@
 /**
  * The classifier bot: answers image posts in the room they were posted to, under a reserved
- * nick. It depends on the hub (the hub only knows it as an ImageSink) and on the classifier
- * pool, whose workers do every decode and every inference in other processes: submit() only
+ * nick. It depends on the image posts' lifecycle (image-posts.ts), which hands it every post,
+ * and on the classifier pool, whose workers do every decode and every inference in other processes: submit() only
  * hands bytes over and returns, so the hub never waits on a model.
  */
 import path from 'node:path';
-import type { Hub, ImagePost, ImageSink } from '../hub/hub.js';
+import type { ImagePost } from '../hub/hub.js';
+import type { ImageClassifierSink, ImagePosts } from './image-posts.js';
 import type { BotStatus, LabelsEvent } from '../protocol/events.js';
 import { ClassifierError } from '../classifier/errors.js';
 import type { ClassifierPool, ClassifyResult } from '../classifier/pool.js';
@@ -30,19 +31,19 @@ export const BOT_DEFAULTS: BotOptions = {
 
 type Answer = Pick<LabelsEvent, 'labels' | 'model' | 'timings' | 'error' | 'preview'>;
 
-export class ClassifierBot implements ImageSink {
+export class ClassifierBot implements ImageClassifierSink {
   readonly opts: BotOptions;
   readonly nick: string;
   readonly stats = { answered: 0, failed: 0 };
 
   constructor(
-    private readonly hub: Hub,
+    private readonly posts: ImagePosts,
     private readonly pool: ClassifierPool | null,
     opts: Partial<BotOptions> = {},
   ) {
     this.opts = { ...BOT_DEFAULTS, ...opts };
     this.nick = this.opts.nick;
-    hub.imageSink = this;
+    posts.attach(this);
     const log = this.opts.logger;
     if (pool) {
       log.info(`classifier bot loading ${path.basename(pool.modelPath)}`);
@@ -101,26 +102,12 @@ export class ClassifierBot implements ImageSink {
   }
 
   /**
-   * Posts the answer to the room of the image; if everyone has left it, there is no one to tell.
-   *
-   * Answers are posted as they come. A worker answers its whole batch in one message, so a
-   * batch's answers are posted in one turn and reach each member in one write (the transports
-   * coalesce a turn's output). Posting them one per turn, as this once did so that chat read in
-   * between would not wait for eight answers, cost a write to every member per answer: on this
-   * 2-core VM a write that wakes a reader costs ~50 us, several times the cost of encoding an
-   * answer, and the hub's CPU per image was 0.60-0.68 ms against 0.49-0.54 ms now
-   * (classifier-latency, serverCpuMsPerImage).
+   * Posts the answer in the image's room as it comes: a worker answers its whole batch in one
+   * message, so a batch's answers go out in one turn and reach each member in one write (the
+   * transports coalesce a turn's output), rather than a write per answer (docs/performance.md).
    */
   private answer(post: ImagePost, body: Answer): void {
-    this.hub.postAs(post.room, (seq, time): LabelsEvent => ({
-      type: 'labels',
-      room: post.room,
-      seq,
-      nick: this.nick,
-      image: post.image,
-      name: post.name,
-      time,
-      ...body,
-    }));
+    this.posts.answer(post, this.nick, body);
   }
+
 }
