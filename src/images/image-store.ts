@@ -5,10 +5,10 @@
  *
  * The images are copied into one ring of `maxBytes`, allocated on first use, rather than kept
  * as one Buffer each. A Buffer that outlives two young-generation GCs is promoted, and then its
- * backing store is freed only by a full mark-compact: with the classifier saturated (~80
- * images/s) the store retired ~8 MB of images a second that way, and V8's accounting of
- * external memory started a full collection every ~7 s, each stopping the hub for 3-10 ms, the
- * chat's worst delays. Now the posted Buffer dies young and keeping an image costs one copy.
+ * backing store is freed only by a full mark-compact: with the classifier saturated, V8's
+ * accounting of that external memory started full collections that stopped the hub, the chat's
+ * worst delays (docs/performance.md). Now the posted Buffer dies young and keeping an image
+ * costs one copy.
  */
 import type { ImagePost } from '../hub/hub.js';
 import { IMAGE_FORMATS, sniffImageFormat } from '../protocol/image-format.js';

@@ -52,7 +52,7 @@ export class TaskStore {
   // Two maps, each in its own order, so that bounding them never scans the other: pending
   // tasks in the order they were posted (the first ones time out first), finished ones in the
   // order they finished (the first ones expire first). prune() runs on every post, answer and
-  // lookup; copying every task there cost ~6 µs per call with a full store (1,000 finished).
+  // lookup, so it must not copy every task.
   private readonly pendingTasks = new Map<number, Task>();
   private readonly finishedTasks = new Map<number, Task>();
   private pruning = false;
