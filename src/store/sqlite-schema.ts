@@ -1,0 +1,150 @@
+/**
+ * Opening the SQLite file of the message store: the lock, the journal, the schema and its
+ * migrations, and what each way of failing is called. Every failure here is a StoreError that
+ * names the file; a server that cannot open its store says why and stops.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { StoreError } from './errors.js';
+import type { FsyncPolicy } from './store.js';
+
+export type Db = Database.Database;
+
+/** The schema this build writes; a file at a higher version was written by a newer roomcast. */
+export const SCHEMA_VERSION = 1;
+
+/** "RCMS" in the file header, so that a roomcast store is told from any other SQLite file. */
+const APPLICATION_ID = 0x52434d53;
+
+/**
+ * Migrations, the n-th taking the file from version n to n + 1. Each runs in the transaction
+ * that records it, so a file is never left half migrated. Never edit one that has shipped:
+ * add the next.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE rooms (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    -- The last sequence number ever given out, kept even when every event is pruned, so
+    -- that numbers are never reused.
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    topic TEXT NOT NULL DEFAULT '',
+    topic_nick TEXT,
+    topic_time INTEGER
+  );
+  -- id is the room's id times 2^40 plus the event's sequence number: a room's events are
+  -- one run of the primary key, so paging, the first kept event and pruning need no other
+  -- index. text is a message's text (NULL for other events); extra is every other field of
+  -- the event, as JSON (NULL when there is none).
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    nick TEXT NOT NULL,
+    text TEXT,
+    extra TEXT
+  );
+  -- External content: the text is stored once, in events, and the index refers to it.
+  -- detail=none keeps no positions: queries are plain words, and the matching words are
+  -- marked by the store itself, so positions would only make the index larger.
+  CREATE VIRTUAL TABLE events_fts USING fts5(
+    text,
+    content = 'events',
+    content_rowid = 'id',
+    detail = none,
+    tokenize = "unicode61 remove_diacritics 2 categories 'L* N* Co M*'"
+  );
+  CREATE TRIGGER events_fts_insert AFTER INSERT ON events WHEN new.text IS NOT NULL BEGIN
+    INSERT INTO events_fts (rowid, text) VALUES (new.id, new.text);
+  END;
+  CREATE TRIGGER events_fts_delete AFTER DELETE ON events WHEN old.text IS NOT NULL BEGIN
+    INSERT INTO events_fts (events_fts, rowid, text) VALUES ('delete', old.id, old.text);
+  END;
+  `,
+];
+
+const SYNCHRONOUS: Record<FsyncPolicy, string> = { always: 'FULL', batch: 'NORMAL', off: 'OFF' };
+
+const NOT_WRITABLE_ERRNO = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EEXIST', 'ENOENT', 'ENOSPC']);
+
+/**
+ * What a failure from SQLite or the file system means for the store. While opening, a full
+ * disk means the store cannot be written at all; later it is a failed write, retried.
+ */
+export function storeErrorOf(err: unknown, file: string, opening: boolean): StoreError {
+  if (err instanceof StoreError) return err;
+  const code = String((err as { code?: unknown }).code ?? '');
+  const detail = err instanceof Error ? err.message : String(err);
+  const cause = { cause: err };
+  if (/^SQLITE_(BUSY|LOCKED)/.test(code)) return new StoreError('STORE_LOCKED', file, detail, cause);
+  if (/^SQLITE_(NOTADB|CORRUPT)/.test(code)) return new StoreError('STORE_CORRUPT', file, detail, cause);
+  if (/^SQLITE_(CANTOPEN|READONLY|PERM|AUTH)/.test(code) || NOT_WRITABLE_ERRNO.has(code))
+    return new StoreError('STORE_NOT_WRITABLE', file, detail, cause);
+  if (opening && /^SQLITE_FULL/.test(code)) return new StoreError('STORE_NOT_WRITABLE', file, detail, cause);
+  return new StoreError('STORE_IO', file, detail, cause);
+}
+
+/**
+ * Opens (creating when missing) the store's file, holding it for this process alone until
+ * closed, in WAL mode, at the current schema. Throws a StoreError.
+ */
+export function openDatabase(file: string, fsync: FsyncPolicy): Db {
+  try {
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw storeErrorOf(err, path.dirname(file), true);
+  }
+  let db: Db;
+  try {
+    // No busy timeout: a store held by another process is reported at once, not retried.
+    db = new Database(file, { timeout: 0 });
+  } catch (err) {
+    throw storeErrorOf(err, file, true);
+  }
+  try {
+    // SQLite's own locks keep a second writer out only while a transaction is open. In
+    // exclusive locking mode the lock taken below is held until the connection closes, and
+    // the kernel drops it when the process dies, so no stale lock file is ever left behind.
+    // Set before the first access, it also keeps the WAL index in this process's memory.
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${SYNCHRONOUS[fsync]}`);
+    // A burst may grow the WAL; after the next checkpoint it is cut back to this.
+    db.pragma('journal_size_limit = 33554432');
+    db.exec('BEGIN EXCLUSIVE');
+    try {
+      migrate(db, file);
+      db.exec('COMMIT');
+    } finally {
+      if (db.inTransaction) db.exec('ROLLBACK');
+    }
+    return db;
+  } catch (err) {
+    db.close();
+    throw storeErrorOf(err, file, true);
+  }
+}
+
+/** Brings the file to SCHEMA_VERSION; refuses files that are not a store, or are newer. */
+function migrate(db: Db, file: string): void {
+  const appId = db.pragma('application_id', { simple: true }) as number;
+  const tables = db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'table'`).pluck().all() as string[];
+  let version = 0;
+  if (appId !== 0 || tables.length > 0) {
+    if (appId !== APPLICATION_ID || !tables.includes('schema_version'))
+      throw new StoreError('STORE_CORRUPT', file, 'an SQLite file of some other program');
+    version = (db.prepare('SELECT max(version) FROM schema_version').pluck().get() as number | null) ?? 0;
+  } else {
+    db.exec('CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)');
+    db.pragma(`application_id = ${APPLICATION_ID}`);
+  }
+  if (version > SCHEMA_VERSION)
+    throw new StoreError('STORE_TOO_NEW', file, `store version ${version}; this roomcast reads up to version ${SCHEMA_VERSION}`);
+  const record = db.prepare('INSERT INTO schema_version (version, applied) VALUES (?, ?)');
+  for (let v = version; v < SCHEMA_VERSION; v++) {
+    db.exec(MIGRATIONS[v]!);
+    record.run(v + 1, Date.now());
+  }
+}

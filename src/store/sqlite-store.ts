@@ -1,0 +1,471 @@
+/**
+ * The message store in an SQLite file (better-sqlite3): synchronous calls in the hub's
+ * process, WAL, and FTS5 for search.
+ *
+ * Writes are queued and written once per event-loop turn, all of a turn's events in one
+ * transaction: a transaction per message would cost a commit (and under `always` an fsync)
+ * per message. When a write fails (disk full, I/O error) the events stay queued, in memory
+ * and bounded, the store reports itself degraded once, and the write is retried with a
+ * growing delay until it succeeds, when the store reports that it has recovered.
+ */
+import path from 'node:path';
+import type { MessageEvent, RoomEvent } from '../protocol/events.js';
+import { StoreError } from './errors.js';
+import { eventOf, rowValues, type EventRow } from './event-row.js';
+import { openDatabase, storeErrorOf, type Db } from './sqlite-schema.js';
+import {
+  checkAppend,
+  MAX_SEQ,
+  type FsyncPolicy,
+  type HistoryPage,
+  type MessageStore,
+  type PruneResult,
+  type Retention,
+  type SearchHit,
+  type StoredRoom,
+  type StoreHealth,
+  type StoreObserver,
+} from './store.js';
+import { ftsQuery, markMatches, parseQuery } from './text-search.js';
+
+/** The file in the data directory. */
+export const STORE_FILE = 'messages.sqlite';
+
+export interface SqliteStoreOptions {
+  /** The data directory; created when missing. */
+  dir: string;
+  fsync: FsyncPolicy;
+  /** Clock for topic times and age-based pruning. */
+  now?: () => number;
+  observer?: StoreObserver;
+  /** Events kept in memory while writes fail; past it the oldest are given up. */
+  maxQueued?: number;
+  /** Under `batch`, how often written events are synced. */
+  syncIntervalMs?: number;
+  /** Delay before the first retry of a failed write, doubled on each failure up to retryMaxMs. */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+}
+
+export const SQLITE_DEFAULTS = {
+  maxQueued: 100_000,
+  syncIntervalMs: 1000,
+  retryMinMs: 50,
+  retryMaxMs: 2000,
+};
+
+/**
+ * Events written per transaction at most: a burst is written over several turns, so one
+ * transaction never holds the hub for long.
+ */
+const MAX_BATCH = 5000;
+/** Events deleted per step of prune(), each step its own transaction and turn. */
+const PRUNE_STEP = 500;
+
+/** What the store knows of a room without reading the file. */
+interface RoomState {
+  name: string;
+  /** The row id in rooms; undefined until the room's first write commits. */
+  id: number | undefined;
+  lastSeq: number;
+  firstSeq: number;
+  topic: string;
+  topicNick?: string;
+  topicTime?: number;
+}
+
+export class SqliteStore implements MessageStore {
+  readonly file: string;
+  private readonly opts: Required<Omit<SqliteStoreOptions, 'observer' | 'now'>>;
+  private readonly now: () => number;
+  private readonly observer: StoreObserver;
+  private db: Db | null = null;
+  private stmt!: ReturnType<typeof prepare>;
+  private readonly rooms = new Map<string, RoomState>();
+  /** Appended, not yet written, in the order appended. */
+  private queue: RoomEvent[] = [];
+  /** Rooms whose row (last seq, topic) must be written. */
+  private readonly dirty = new Set<RoomState>();
+  private scheduled = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private syncTimer: NodeJS.Timeout | null = null;
+  /** Committed under `batch` since the last sync. */
+  private unsynced = false;
+  private failures = 0; // consecutive, for the retry delay
+  private failedWrites = 0;
+  private dropped = 0;
+  private lastError: StoreError | null = null;
+
+  constructor(opts: SqliteStoreOptions) {
+    const { observer, now, ...rest } = opts;
+    this.opts = { ...SQLITE_DEFAULTS, ...rest };
+    this.file = path.join(opts.dir, STORE_FILE);
+    this.now = now ?? Date.now;
+    this.observer = observer ?? {};
+  }
+
+  async open(): Promise<StoredRoom[]> {
+    if (!this.db) {
+      const db = openDatabase(this.file, this.opts.fsync);
+      this.stmt = prepare(db);
+      this.loadRooms();
+      this.db = db;
+      if (this.opts.fsync === 'batch') {
+        this.syncTimer = setInterval(() => this.sync(), this.opts.syncIntervalMs);
+        this.syncTimer.unref();
+      }
+    }
+    return [...this.rooms.values()].map((st) => ({
+      room: st.name,
+      lastSeq: st.lastSeq,
+      firstSeq: st.firstSeq,
+      topic: st.topic,
+      ...(st.topicTime !== undefined && { topicNick: st.topicNick, topicTime: st.topicTime }),
+    }));
+  }
+
+  append(event: RoomEvent): void {
+    this.checkOpen();
+    const st = this.rooms.get(event.room);
+    checkAppend(event, st?.lastSeq ?? 0, this.file);
+    const room = st ?? this.newRoom(event.room);
+    if (room.firstSeq > room.lastSeq) room.firstSeq = event.seq;
+    room.lastSeq = event.seq;
+    this.dirty.add(room);
+    if (this.queue.length >= this.opts.maxQueued) {
+      // Only while writes fail can the queue get this long; memory must stay bounded, and the
+      // oldest events are the ones clients are least likely to ask for again.
+      const n = Math.max(1, Math.floor(this.opts.maxQueued / 10));
+      this.queue.splice(0, n);
+      this.dropped += n;
+    }
+    this.queue.push(event);
+    this.schedule();
+  }
+
+  setTopic(room: string, topic: string, nick: string): void {
+    this.checkOpen();
+    const st = this.rooms.get(room) ?? this.newRoom(room);
+    st.topic = topic;
+    st.topicNick = nick;
+    st.topicTime = this.now();
+    this.dirty.add(st);
+    this.schedule();
+  }
+
+  async range(room: string, after: number, limit: number): Promise<HistoryPage> {
+    this.checkOpen();
+    const st = this.rooms.get(room);
+    if (!st) return { events: [], first: 1, last: 0 };
+    const n = clampCount(limit);
+    const from = Math.max(0, Math.min(MAX_SEQ, Math.floor(after)));
+    const events = st.id === undefined || n === 0 ? [] : this.read(() => this.stmt.range.all(st.id, from, st.id, n), room);
+    const done = events.length > 0 ? events[events.length - 1]!.seq : from;
+    for (const e of this.queue) {
+      if (events.length >= n) break;
+      if (e.room === room && e.seq > done) events.push(e);
+    }
+    return { events, first: st.firstSeq, last: st.lastSeq };
+  }
+
+  async latest(room: string, count: number): Promise<HistoryPage> {
+    this.checkOpen();
+    const st = this.rooms.get(room);
+    if (!st) return { events: [], first: 1, last: 0 };
+    const n = clampCount(count);
+    const queued = this.queue.filter((e) => e.room === room);
+    if (queued.length >= n) return { events: queued.slice(queued.length - n), first: st.firstSeq, last: st.lastSeq };
+    const written = st.id === undefined ? [] : this.read(() => this.stmt.latest.all(st.id, st.id, n - queued.length), room);
+    return { events: written.reverse().concat(queued), first: st.firstSeq, last: st.lastSeq };
+  }
+
+  async search(room: string, query: string, limit: number, beforeSeq?: number): Promise<SearchHit[]> {
+    this.checkOpen();
+    const terms = parseQuery(query);
+    const n = clampCount(limit);
+    if (terms.length === 0 || n === 0) return [];
+    // What was appended this turn is indexed only once written; failing here is reported
+    // like any failed write, and the search goes on over what is written.
+    if (!this.retryTimer) this.writeAll();
+    const st = this.rooms.get(room);
+    if (!st || st.id === undefined) return [];
+    const before = beforeSeq === undefined ? MAX_SEQ + 1 : Math.max(0, Math.min(MAX_SEQ + 1, Math.ceil(beforeSeq)));
+    let rows: EventRow[];
+    try {
+      rows = this.stmt.search.all(ftsQuery(terms), st.id, st.id, before, n) as EventRow[];
+    } catch (err) {
+      // A word the index cuts in two (a character its Unicode tables class otherwise) makes a
+      // phrase, which this index cannot search: nothing matches it.
+      if ((err as { code?: string }).code === 'SQLITE_ERROR') return [];
+      throw storeErrorOf(err, this.file, false);
+    }
+    return rows.map((row) => {
+      const event = eventOf(room, row) as MessageEvent;
+      return { event, marks: markMatches(event.text, terms) ?? [] };
+    });
+  }
+
+  async prune(retention: Retention): Promise<PruneResult> {
+    this.checkOpen();
+    if (!this.retryTimer) this.writeAll();
+    const cutoff = retention.maxAgeMs === undefined ? -Infinity : this.now() - retention.maxAgeMs;
+    let deleted = 0;
+    for (const st of [...this.rooms.values()]) {
+      if (st.id === undefined) continue;
+      const keepFrom = retention.maxPerRoom === undefined ? 0 : st.lastSeq - retention.maxPerRoom + 1;
+      for (;;) {
+        if (!this.db) return { deleted };
+        const oldest = this.rows<{ seq: number; time: number }>(() => this.stmt.oldest.all(st.id, st.id, PRUNE_STEP));
+        let k = 0;
+        while (k < oldest.length && (oldest[k]!.seq < keepFrom || oldest[k]!.time < cutoff)) k++;
+        if (k === 0) break;
+        const upTo = oldest[k - 1]!.seq;
+        this.rows(() => [this.stmt.deleteTo.run(st.id, st.id, upTo + 1)]);
+        deleted += k;
+        st.firstSeq = Math.max(st.firstSeq, upTo + 1);
+        if (k < oldest.length) break;
+        // Yield between steps: appends and reads go on while a long history is dropped.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    return { deleted };
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen();
+    this.writeAll();
+    if (this.lastError && (this.queue.length > 0 || this.dirty.size > 0)) throw this.lastError;
+    this.sync();
+  }
+
+  async close(): Promise<void> {
+    if (!this.db) return;
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.syncTimer = this.retryTimer = null;
+    this.writeAll();
+    const lost = this.queue.length;
+    const error = this.lastError;
+    this.db.close();
+    this.db = null;
+    this.queue = [];
+    this.dirty.clear();
+    if (lost > 0)
+      throw new StoreError('STORE_IO', this.file, `closed with ${lost} events not written, now lost: ${error?.message ?? 'unknown error'}`);
+  }
+
+  health(): StoreHealth {
+    const h: StoreHealth = {
+      state: this.lastError ? 'degraded' : 'ok',
+      failedWrites: this.failedWrites,
+      queued: this.queue.length,
+      dropped: this.dropped,
+    };
+    if (this.lastError) {
+      h.reason = this.lastError.message;
+      h.code = this.lastError.code;
+    }
+    return h;
+  }
+
+  // ---- writing ----
+
+  private schedule(): void {
+    if (this.scheduled || this.retryTimer) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.write(MAX_BATCH);
+      if (this.queue.length > 0 && !this.retryTimer) this.schedule();
+    });
+  }
+
+  /** Writes everything queued, now; false when a write failed. */
+  private writeAll(): boolean {
+    while (this.queue.length > 0 || this.dirty.size > 0) if (!this.write(Infinity)) return false;
+    return true;
+  }
+
+  /**
+   * Writes up to `max` queued events and every dirty room in one transaction, then reports
+   * them durable. On failure nothing is written, everything stays queued, and a retry is set.
+   */
+  private write(max: number): boolean {
+    const db = this.db;
+    if (!db || (this.queue.length === 0 && this.dirty.size === 0)) return true;
+    const n = Math.min(max, this.queue.length);
+    const batch = n === this.queue.length ? this.queue : this.queue.slice(0, n);
+    const created: RoomState[] = [];
+    const highest = new Map<RoomState, number>();
+    const { insertEvent, insertRoom, updateRoom } = this.stmt;
+    const roomId = (st: RoomState): number => {
+      if (st.id === undefined) {
+        st.id = Number(insertRoom.run(st.name).lastInsertRowid);
+        created.push(st);
+      }
+      return st.id;
+    };
+    try {
+      db.exec('BEGIN');
+      try {
+        for (const event of batch) {
+          const st = this.rooms.get(event.room)!;
+          // OR IGNORE: an event already written (a retried batch that had in fact committed)
+          // is not written twice.
+          insertEvent.run(roomId(st), event.seq, ...rowValues(event));
+          highest.set(st, event.seq);
+        }
+        for (const st of this.dirty) updateRoom.run(st.lastSeq, st.topic, st.topicNick ?? null, st.topicTime ?? null, roomId(st));
+        db.exec('COMMIT');
+      } finally {
+        if (db.inTransaction) db.exec('ROLLBACK');
+      }
+    } catch (err) {
+      for (const st of created) st.id = undefined;
+      this.failed(err);
+      return false;
+    }
+    this.queue = n === this.queue.length ? [] : this.queue.slice(n);
+    this.dirty.clear();
+    this.unsynced = true;
+    this.succeeded();
+    for (const [st, seq] of highest) this.observer.durable?.(st.name, seq);
+    return true;
+  }
+
+  /** Under `batch`: forces what was committed to disk (a checkpoint syncs the WAL first). */
+  private sync(): void {
+    if (!this.db || this.opts.fsync !== 'batch' || !this.unsynced) return;
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+      this.unsynced = false;
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  private failed(err: unknown): void {
+    const error = storeErrorOf(err, this.file, false);
+    this.failedWrites++;
+    const first = this.lastError === null;
+    this.lastError = error;
+    if (!this.retryTimer) {
+      const delay = Math.min(this.opts.retryMaxMs, this.opts.retryMinMs * 2 ** Math.min(this.failures, 20));
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        if (this.writeAll()) this.sync();
+      }, delay);
+      this.retryTimer.unref();
+    }
+    this.failures++;
+    if (first) this.observer.degraded?.(error);
+  }
+
+  private succeeded(): void {
+    if (!this.lastError) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.lastError = null;
+    this.failures = 0;
+    if (this.queue.length === 0) this.observer.recovered?.(this.health());
+    else this.schedule();
+  }
+
+  // ---- reading ----
+
+  /** Runs a query; a failure is a StoreError naming the file. */
+  private rows<T>(query: () => unknown[]): T[] {
+    try {
+      return query() as T[];
+    } catch (err) {
+      throw storeErrorOf(err, this.file, false);
+    }
+  }
+
+  private read(query: () => unknown[], room: string): RoomEvent[] {
+    return this.rows<EventRow>(query).map((row) => eventOf(room, row));
+  }
+
+  private loadRooms(): void {
+    for (const row of this.stmt.rooms.all() as RoomRow[]) {
+      this.rooms.set(row.name, {
+        name: row.name,
+        id: row.id,
+        lastSeq: row.last_seq,
+        firstSeq: row.first ?? row.last_seq + 1,
+        topic: row.topic,
+        ...(row.topic_time !== null && { topicNick: row.topic_nick ?? '', topicTime: row.topic_time }),
+      });
+    }
+  }
+
+  private newRoom(name: string): RoomState {
+    const st: RoomState = { name, id: undefined, lastSeq: 0, firstSeq: 1, topic: '' };
+    this.rooms.set(name, st);
+    return st;
+  }
+
+  private checkOpen(): void {
+    if (!this.db) throw new StoreError('STORE_CLOSED', this.file, 'open it first, and not after close()');
+  }
+}
+
+interface RoomRow {
+  id: number;
+  name: string;
+  last_seq: number;
+  topic: string;
+  topic_nick: string | null;
+  topic_time: number | null;
+  first: number | null;
+}
+
+function clampCount(n: number): number {
+  return Number.isFinite(n) ? Math.max(0, Math.floor(n)) : 0;
+}
+
+/**
+ * The statements, prepared once. A room's events are the ids from (room << 40) + 1 to
+ * (room << 40) + MAX_SEQ. better-sqlite3 binds JavaScript numbers as floating point, so every
+ * number that takes part in an id is cast to an integer first, and the ids themselves never
+ * reach JavaScript (they do not fit in a double).
+ */
+function prepare(db: Db) {
+  const ROOM = '(CAST(? AS INTEGER) << 40)';
+  const INT = 'CAST(? AS INTEGER)';
+  const SEQ = `id & ${MAX_SEQ} AS seq`;
+  return {
+    rooms: db.prepare(
+      `SELECT r.id, r.name, r.last_seq, r.topic, r.topic_nick, r.topic_time,
+         (SELECT min(e.id) & ${MAX_SEQ} FROM events e
+           WHERE e.id > (r.id << 40) AND e.id < ((r.id + 1) << 40)) AS first
+       FROM rooms r`,
+    ),
+    insertRoom: db.prepare('INSERT INTO rooms (name) VALUES (?)'),
+    updateRoom: db.prepare(
+      'UPDATE rooms SET last_seq = max(last_seq, ?), topic = ?, topic_nick = ?, topic_time = ? WHERE id = ?',
+    ),
+    insertEvent: db.prepare(
+      `INSERT OR IGNORE INTO events (id, time, kind, nick, text, extra) VALUES (${ROOM} + ${INT}, ?, ?, ?, ?, ?)`,
+    ),
+    range: db.prepare(
+      `SELECT ${SEQ}, time, kind, nick, text, extra FROM events
+       WHERE id > ${ROOM} + ${INT} AND id < ${ROOM} + ${MAX_SEQ + 1} ORDER BY id LIMIT ?`,
+    ),
+    latest: db.prepare(
+      `SELECT ${SEQ}, time, kind, nick, text, extra FROM events
+       WHERE id > ${ROOM} AND id < ${ROOM} + ${MAX_SEQ + 1} ORDER BY id DESC LIMIT ?`,
+    ),
+    search: db.prepare(
+      `SELECT e.id & ${MAX_SEQ} AS seq, e.time, e.kind, e.nick, e.text, e.extra
+       FROM events_fts f JOIN events e ON e.id = f.rowid
+       WHERE events_fts MATCH ? AND f.rowid > ${ROOM} AND f.rowid < ${ROOM} + ${INT}
+       ORDER BY f.rowid DESC LIMIT ?`,
+    ),
+    oldest: db.prepare(
+      `SELECT ${SEQ}, time FROM events
+       WHERE id > ${ROOM} AND id < ${ROOM} + ${MAX_SEQ + 1} ORDER BY id LIMIT ?`,
+    ),
+    deleteTo: db.prepare(`DELETE FROM events WHERE id > ${ROOM} AND id < ${ROOM} + ${INT}`),
+  };
+}
