@@ -4,15 +4,14 @@
  * fields take as much as the server does; the page loads without a single failed request
  * (the favicon included). Screenshots go to artifacts/ (gitignored).
  */
-import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { NICK_MAX, ROOM_MAX } from '../../src/protocol/text.js';
 import type { RoomcastServer } from '../../src/server.js';
 import { CONNECTION_DEFAULTS } from '../../src/transport/options.js';
 import { Harness, type JsonClient } from '../helpers/clients.js';
-import { get, launchChromium, openPage, signIn, troubleOf } from '../helpers/web.js';
+import { get, openPage, useBrowser, signIn, troubleOf } from '../helpers/web.js';
 
 const ARTIFACTS = path.resolve('artifacts');
 const WAIT = 30_000;
@@ -21,22 +20,7 @@ const TEST_TIMEOUT = 120_000;
 const h = new Harness();
 /** As in browser.test.ts: a browser's silent pre-opened sockets must not become chat users. */
 const connection = { ...CONNECTION_DEFAULTS, greetDelay: 3000 };
-let browser: Browser | null = null;
-const contexts: BrowserContext[] = [];
-
-beforeAll(async () => {
-  await mkdir(ARTIFACTS, { recursive: true });
-  browser = await launchChromium();
-}, TEST_TIMEOUT);
-
-afterEach(async () => {
-  await Promise.all(contexts.splice(0).map((c) => c.close()));
-  await h.cleanup();
-});
-
-afterAll(async () => {
-  await browser?.close();
-});
+const { browser, contexts } = useBrowser(h, TEST_TIMEOUT);
 
 async function submit(page: Page, nick: string, room: string): Promise<void> {
   await page.fill('#nick-input', nick);
@@ -73,7 +57,7 @@ async function membersOf(c: JsonClient, room: string): Promise<string[]> {
 test('after a taken nick, a bad room is refused on the form (not in #lobby), and the next try gets in', async () => {
   const server = await h.server({ connection });
   const alice = await h.json(server, 'alice', ['lobby']);
-  const page = await openPage(browser!, contexts, { width: 900, height: 700 });
+  const page = await openPage(browser(), contexts, { width: 900, height: 700 });
   await page.goto(`http://127.0.0.1:${server.port}/`);
 
   await submit(page, 'alice', 'lobby');
@@ -111,7 +95,7 @@ test('after a taken nick, a bad room is refused on the form (not in #lobby), and
 test('after a refused room, a taken or reserved nick is refused on the form too', async () => {
   const server = await h.server({ connection });
   await h.json(server, 'alice', ['lobby']);
-  const page = await openPage(browser!, contexts, { width: 900, height: 700 });
+  const page = await openPage(browser(), contexts, { width: 900, height: 700 });
   await page.goto(`http://127.0.0.1:${server.port}/`);
 
   await submit(page, 'bob', 'no room!');
@@ -148,7 +132,7 @@ test('after a refused room, a taken or reserved nick is refused on the form too'
 test('a room typed with a "#" and capitals is the room the server has, listed once', async () => {
   const server = await h.server({ connection });
   const carol = await h.json(server, 'carol', ['lab']);
-  const page = await openPage(browser!, contexts, { width: 900, height: 700 });
+  const page = await openPage(browser(), contexts, { width: 900, height: 700 });
   await signIn(page, server.port, 'erin', '#Lab');
   await page.locator('#member-list .member', { hasText: 'carol' }).waitFor({ timeout: WAIT });
   expect(await page.locator('#room-list .room-name').allTextContents()).toEqual(['#lab']);
@@ -166,7 +150,7 @@ test('a room typed with a "#" and capitals is the room the server has, listed on
 
 test("the form's fields take as many characters as the server allows", async () => {
   const server = await h.server({ connection });
-  const page = await openPage(browser!, contexts, { width: 900, height: 700 });
+  const page = await openPage(browser(), contexts, { width: 900, height: 700 });
   await page.goto(`http://127.0.0.1:${server.port}/`);
   const max = (sel: string) => page.locator(sel).getAttribute('maxlength');
   expect(await max('#nick-input')).toBe(String(NICK_MAX));
@@ -224,7 +208,7 @@ function answers(server: RoomcastServer): { seen: Answer[]; first(re: RegExp): P
 test('the page loads without a failed request: the favicon is an SVG the server serves', async () => {
   const server = await h.server({ connection });
   const web = answers(server);
-  const page = await openPage(browser!, contexts, { width: 900, height: 700 });
+  const page = await openPage(browser(), contexts, { width: 900, height: 700 });
   await signIn(page, server.port, 'dora');
   // The browser asks for the icon by itself, after the page: wait until it has been answered.
   const icon = await web.first(/favicon/);

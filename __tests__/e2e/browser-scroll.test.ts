@@ -7,16 +7,15 @@
  * The pictures are drawn here (sharp), large enough that each one adds a few hundred pixels
  * once it has loaded. Screenshots go to artifacts/ (gitignored).
  */
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { RoomcastServer } from '../../src/server.js';
 import { CONNECTION_DEFAULTS } from '../../src/transport/options.js';
 import { Harness, type JsonClient } from '../helpers/clients.js';
 import { labelsFor, post } from '../helpers/images.js';
 import { useTinyModel } from '../helpers/tiny-model.js';
-import { launchChromium, openPage, signIn, troubleOf, untilInPage } from '../helpers/web.js';
+import { openPage, useBrowser, signIn, troubleOf, untilInPage } from '../helpers/web.js';
 
 const ARTIFACTS = path.resolve('artifacts');
 const WAIT = 30_000;
@@ -29,22 +28,7 @@ const h = new Harness();
 const tiny = useTinyModel();
 /** As in browser.test.ts: a browser's silent pre-opened sockets must not become chat users. */
 const connection = { ...CONNECTION_DEFAULTS, greetDelay: 3000, floodRate: 0 };
-let browser: Browser | null = null;
-const contexts: BrowserContext[] = [];
-
-beforeAll(async () => {
-  await mkdir(ARTIFACTS, { recursive: true });
-  browser = await launchChromium();
-}, TEST_TIMEOUT);
-
-afterEach(async () => {
-  await Promise.all(contexts.splice(0).map((c) => c.close()));
-  await h.cleanup();
-});
-
-afterAll(async () => {
-  await browser?.close();
-});
+const { browser, contexts } = useBrowser(h, TEST_TIMEOUT);
 
 /** A 480x360 JPEG: a coloured ground with a few shapes, different for each seed. */
 async function picture(seed: number): Promise<Buffer> {
@@ -125,7 +109,7 @@ test('joining a room whose history has pictures ends at the bottom once they hav
   }
   await postPicture(carol, 4); // the last thing in the room is a picture and its labels
 
-  const page = await openPage(browser!, contexts, { width: 900, height: 700 });
+  const page = await openPage(browser(), contexts, { width: 900, height: 700 });
   await signIn(page, server.port, 'alice');
   await postShown(page, 'drawing-4.jpg');
   const view = await settledView(page);
@@ -140,7 +124,7 @@ test('joining a room whose history has pictures ends at the bottom once they hav
 async function busyRoom(lineCount = 30, phone = false): Promise<{ page: Page; carol: JsonClient }> {
   const server = await startServer();
   const carol = await h.json(server, 'carol', ['lobby']);
-  const page = phone ? await openPage(browser!, contexts, { width: 390, height: 844 }, true) : await openPage(browser!, contexts, { width: 900, height: 700 });
+  const page = phone ? await openPage(browser(), contexts, { width: 390, height: 844 }, true) : await openPage(browser(), contexts, { width: 900, height: 700 });
   await signIn(page, server.port, 'alice');
   await say(carol, 'lobby', lines(1, lineCount, 'carol'));
   await page.locator('.msg .text', { hasText: `carol line ${lineCount}` }).waitFor({ timeout: WAIT });

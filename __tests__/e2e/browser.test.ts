@@ -7,18 +7,15 @@
  *
  * Screenshots (desktop and phone-sized) go to artifacts/ (gitignored).
  */
-import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import pw from 'playwright-core';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { RoomcastServer } from '../../src/server.js';
 import { CONNECTION_DEFAULTS } from '../../src/transport/options.js';
 import { Harness, type LineClient } from '../helpers/clients.js';
 import { KIT, LABELS, MODEL, testWithKit } from '../helpers/classifier.js';
 import { BLUE, solid } from '../helpers/tiny-model.js';
+import { useBrowser } from '../helpers/web.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.resolve('artifacts');
 const PELICAN = path.join(KIT, 'photos/pelican.jpeg');
 const WAIT = 30_000;
@@ -32,44 +29,10 @@ const h = new Harness();
  * harness's 30 ms would make that likely; this is the margin a real server's 150 ms aims at.
  */
 const connection = { ...CONNECTION_DEFAULTS, greetDelay: 3000 };
-let browser: Browser | null = null;
-const contexts: BrowserContext[] = [];
-
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(
-      `${CHROMIUM} is missing: the browser test needs Debian's chromium package. ` +
-        'Install it with: apt-get update && apt-get install -y chromium (CI does this in .ci/run).',
-    );
-  await mkdir(ARTIFACTS, { recursive: true });
-  // launch() gives the browser a fresh temporary user-data-dir of its own, removed on close.
-  browser = await pw.chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-}, TEST_TIMEOUT);
-
-afterEach(async () => {
-  await Promise.all(contexts.splice(0).map((c) => c.close()));
-  await h.cleanup();
-});
-
-afterAll(async () => {
-  await browser?.close();
-});
+const { browser, contexts } = useBrowser(h, TEST_TIMEOUT);
 
 async function openPage(viewport: { width: number; height: number }, mobile = false): Promise<Page> {
-  const context = await browser!.newContext({
+  const context = await browser().newContext({
     viewport,
     ...(mobile ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}),
   });

@@ -6,12 +6,13 @@
  * their errors, signing in). Every wait has a deadline.
  */
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import pw from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import WebSocket from 'ws';
-import { DEFAULT_WAIT, HOST, nextEvent, type Ev } from './clients.js';
+import { DEFAULT_WAIT, HOST, nextEvent, type Ev, type Harness } from './clients.js';
 
 export interface HttpAnswer {
   status: number;
@@ -261,6 +262,30 @@ export function troubleOf(page: Page): PageTrouble {
   const t = trouble.get(page);
   if (!t) throw new Error('troubleOf: the page was not opened with openPage()');
   return t;
+}
+
+/** Where the browser tests put their screenshots (gitignored). */
+export const ARTIFACTS = 'artifacts';
+
+/**
+ * One Chromium for a test file, a context per page (closed after each test, with the harness's
+ * servers), and the screenshot folder made. Call at the top level of the file.
+ */
+export function useBrowser(h: Harness, timeoutMs = 120_000): { browser(): Browser; contexts: BrowserContext[] } {
+  let browser: Browser | null = null;
+  const contexts: BrowserContext[] = [];
+  beforeAll(async () => {
+    await mkdir(ARTIFACTS, { recursive: true });
+    browser = await launchChromium();
+  }, timeoutMs);
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((c) => c.close()));
+    await h.cleanup();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  return { browser: () => browser!, contexts };
 }
 
 /** A new page in a context of its own (own storage); records its trouble (troubleOf). */
