@@ -3,7 +3,7 @@
  * migrations, and what each way of failing is called. Every failure here is a StoreError that
  * names the file; a server that cannot open its store says why and stops.
  */
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
@@ -71,7 +71,8 @@ const NOT_WRITABLE_ERRNO = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EEXI
 
 /**
  * What a failure from SQLite or the file system means for the store. While opening, a full
- * disk means the store cannot be written at all; later it is a failed write, retried.
+ * disk or an I/O error means the store cannot be written at all; later it is a failed write,
+ * retried.
  */
 export function storeErrorOf(err: unknown, file: string, opening: boolean): StoreError {
   if (err instanceof StoreError) return err;
@@ -82,8 +83,8 @@ export function storeErrorOf(err: unknown, file: string, opening: boolean): Stor
   if (/^SQLITE_(NOTADB|CORRUPT)/.test(code)) return new StoreError('STORE_CORRUPT', file, detail, cause);
   if (/^SQLITE_(CANTOPEN|READONLY|PERM|AUTH)/.test(code) || NOT_WRITABLE_ERRNO.has(code))
     return new StoreError('STORE_NOT_WRITABLE', file, detail, cause);
-  if (opening && /^SQLITE_FULL/.test(code)) return new StoreError('STORE_NOT_WRITABLE', file, detail, cause);
-  return new StoreError('STORE_IO', file, detail, cause);
+  // While opening, nothing is queued yet: whatever else failed, the store cannot be written.
+  return new StoreError(opening ? 'STORE_NOT_WRITABLE' : 'STORE_IO', file, detail, cause);
 }
 
 /**
@@ -91,10 +92,13 @@ export function storeErrorOf(err: unknown, file: string, opening: boolean): Stor
  * closed, in WAL mode, at the current schema. Throws a StoreError.
  */
 export function openDatabase(file: string, fsync: FsyncPolicy): Db {
+  const dir = path.dirname(file);
   try {
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Checked here because SQLite would report a read-only file system as a failure to lock.
+    accessSync(dir, constants.W_OK);
   } catch (err) {
-    throw storeErrorOf(err, path.dirname(file), true);
+    throw storeErrorOf(err, dir, true);
   }
   let db: Db;
   try {
