@@ -10,6 +10,7 @@
 import net from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { Hub, type HubOptions } from './hub/hub.js';
+import type { Link } from './hub/session.js';
 import { protocolError } from './protocol/errors.js';
 import { DEFAULT_PORT } from './protocol/port.js';
 import { Admission } from './net/admission.js';
@@ -61,6 +62,12 @@ export const SERVER_DEFAULTS: ServerOptions = {
   logger: silentLogger,
   web: WEB_DEFAULTS,
 };
+
+/** What a link speaks, for the log: the hub never asks. */
+function wireOf(link: Link): string {
+  if (link instanceof Connection) return link.mode;
+  return link instanceof WsConnection ? 'websocket' : 'in-process';
+}
 
 export interface Listening {
   address: string;
@@ -123,7 +130,7 @@ export class RoomcastServer {
         },
       },
       {
-        registered: (s) => log.info(`${s.nick} connected from ${s.link.peer} (${s.link.mode})`),
+        registered: (s) => log.info(`${s.nick} connected from ${s.link.peer} (${wireOf(s.link)})`),
         left: (s, reason) => log.info(`${s.nick} disconnected (${s.link.peer}): ${reason}`),
         joined: (s, room) => log.info(`${s.nick} joined [${room.name}]`),
         parted: (s, room) => log.info(`${s.nick} left [${room.name}]`),

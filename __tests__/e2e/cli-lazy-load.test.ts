@@ -17,7 +17,7 @@ import { BIN, CLI_ENV, ROOT } from '../helpers/cli-child.js';
 /** Packages only the server, the classifier or the WebSocket side needs. */
 const HEAVY = ['sharp', 'prom-client', 'busboy', 'onnxruntime-node', 'ws'];
 /** The server's own modules under dist/. */
-const SERVER_SIDE = ['server.js', 'hub/', 'http/', 'classifier/', 'bot/'];
+const SERVER_SIDE = ['server.js', 'hub/', 'http/', 'classifier/', 'images/'];
 
 /**
  * A preload for the child: every module the ES loader loads (reported by a loader hook, which

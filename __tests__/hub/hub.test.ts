@@ -109,11 +109,18 @@ describe('Hub', () => {
     expect(hub.attach(new FakeLink('p2')).nick).toBe('guest2');
   });
 
-  test('text links get no empty history', () => {
+  test('text links show no empty history on joining, and say there is none when asked', () => {
     const hub = makeHub();
     const link = new FakeLink('p1', 'text');
-    hub.attach(link);
-    expect(link.events.map((e) => e.type)).toEqual(['welcome', 'joined']);
+    const s = hub.attach(link);
+    // The hub sends every link the same events; the text wire leaves out the empty replay.
+    expect(link.events.map((e) => e.type)).toEqual(['welcome', 'joined', 'history']);
+    expect(link.text().slice(2)).toEqual(['(none)']);
+    hub.handle(s, { type: 'history' });
+    expect(link.text().slice(3)).toEqual(['*** No messages yet in [lobby]\n']);
+    hub.handle(s, { type: 'message', text: 'one' });
+    hub.handle(s, { type: 'history', limit: 0 });
+    expect(link.text().slice(-1)).toEqual(['*** No earlier messages in [lobby]\n']);
   });
 
   test('nicks: invalid, reserved, taken (case-insensitively)', () => {
@@ -185,6 +192,52 @@ describe('Hub', () => {
     expect(said.text).not.toMatch(/[\u0007\u202e]/);
     hub.handle(a.s, { type: 'topic', topic: 'tab\u0007' });
     expect(hub.rooms.get('lobby')!.topic).not.toMatch(/\u0007/);
+  });
+
+  test('the parsers pass control characters on; the hub neutralises them in all it relays and all it shows back', () => {
+    const hub = makeHub();
+    const a = join(hub, 'a', ['dev', 'lobby']);
+    const b = join(hub, 'b', ['dev', 'lobby']);
+    b.link.take();
+    const json = (o: object): Command => parseJsonLine(JSON.stringify(o));
+    for (const cmd of [
+      parseTextLine('a\x1b[2Jb\x07\x00')!,
+      parseTextLine('/msg b \u202eevil\x9b')!,
+      json({ type: 'message', text: 'x\u001b]0;t\u0007\u009b\u2066\n', room: 'lobby' }),
+      parseJsonLine('{"type":"message","text":"a\u009bb\u202e"}'), // read the fast way
+      json({ type: 'message', text: '\r\n' }), // not empty: two control pictures
+      json({ type: 'topic', topic: ' t\u0007 ' }),
+      parseTextLine('/part dev bye\x1b')!,
+    ])
+      hub.handle(a.s, cmd);
+    expect(b.link.take()).toEqual([
+      msg('lobby', 1, 'a', 'a\u241b[2Jb\u2407\u2400'),
+      { type: 'privmsg', from: 'a', to: 'b', text: '\ufffdevil\ufffd', time: NOW },
+      msg('lobby', 2, 'a', 'x\u241b]0;t\u2407\ufffd\ufffd\u240a'),
+      msg('lobby', 3, 'a', 'a\ufffdb\ufffd'),
+      msg('lobby', 4, 'a', '\u240d\u240a'),
+      { type: 'topic', room: 'lobby', topic: 't\u2407', nick: 'a' },
+      { type: 'parted', room: 'dev', nick: 'a', reason: 'bye\u241b' },
+    ]);
+    expect(a.link.take().filter((e) => e.type === 'parted')).toEqual([
+      { type: 'parted', room: 'dev', nick: 'a', self: true, reason: 'bye\u241b' },
+    ]);
+    for (const cmd of [
+      parseTextLine('/nick ev\x1bil')!,
+      json({ type: 'join', room: 'r\u0000' }),
+      json({ type: 'who', room: '\u202ex' }),
+      parseTextLine('/msg \x07bob hi')!,
+    ])
+      hub.handle(a.s, cmd);
+    expect(a.link.take().map((e) => (e.type === 'error' ? e.message.split(' ')[0] : e.type))).toEqual([
+      '"ev\u241bil"',
+      '"r\u2400"',
+      '"\ufffdx"',
+      'Nobody',
+    ]);
+    expect(hub.sessions.get('a')!.nick).toBe('a');
+    hub.handle(a.s, parseTextLine('/quit gone\x1b[0m')!);
+    expect(b.link.take()).toEqual([{ type: 'parted', room: 'lobby', nick: 'a', reason: 'quit: gone\u241b[0m', quit: true }]);
   });
 
   test('errors go to the sender alone, with its id', () => {

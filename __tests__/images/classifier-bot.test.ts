@@ -48,7 +48,6 @@ test('a batch of answers reaches each member in the turn it came, in order', asy
   let turnNo = 0;
   const got: { turn: number; image: number }[] = [];
   const member: Link = {
-    mode: 'json',
     peer: 'test',
     send: (frame) => {
       if (frame.event.type === 'labels') got.push({ turn: turnNo, image: frame.event.image });

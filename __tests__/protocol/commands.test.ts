@@ -96,10 +96,13 @@ describe('parseTextLine', () => {
     expect(codeOf(() => parseTextLine('/ hello'))).toBe('UNKNOWN_COMMAND');
   });
 
-  test('control characters in text and words are neutralised', () => {
-    expect(parseTextLine('a\x1b[2Jb\x07\x00')).toEqual({ type: 'message', text: 'a\u241b[2Jb\u2407\u2400' });
-    expect(parseTextLine('/nick ev\x1bil')).toEqual({ type: 'nick', nick: 'ev\u241bil' });
-    expect(parseTextLine('/msg bob \u202eevil\x9b')).toEqual({ type: 'privmsg', to: 'bob', text: '\ufffdevil\ufffd' });
+  test('control characters in text and words are passed on as sent: the hub neutralises them', () => {
+    expect(parseTextLine('a\x1b[2Jb\x07\x00')).toEqual({ type: 'message', text: 'a\x1b[2Jb\x07\x00' });
+    expect(parseTextLine('/nick ev\x1bil')).toEqual({ type: 'nick', nick: 'ev\x1bil' });
+    expect(parseTextLine('/msg bob \u202eevil\x9b')).toEqual({ type: 'privmsg', to: 'bob', text: '\u202eevil\x9b' });
+    // The errors made here show what was sent neutralised, as the hub's do.
+    expect(() => parseTextLine('/x\x1by')).toThrow('Unknown command "/x\u241by"');
+    expect(() => parseTextLine('/nick ev\x1bil b\x07')).toThrow('"ev\u241bil b\u2407" is not a valid nick: nicks have no spaces.');
   });
 });
 
@@ -187,11 +190,15 @@ describe('parseJsonLine', () => {
     expect(parseJsonLine('{"type":"ping","id":-3}')).toEqual({ type: 'ping', id: -3 });
   });
 
-  test('JSON escapes of control characters are neutralised like raw ones', () => {
+  test('JSON escapes of control characters are passed on like raw ones, for the hub to neutralise', () => {
     expect(
       parseJsonLine(JSON.stringify({ type: 'message', text: 'x\u001b]0;t\u0007\u009b\u2066\n', room: 'r\u0000' })),
-    ).toEqual({ type: 'message', text: 'x\u241b]0;t\u2407\ufffd\ufffd\u240a', room: 'r\u2400' });
-    expect(commandFromObject({ type: 'hello', rooms: ['a\u001bb'] })).toEqual({ type: 'hello', rooms: ['a\u241bb'] });
+    ).toEqual({ type: 'message', text: 'x\u001b]0;t\u0007\u009b\u2066\n', room: 'r\u0000' });
+    expect(commandFromObject({ type: 'hello', rooms: ['a\u001bb'] })).toEqual({ type: 'hello', rooms: ['a\u001bb'] });
+    expect(() => commandFromObject({ type: '\u001b[2J' })).toThrow('Unknown message type "\u241b[2J"');
+    // A line break in a nick is no space: it is refused by the hub's general rule, not as "a b".
+    expect(commandFromObject({ type: 'nick', nick: 'a\nb' })).toEqual({ type: 'nick', nick: 'a\nb' });
+    expect(() => commandFromObject({ type: 'nick', nick: 'a\u2028b' })).toThrow('nicks have no spaces');
   });
 
   test('message lines as clients write them are read without JSON.parse, to the same command', () => {
@@ -210,10 +217,11 @@ describe('parseJsonLine', () => {
       expect([line, Object.keys(fast!)]).toEqual([line, Object.keys(general)]);
       expect(parseJsonLine(line)).toEqual(general);
     }
-    // What sanitize() changes takes the general way, which changes it.
+    // Controls JSON needs no escape for are read the fast way too, as they were sent (the hub
+    // neutralises them).
     const unsafe = JSON.stringify({ type: 'message', text: 'a\u009bb\u202e', room: 'r\u007f' });
-    expect(plainMessage(unsafe)).toBeNull();
-    expect(parseJsonLine(unsafe)).toEqual({ type: 'message', text: 'a\ufffdb\ufffd', room: 'r\u2421' });
+    expect(plainMessage(unsafe)).toEqual({ type: 'message', room: 'r\u007f', text: 'a\u009bb\u202e' });
+    expect(parseJsonLine(unsafe)).toEqual(commandFromObject(JSON.parse(unsafe)));
     // A key twice: JSON.parse keeps the last.
     const twice = '{"type":"message","room":"a","text":"x","room":"b"}';
     expect(plainMessage(twice)).toBeNull();

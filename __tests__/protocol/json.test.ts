@@ -99,7 +99,7 @@ describe('writeEventJson', () => {
 
   test("the hub's own message and ack events, request ids included, go on the wire as JSON.stringify writes them", () => {
     const got: Frame[] = [];
-    const link = (peer: string): Link => ({ peer, mode: 'json', send: (f) => void got.push(f), close: () => undefined });
+    const link = (peer: string): Link => ({ peer, send: (f) => void got.push(f), close: () => undefined });
     const hub = new Hub({ now: () => TIME });
     const a = hub.attach(link('a'), { nick: 'a\u00e9' });
     hub.attach(link('b'), { nick: 'b' });

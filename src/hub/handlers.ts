@@ -21,6 +21,11 @@ interface Handler<T extends Command['type']> {
 
 type Table = { [T in Command['type']]: Handler<T> };
 
+/** User input shown back in an error: cut short, and neutralised like anything else shown. */
+export function echoed(input: string): string {
+  return sanitize(input.slice(0, 40));
+}
+
 export function checkText(hub: Hub, text: string): void {
   if (text.trim() === '') throw new RoomcastError('EMPTY_MESSAGE');
   if (text.length > hub.opts.maxTextLength) throw new RoomcastError('TEXT_TOO_LONG', hub.opts.maxTextLength);
@@ -48,8 +53,9 @@ export const HANDLERS: Table = {
   part: {
     room: true,
     run(hub, s, cmd, room) {
-      hub.part(s, room, cmd.reason);
-      hub.reply(s, cmd.id, { type: 'parted', room: room.name, nick: s.nick, self: true, reason: cmd.reason });
+      const reason = cmd.reason === undefined ? undefined : sanitize(cmd.reason);
+      hub.part(s, room, reason);
+      hub.reply(s, cmd.id, { type: 'parted', room: room.name, nick: s.nick, self: true, reason });
     },
   },
 
@@ -67,7 +73,7 @@ export const HANDLERS: Table = {
       const text = sanitize(cmd.text);
       checkText(hub, text);
       const to = hub.sessions.get(nickKey(cmd.to));
-      if (!to) throw new RoomcastError('NO_SUCH_NICK', cmd.to.slice(0, 40));
+      if (!to) throw new RoomcastError('NO_SUCH_NICK', echoed(cmd.to));
       const event = { type: 'privmsg' as const, from: s.nick, to: to.nick, text, time: hub.opts.now() };
       const withAction = cmd.action ? { ...event, action: true as const } : event;
       if (to !== s) hub.send(to, withAction);
@@ -133,16 +139,8 @@ export const HANDLERS: Table = {
     room: true,
     run(hub, s, cmd, room) {
       const limit = Math.min(Math.max(cmd.limit ?? hub.opts.replay, 0), hub.opts.historySize);
-      const after = cmd.after ?? room.seq - limit;
-      // Asked for, an empty history still gets an answer. In JSON it is the history event with no
-      // messages (sendHistory sends it); text mode skips that event, as a join into a quiet room
-      // should print nothing, so here a netcat user would see no reply at all.
-      if (s.link.mode === 'text' && room.since(after, limit).length === 0) {
-        const text = room.seq === 0 ? `No messages yet in [${room.name}]` : `No earlier messages in [${room.name}]`;
-        hub.reply(s, cmd.id, { type: 'notice', text });
-        return;
-      }
-      hub.sendHistory(s, room, after, limit, cmd.id);
+      // Asked for, an empty history is answered too: the text wire says there is nothing.
+      hub.sendHistory(s, room, cmd.after ?? room.seq - limit, limit, cmd.id);
     },
   },
 
@@ -160,7 +158,7 @@ export const HANDLERS: Table = {
 
   quit: {
     run(hub, s, cmd) {
-      const reason = cmd.reason ? `quit: ${cmd.reason}` : 'quit';
+      const reason = cmd.reason ? `quit: ${sanitize(cmd.reason)}` : 'quit';
       hub.detach(s, reason);
       s.link.close({ code: 'QUIT', reason: 'Goodbye.' });
     },

@@ -4,12 +4,12 @@
  * WebSocket) and the bot depend on it; it depends on none of them.
  */
 import { RoomcastError } from '../protocol/errors.js';
-import type { BotStatus, ImageEvent, MessageEvent, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
+import type { BotStatus, EventOf, ImageEvent, MessageEvent, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
 import { sniffImageFormat } from '../protocol/image-format.js';
 import { isValidNick, nickKey, normalizeRoom, sanitize } from '../protocol/text.js';
 import type { Command } from '../protocol/commands.js';
-import { checkText, HANDLERS } from './handlers.js';
+import { checkText, echoed, HANDLERS } from './handlers.js';
 import { Room } from './room.js';
 import { Session, type Link } from './session.js';
 
@@ -207,10 +207,10 @@ export class Hub {
   }
 
   /**
-   * Posts an image to a room: the members (but `except`) see who posted what and how big. The
-   * bytes go to the image sink with submitImage(), once the poster has had its ack. Bytes that
-   * are not an image of an accepted format are refused (NOT_AN_IMAGE) before anyone hears of
-   * them; every transport posts through here, so none can skip the check.
+   * Shows an image post in its room: the members (but `except`) see who posted what and how
+   * big. Bytes that are not an image of an accepted format are refused (NOT_AN_IMAGE) before
+   * anyone hears of them, and the name is neutralised like any text; every transport posts
+   * through here (by way of the image port), so none can skip either.
    */
   postImage(room: Room, nick: string, name: string, data: Buffer, except?: Session): { event: ImageEvent; post: ImagePost } {
     // Only the file's own name is shown: a path says nothing to the room and may say too much.
@@ -275,22 +275,26 @@ export class Hub {
     });
     // With "after", fill the gap a reconnecting client has; otherwise replay the recent past.
     const after = opts.after ?? room.seq - (opts.history ?? this.opts.replay);
-    this.sendHistory(session, room, after, this.opts.historySize, opts.id);
+    this.sendHistory(session, room, after, this.opts.historySize, opts.id, true);
     return room;
   }
 
-  sendHistory(session: Session, room: Room, after: number, limit: number, id?: RequestId): void {
-    const messages = room.messagesSince(after, limit);
-    if (messages.length === 0 && session.link.mode === 'text') return;
+  /**
+   * The room's kept events after `after`, at most `limit`. `replay`: the history a join sends
+   * unasked, which a wire format may leave out when it is empty (Frame.replay).
+   */
+  sendHistory(session: Session, room: Room, after: number, limit: number, id?: RequestId, replay = false): void {
     const first = room.firstKept;
-    this.reply(session, id, {
+    const history: EventOf<'history'> = {
       type: 'history',
       room: room.name,
-      messages,
+      messages: room.messagesSince(after, limit),
       first,
       last: room.seq,
       missed: Math.max(0, first - 1 - Math.max(0, after)),
-    });
+    };
+    const event = id === undefined ? history : { ...history, id };
+    session.link.send(replay ? Frame.replay(event) : new Frame(event));
   }
 
   part(session: Session, room: Room, reason?: string): void {
@@ -305,7 +309,7 @@ export class Hub {
   rename(session: Session, wanted: string, id?: RequestId): void {
     const key = nickKey(wanted);
     // A change of case keeps the key, but the new spelling must still be a valid nick.
-    if (key === session.key && !isValidNick(wanted)) throw new RoomcastError('NICK_INVALID', wanted.slice(0, 40));
+    if (key === session.key && !isValidNick(wanted)) throw new RoomcastError('NICK_INVALID', echoed(wanted));
     const nick = key === session.key ? wanted.normalize('NFC') : this.checkNick(wanted);
     const old = session.nick;
     if (nick === old) {
@@ -346,12 +350,12 @@ export class Hub {
 
   checkRoom(name: string): string {
     const key = normalizeRoom(name);
-    if (key === null) throw new RoomcastError('ROOM_INVALID', name.slice(0, 40));
+    if (key === null) throw new RoomcastError('ROOM_INVALID', echoed(name));
     return key;
   }
 
   checkNick(nick: string): string {
-    if (!isValidNick(nick)) throw new RoomcastError('NICK_INVALID', nick.slice(0, 40));
+    if (!isValidNick(nick)) throw new RoomcastError('NICK_INVALID', echoed(nick));
     const key = nickKey(nick);
     if (this.reserved.has(key)) throw new RoomcastError('NICK_RESERVED', nick);
     if (this.sessions.has(key)) throw new RoomcastError('NICK_TAKEN', nick);

@@ -1,11 +1,13 @@
 /**
  * The command table: every command a client can give, in both wire formats, declared once.
  * Text mode (`/join dev`) and JSON mode (`{"type":"join","room":"dev"}`) both parse into the
- * same Command, checked against the same argument list, so the hub sees one shape.
+ * same Command, checked against the same argument list, so the hub sees one shape. Strings are
+ * passed on as sent: the hub neutralises what enters a room (and what an error shows back), so
+ * that no transport can skip it; only the errors made here are neutralised here.
  */
 import { RoomcastError } from './errors.js';
 import type { RequestId } from './events.js';
-import { isValidNick, sanitize, UNSAFE_RANGES } from './text.js';
+import { isValidNick, sanitize } from './text.js';
 
 type Kind = 'word' | 'text' | 'int' | 'bool' | 'words';
 
@@ -127,7 +129,8 @@ const INT_RE = /^-?\d{1,15}$/;
  * other bad nick, but saying what is wrong, since a space is the likeliest slip and the general
  * rule does not mention it.
  */
-export function nickWithSpaces(nick: string): RoomcastError {
+export function nickWithSpaces(given: string): RoomcastError {
+  const nick = sanitize(given);
   const shown = nick.slice(0, 40);
   const err = new RoomcastError('NICK_INVALID', shown);
   const joined = nick.trim().replace(/\s+/gu, '_');
@@ -136,7 +139,9 @@ export function nickWithSpaces(nick: string): RoomcastError {
   return err;
 }
 
-const SPACE_RE = /\s/u;
+// A space a person typed. Line breaks and other control characters are no spaces: the hub
+// shows them as control pictures, in the general NICK_INVALID.
+const SPACE_RE = /[^\S\n\v\f\r]/u;
 
 /**
  * Parses one text-mode line. Returns null for a blank line (nc users press Enter by habit).
@@ -146,7 +151,7 @@ const SPACE_RE = /\s/u;
 export function parseTextLine(line: string): Command | null {
   if (line.trim() === '') return null;
   if (!line.startsWith('/') || line.startsWith('//')) {
-    return { type: 'message', text: sanitize(line.startsWith('//') ? line.slice(1) : line) };
+    return { type: 'message', text: line.startsWith('//') ? line.slice(1) : line };
   }
   const m = /^\/(\S+)\s*(.*)$/s.exec(line);
   if (m === null) throw new RoomcastError('UNKNOWN_COMMAND'); // "/" alone, or "/ text"
@@ -159,7 +164,7 @@ export function parseTextLine(line: string): Command | null {
   // (after, history) are never read from a line.
   for (const arg of spec.args) {
     if (arg.kind === 'text') {
-      if (rest.trim() !== '') out[arg.name] = sanitize(rest);
+      if (rest.trim() !== '') out[arg.name] = rest;
       else if (!arg.optional) throw new RoomcastError('USAGE', spec.usage);
       break;
     }
@@ -172,12 +177,12 @@ export function parseTextLine(line: string): Command | null {
       if (!INT_RE.test(w[1])) throw new RoomcastError('USAGE', spec.usage);
       out[arg.name] = Number(w[1]);
     } else {
-      out[arg.name] = sanitize(w[1]);
+      out[arg.name] = w[1];
     }
     rest = w[2];
   }
   // A nick is one word: "/nick a b" is refused, not quietly taken as "a".
-  if (spec.type === 'nick' && rest.trim() !== '') throw nickWithSpaces(`${out.nick as string} ${sanitize(rest.trim())}`);
+  if (spec.type === 'nick' && rest.trim() !== '') throw nickWithSpaces(`${out.nick as string} ${rest.trim()}`);
   return out as Command;
 }
 
@@ -185,7 +190,7 @@ function checkField(arg: Arg, v: unknown): unknown {
   switch (arg.kind) {
     case 'word':
     case 'text':
-      if (typeof v === 'string') return sanitize(v);
+      if (typeof v === 'string') return v;
       break;
     case 'int':
       if (Number.isSafeInteger(v)) return v;
@@ -195,7 +200,7 @@ function checkField(arg: Arg, v: unknown): unknown {
       break;
     case 'words':
       if (Array.isArray(v) && v.length <= 64 && v.every((x) => typeof x === 'string'))
-        return v.map((x: string) => sanitize(x));
+        return [...v];
       break;
   }
   const want = { word: 'a string', text: 'a string', int: 'an integer', bool: 'true or false', words: 'a list of strings' };
@@ -204,14 +209,14 @@ function checkField(arg: Arg, v: unknown): unknown {
 
 // A message command as clients write it: JSON.stringify of {type, text, room?, id?} (the
 // terminal client), {type, room, text, id, action?} (the web page) or {type, text} (programs),
-// with strings that need no escape and hold nothing sanitize() would change. Why: it is nearly
-// every line a busy client sends, and JSON.parse, the table's generic checks and sanitize()
-// are a visible share of the server's time per message (docs/performance.md). Anything else (spaces, another key order,
-// escapes, a key twice, a control character) goes the general way, and a test holds the two
-// to the same result.
+// with strings that need no escape. Why: it is nearly every line a busy client sends, and
+// JSON.parse and the table's generic checks are a visible share of the server's time per
+// message (docs/performance.md). Anything else (spaces, another key order, escapes, a key
+// twice) goes the general way, and a test holds the two to the same result.
 
-// A JSON string that JSON.parse and sanitize() would both return as it is.
-const SAFE_STRING = String.raw`"([^"\\\u0000-\u001f${UNSAFE_RANGES}]*)"`;
+// A JSON string that JSON.parse would return as it is: no escape, no raw C0 control (which
+// JSON does not allow).
+const SAFE_STRING = String.raw`"([^"\\\u0000-\u001f]*)"`;
 const MESSAGE_LINE = new RegExp(
   String.raw`^\{"type":"message"(?:,"room":${SAFE_STRING})?,"text":${SAFE_STRING}(?:,"room":${SAFE_STRING})?` +
     String.raw`(?:,"id":(?:(-?(?:0|[1-9]\d{0,14}))|"([^"\\\u0000-\u001f]{0,64})"))?(?:,"action":(true|false))?\}$`,
@@ -223,7 +228,6 @@ export function plainMessage(line: string): Command | null {
   if (m === null) return null;
   if (m[1] !== undefined && m[3] !== undefined) return null; // room twice: the last wins, as JSON.parse has it
   // Fields set in the order commandFields() sets them, so the hub sees one shape of object.
-  // The text and room need no sanitize(): the expression let through nothing it would change.
   const cmd: Record<string, unknown> = { type: 'message' };
   if (m[4] !== undefined) cmd.id = Number(m[4]);
   else if (m[5] !== undefined) cmd.id = m[5];

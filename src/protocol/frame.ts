@@ -43,6 +43,17 @@ export class Frame {
     return this.textBytes;
   }
 
+  /**
+   * The history a join replays unasked. Where it holds nothing the text wire shows nothing, so
+   * a join into a quiet room prints no "No messages" line, while an empty history asked for
+   * with /history says so. JSON carries both as they are.
+   */
+  static replay(event: EventOf<'history'>): Frame {
+    const frame = new Frame(event);
+    if (event.messages.length === 0) frame.textBytes = null;
+    return frame;
+  }
+
   bytes(mode: WireMode): Buffer | null {
     return mode === 'json' ? this.json : this.text;
   }
@@ -126,10 +137,9 @@ const TEXT: { [T in ServerEvent['type']]: (e: EventOf<T>) => string | null } = {
       .join(''),
   who: (e) => `*** In [${e.room}] (${e.members.length}): ${e.members.join(', ')}`,
   history: (e) => {
-    const head =
-      e.messages.length === 0
-        ? `*** No earlier messages in [${e.room}]`
-        : `*** Last ${e.messages.length} message${e.messages.length === 1 ? '' : 's'} in [${e.room}]:`;
+    // Empty, it was asked for (see Frame.replay): nothing said in the room yet, or nothing before what was asked.
+    if (e.messages.length === 0) return `*** No ${e.last === 0 ? 'messages yet' : 'earlier messages'} in [${e.room}]`;
+    const head = `*** Last ${e.messages.length} message${e.messages.length === 1 ? '' : 's'} in [${e.room}]:`;
     const missed = e.missed > 0 ? `\n*** (${e.missed} older messages are no longer kept)` : '';
     return head + missed + e.messages.map((m) => '\n' + roomEventLine(m)).join('');
   },
