@@ -7,7 +7,7 @@ import { WEB_DEFAULTS } from '../../src/http/context.js';
 import type { RoomcastServer } from '../../src/server.js';
 import { Harness } from '../helpers/clients.js';
 import { drawn } from '../helpers/image-bytes.js';
-import { post } from '../helpers/images.js';
+import { labelsFor, post } from '../helpers/images.js';
 import { get, request, WsClient } from '../helpers/web.js';
 
 // HTTP and WebSocket on their own port, so a slow hello is never taken for a netcat user's.
@@ -74,4 +74,28 @@ test('over HTTP, a raw body and a form both answer with the failed task', async 
   });
   expect(form.status).toBe(202);
   expect(await taskOf(server, (form.json as { image: number }).image)).toMatchObject(FAILED);
+});
+
+test('a bot that is off answers at once: over chat after the poster\'s ack, over HTTP already in the 202', async () => {
+  const server = await h.server({ ...SERVER, classifier: { off: 'not needed here' } });
+  const png = await drawn('png');
+  const alice = await h.json(server, 'alice', ['lobby']);
+  const ack = await post(alice, png, { room: 'lobby', name: 'red.png' });
+  const image = ack.image as number;
+  await labelsFor(alice, image);
+  const order = alice.events.filter((e) => (e.type === 'ack' || e.type === 'labels') && e.image === image).map((e) => e.type);
+  expect(order).toEqual(['ack', 'labels']);
+
+  const raw = await request(server.httpPort, {
+    method: 'POST',
+    path: '/api/rooms/lobby/images?name=red.png',
+    headers: { 'Content-Type': 'image/png' },
+    body: png,
+  });
+  expect(raw.status).toBe(202);
+  expect(raw.json).toMatchObject({ status: 'failed' });
+  expect(await taskOf(server, (raw.json as { image: number }).image)).toMatchObject({
+    status: 'failed',
+    error: { code: 'CLASSIFIER_OFF', message: 'the classifier bot is off: not needed here' },
+  });
 });

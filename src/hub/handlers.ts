@@ -87,8 +87,7 @@ export const HANDLERS: Table = {
     run(hub, s, cmd, room) {
       // The transport has read exactly `size` bytes after the header line.
       if (!cmd.data) throw new RoomcastError('BAD_MESSAGE', 'the image bytes are missing');
-      const event = hub.images.post(room, s.nick, cmd.name, cmd.data, s);
-      hub.reply(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time: event.time, image: event.image });
+      hub.images.post(room, s.nick, cmd.name, cmd.data, s, cmd.id);
     },
   },
 

@@ -72,7 +72,11 @@ export interface ImagePost {
  * and not the reverse. Without one the hub only shows the post to the room.
  */
 export interface ImagePort {
-  post(room: Room, nick: string, name: string, bytes: Buffer, except?: Session): ImageEvent;
+  /**
+   * `from`: the member who posted over a chat link, who gets an ack (carrying the request's
+   * `id`) instead of the image event, before anything else is said about the post.
+   */
+  post(room: Room, nick: string, name: string, bytes: Buffer, from?: Session, id?: RequestId): ImageEvent;
   /** The classifier bot's state; null when there is no bot. */
   botStatus(): BotStatus | null;
 }
@@ -88,7 +92,7 @@ export class Hub {
   readonly rooms = new Map<string, Room>();
   readonly stats = { messages: 0, deliveries: 0, privmsgs: 0, images: 0 };
   images: ImagePort = {
-    post: (room, nick, name, bytes, except) => this.postImage(room, nick, name, bytes, except).event,
+    post: (room, nick, name, bytes, from, id) => this.postImage(room, nick, name, bytes, from, id).event,
     botStatus: () => null,
   };
   private nextImage = 1;
@@ -207,12 +211,12 @@ export class Hub {
   }
 
   /**
-   * Shows an image post in its room: the members (but `except`) see who posted what and how
-   * big. Bytes that are not an image of an accepted format are refused (NOT_AN_IMAGE) before
+   * Shows an image post in its room: the members see who posted what and how big, and the
+   * poster (`from`, over a chat link) gets its ack instead. Bytes that are not an image of an accepted format are refused (NOT_AN_IMAGE) before
    * anyone hears of them, and the name is neutralised like any text; every transport posts
    * through here (by way of the image port), so none can skip either.
    */
-  postImage(room: Room, nick: string, name: string, data: Buffer, except?: Session): { event: ImageEvent; post: ImagePost } {
+  postImage(room: Room, nick: string, name: string, data: Buffer, from?: Session, id?: RequestId): { event: ImageEvent; post: ImagePost } {
     // Only the file's own name is shown: a path says nothing to the room and may say too much.
     const shown = sanitize(name.split(/[\\/]/).pop()!.slice(0, 100)) || 'image';
     if (sniffImageFormat(data) === null) throw new RoomcastError('NOT_AN_IMAGE', data.length === 0 ? `"${shown}" (0 bytes)` : `"${shown}"`);
@@ -228,7 +232,8 @@ export class Hub {
     };
     const frame = new Frame(event);
     room.record(frame);
-    this.broadcast(room, frame, except);
+    this.broadcast(room, frame, from);
+    if (from) this.reply(from, id, { type: 'ack', room: room.name, seq: event.seq, time: event.time, image: event.image });
     this.stats.images++;
     const post: ImagePost = { room: room.name, image: event.image, name: shown, nick, bytes: data };
     return { event, post };

@@ -10,7 +10,7 @@
 import type { Hub, ImagePort, ImagePost } from '../hub/hub.js';
 import type { Room } from '../hub/room.js';
 import type { Session } from '../hub/session.js';
-import type { BotStatus, ImageEvent, LabelsEvent } from '../protocol/events.js';
+import type { BotStatus, ImageEvent, LabelsEvent, RequestId } from '../protocol/events.js';
 import type { ImageStore } from './image-store.js';
 import type { TaskStore } from './task-store.js';
 
@@ -38,14 +38,14 @@ export class ImagePosts implements ImagePort {
     this.classifier = classifier;
   }
 
-  post(room: Room, nick: string, name: string, bytes: Buffer, except?: Session): ImageEvent {
-    const { event, post } = this.hub.postImage(room, nick, name, bytes, except);
+  post(room: Room, nick: string, name: string, bytes: Buffer, from?: Session, id?: RequestId): ImageEvent {
+    const { event, post } = this.hub.postImage(room, nick, name, bytes, from, id);
     this.images.put(post);
     this.tasks.posted(post, event);
-    const classifier = this.classifier;
-    if (classifier === null) this.tasks.fail(event.image, NO_BOT);
-    // After the caller's ack: a bot that answers at once (one that is off) must not overtake it.
-    else queueMicrotask(() => classifier.submit(post));
+    // The poster has had its ack (postImage sends it), so an answer that comes at once, from a
+    // bot that is off, follows it, and an HTTP poster's reply already says how the task ended.
+    if (this.classifier === null) this.tasks.fail(event.image, NO_BOT);
+    else this.classifier.submit(post);
     return event;
   }
 
