@@ -26,6 +26,11 @@ async function taskOf(server: RoomcastServer, image: number): Promise<unknown> {
   return answer.json;
 }
 
+/** Posts the bytes as the body of POST /api/rooms/lobby/images. */
+function postRaw(server: RoomcastServer, png: Buffer, query: string): ReturnType<typeof request> {
+  return request(server.httpPort, { method: 'POST', path: `/api/rooms/lobby/images?${query}`, headers: { 'Content-Type': 'image/png' }, body: png });
+}
+
 const FAILED = { status: 'failed', error: { code: 'CLASSIFIER_OFF', message: expect.any(String) } };
 
 test('over TCP JSON and WebSocket, the task of a post is failed at once', async () => {
@@ -50,12 +55,7 @@ test('over TCP JSON and WebSocket, the task of a post is failed at once', async 
 test('over HTTP, a raw body and a form both answer with the failed task', async () => {
   const server = await h.server(SERVER);
   const png = await drawn('png');
-  const raw = await request(server.httpPort, {
-    method: 'POST',
-    path: '/api/rooms/lobby/images?name=red.png&nick=webby',
-    headers: { 'Content-Type': 'image/png' },
-    body: png,
-  });
+  const raw = await postRaw(server, png, 'name=red.png&nick=webby');
   expect(raw.status).toBe(202);
   expect(raw.json).toMatchObject({ status: 'failed' });
   expect(await taskOf(server, (raw.json as { image: number }).image)).toMatchObject(FAILED);
@@ -86,12 +86,7 @@ test('a bot that is off answers at once: over chat after the poster\'s ack, over
   const order = alice.events.filter((e) => (e.type === 'ack' || e.type === 'labels') && e.image === image).map((e) => e.type);
   expect(order).toEqual(['ack', 'labels']);
 
-  const raw = await request(server.httpPort, {
-    method: 'POST',
-    path: '/api/rooms/lobby/images?name=red.png',
-    headers: { 'Content-Type': 'image/png' },
-    body: png,
-  });
+  const raw = await postRaw(server, png, 'name=red.png');
   expect(raw.status).toBe(202);
   expect(raw.json).toMatchObject({ status: 'failed' });
   expect(await taskOf(server, (raw.json as { image: number }).image)).toMatchObject({
