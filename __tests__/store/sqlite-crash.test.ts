@@ -9,8 +9,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import type { MessageEvent } from '../../src/protocol/events.js';
-import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { SqliteStore, STORE_FILE } from '../../src/store/sqlite-store.js';
 import type { FsyncPolicy } from '../../src/store/store.js';
 import { CLI_ENV, CliChild, ROOT } from '../helpers/cli-child.js';
 
@@ -32,10 +33,16 @@ function durableSeqs(stdout: string): number[] {
 }
 
 // `always` is the policy that promises it; `batch` reports a batch durable once committed to
-// the operating system, which a killed process cannot take back either.
-test.each<FsyncPolicy>(['always', 'batch'])('fsync %s: kill -9 part way, reopen: every message reported durable is there, in order, once', async (fsync) => {
+// the operating system, which a killed process cannot take back either. In the third case the
+// child never gets to index what it writes, so the reopened store must index it all itself.
+test.each<[FsyncPolicy, string, string[]]>([
+  ['always', '', []],
+  ['batch', '', []],
+  ['always', ', nothing indexed yet', ['600000']],
+])('fsync %s%s: kill -9 part way, reopen: every message reported durable is there, in order, once, and found by search', async (fsync, _, indexArgs) => {
   if (!existsSync(`${ROOT}dist/store/sqlite-store.js`)) throw new Error('dist/ is missing: run `npm run build` before this test');
-  const c = new CliChild('store-child', spawn(process.execPath, [CHILD, 'append', dir, fsync, String(COUNT), '10', '1'], { env: CLI_ENV }));
+  const args = [CHILD, 'append', dir, fsync, String(COUNT), '10', '1', ...indexArgs];
+  const c = new CliChild('store-child', spawn(process.execPath, args, { env: CLI_ENV }));
   try {
     await c.waitFor(() => durableSeqs(c.stdout).some((s) => s >= KILL_AT), `durable ${KILL_AT}`, 30_000);
     c.kill();
@@ -60,7 +67,13 @@ test.each<FsyncPolicy>(['always', 'batch'])('fsync %s: kill -9 part way, reopen:
       if (m.seq !== i + 1 || m.text !== `m${i + 1} ${'x'.repeat((i + 1) % 200)}` || m.time !== 1_000_000 + i + 1)
         throw new Error(`event ${i} is ${JSON.stringify(m)}`);
     });
+    for (const seq of [1, reported, room!.lastSeq])
+      expect((await store.search('crash', `m${seq}`, 5)).map((h) => h.event.seq)).toEqual([seq]);
   } finally {
     await store.close();
   }
+  const db = new Database(path.join(dir, STORE_FILE));
+  db.exec(`INSERT INTO events_fts (events_fts, rank) VALUES ('integrity-check', 1)`);
+  expect(db.prepare(`SELECT count(*) FROM events_fts WHERE events_fts MATCH 'x'`).pluck().get()).toBeGreaterThan(0);
+  db.close();
 }, 60_000);

@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import type { MessageEvent } from '../../src/protocol/events.js';
 import type { StoreError } from '../../src/store/errors.js';
 import { SqliteStore, STORE_FILE } from '../../src/store/sqlite-store.js';
@@ -125,7 +126,11 @@ fullDiskTest('disk full: degraded once, failures counted, events kept and readab
   expect(await again.open()).toEqual([{ room: 'lobby', lastSeq: seq, firstSeq: 1, topic: '' }]);
   const { events } = await again.range('lobby', 0, 10_000);
   expect(events).toEqual(Array.from({ length: seq }, (_, i) => message(i + 1)));
+  expect((await again.search('lobby', String(seq), 10)).map((h) => h.event.seq)).toEqual([seq]);
   await again.close();
+  const db = new Database(path.join(dir, STORE_FILE));
+  db.exec(`INSERT INTO events_fts (events_fts, rank) VALUES ('integrity-check', 1)`);
+  db.close();
 });
 
 fullDiskTest('the memory kept while degraded is bounded: the oldest are given up, counted, and numbers are never reused', async () => {

@@ -66,6 +66,11 @@ test('a reopened store has the rooms, their numbering, topics and events as they
   await first.flush();
   await first.prune({ maxPerRoom: 20 });
   await first.close();
+  // The full-text index, written and pruned by the store itself, matches the events it indexes.
+  const db = new Database(path.join(dir, STORE_FILE));
+  db.exec(`INSERT INTO events_fts (events_fts, rank) VALUES ('integrity-check', 1)`);
+  expect(db.prepare(`SELECT count(*) FROM events_fts WHERE events_fts MATCH 'message'`).pluck().get()).toBe(21);
+  db.close();
 
   const again = store();
   const rooms = await again.open();

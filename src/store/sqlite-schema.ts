@@ -30,6 +30,9 @@ const MIGRATIONS: readonly string[] = [
     -- The last sequence number ever given out, kept even when every event is pruned, so
     -- that numbers are never reused.
     last_seq INTEGER NOT NULL DEFAULT 0,
+    -- How far the room's messages are in the full-text index, which follows the events
+    -- table by up to a fraction of a second; after a crash, open() indexes the rest.
+    indexed_seq INTEGER NOT NULL DEFAULT 0,
     topic TEXT NOT NULL DEFAULT '',
     topic_nick TEXT,
     topic_time INTEGER
@@ -47,21 +50,18 @@ const MIGRATIONS: readonly string[] = [
     extra TEXT
   );
   -- External content: the text is stored once, in events, and the index refers to it.
-  -- detail=none keeps no positions: queries are plain words, and the matching words are
-  -- marked by the store itself, so positions would only make the index larger.
+  -- detail=none keeps no positions and columnsize=0 no lengths: queries are plain words,
+  -- never ranked, and the matching words are marked by the store itself. The store fills
+  -- the index from events itself, a room's new rows at a time, rather than from triggers:
+  -- FTS5 writes a segment per statement savepoint, which a trigger turns into one per row.
   CREATE VIRTUAL TABLE events_fts USING fts5(
     text,
     content = 'events',
     content_rowid = 'id',
     detail = none,
+    columnsize = 0,
     tokenize = "unicode61 remove_diacritics 2 categories 'L* N* Co M*'"
   );
-  CREATE TRIGGER events_fts_insert AFTER INSERT ON events WHEN new.text IS NOT NULL BEGIN
-    INSERT INTO events_fts (rowid, text) VALUES (new.id, new.text);
-  END;
-  CREATE TRIGGER events_fts_delete AFTER DELETE ON events WHEN old.text IS NOT NULL BEGIN
-    INSERT INTO events_fts (events_fts, rowid, text) VALUES ('delete', old.id, old.text);
-  END;
   `,
 ];
 

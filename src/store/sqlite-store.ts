@@ -4,9 +4,14 @@
  *
  * Writes are queued and written once per event-loop turn, all of a turn's events in one
  * transaction: a transaction per message would cost a commit (and under `always` an fsync)
- * per message. When a write fails (disk full, I/O error) the events stay queued, in memory
- * and bounded, the store reports itself degraded once, and the write is retried with a
- * growing delay until it succeeds, when the store reports that it has recovered.
+ * per message. The full-text index follows the events table a little behind: a room's new
+ * messages are indexed together once enough have gathered or a moment has passed, since each
+ * write to the index costs about as much as a few dozen rows. Search indexes what is left
+ * first, so it never misses a message.
+ *
+ * When a write fails (disk full, I/O error) the events stay queued, in memory and bounded,
+ * the store reports itself degraded once, and the write is retried with a growing delay
+ * until it succeeds, when the store reports that it has recovered.
  */
 import path from 'node:path';
 import type { MessageEvent, RoomEvent } from '../protocol/events.js';
@@ -45,6 +50,9 @@ export interface SqliteStoreOptions {
   /** Delay before the first retry of a failed write, doubled on each failure up to retryMaxMs. */
   retryMinMs?: number;
   retryMaxMs?: number;
+  /** A room's written messages are indexed once this many wait, or after indexDelayMs. */
+  indexBatch?: number;
+  indexDelayMs?: number;
 }
 
 export const SQLITE_DEFAULTS = {
@@ -52,6 +60,8 @@ export const SQLITE_DEFAULTS = {
   syncIntervalMs: 1000,
   retryMinMs: 50,
   retryMaxMs: 2000,
+  indexBatch: 256,
+  indexDelayMs: 250,
 };
 
 /**
@@ -67,8 +77,12 @@ interface RoomState {
   name: string;
   /** The row id in rooms; undefined until the room's first write commits. */
   id: number | undefined;
+  /** The last seq appended, written or not. */
   lastSeq: number;
   firstSeq: number;
+  /** The last seq in the file, and the last in the full-text index. */
+  writtenSeq: number;
+  indexedSeq: number;
   topic: string;
   topicNick?: string;
   topicTime?: number;
@@ -86,9 +100,12 @@ export class SqliteStore implements MessageStore {
   private queue: RoomEvent[] = [];
   /** Rooms whose row (last seq, topic) must be written. */
   private readonly dirty = new Set<RoomState>();
+  /** Rooms with written messages not yet in the full-text index. */
+  private readonly lagging = new Set<RoomState>();
   private scheduled = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private syncTimer: NodeJS.Timeout | null = null;
+  private indexTimer: NodeJS.Timeout | null = null;
   /** Committed under `batch` since the last sync. */
   private unsynced = false;
   private failures = 0; // consecutive, for the retry delay
@@ -107,9 +124,16 @@ export class SqliteStore implements MessageStore {
   async open(): Promise<StoredRoom[]> {
     if (!this.db) {
       const db = openDatabase(this.file, this.opts.fsync);
-      this.stmt = prepare(db);
-      this.loadRooms();
+      try {
+        this.stmt = prepare(db);
+        this.loadRooms();
+      } catch (err) {
+        db.close();
+        throw storeErrorOf(err, this.file, true);
+      }
       this.db = db;
+      // Messages a crash left out of the index (it follows the events by a moment) go in now.
+      this.writeAll(true);
       if (this.opts.fsync === 'batch') {
         this.syncTimer = setInterval(() => this.sync(), this.opts.syncIntervalMs);
         this.syncTimer.unref();
@@ -184,9 +208,9 @@ export class SqliteStore implements MessageStore {
     const terms = parseQuery(query);
     const n = clampCount(limit);
     if (terms.length === 0 || n === 0) return [];
-    // What was appended this turn is indexed only once written; failing here is reported
-    // like any failed write, and the search goes on over what is written.
-    if (!this.retryTimer) this.writeAll();
+    // Indexes what waits, so that nothing appended is missed; failing here is reported like
+    // any failed write, and the search goes on over what is indexed.
+    if (!this.retryTimer) this.writeAll(true);
     const st = this.rooms.get(room);
     if (!st || st.id === undefined) return [];
     const before = beforeSeq === undefined ? MAX_SEQ + 1 : Math.max(0, Math.min(MAX_SEQ + 1, Math.ceil(beforeSeq)));
@@ -207,7 +231,7 @@ export class SqliteStore implements MessageStore {
 
   async prune(retention: Retention): Promise<PruneResult> {
     this.checkOpen();
-    if (!this.retryTimer) this.writeAll();
+    if (!this.retryTimer) this.writeAll(true);
     const cutoff = retention.maxAgeMs === undefined ? -Infinity : this.now() - retention.maxAgeMs;
     let deleted = 0;
     for (const st of [...this.rooms.values()]) {
@@ -220,7 +244,9 @@ export class SqliteStore implements MessageStore {
         while (k < oldest.length && (oldest[k]!.seq < keepFrom || oldest[k]!.time < cutoff)) k++;
         if (k === 0) break;
         const upTo = oldest[k - 1]!.seq;
-        this.rows(() => [this.stmt.deleteTo.run(st.id, st.id, upTo + 1)]);
+        // Only indexed rows are taken out of the index: taking out one that was never put in
+        // would corrupt it.
+        this.rows(() => [this.stmt.deleteTo(st.id!, upTo + 1, Math.min(upTo, st.indexedSeq) + 1)]);
         deleted += k;
         st.firstSeq = Math.max(st.firstSeq, upTo + 1);
         if (k < oldest.length) break;
@@ -233,23 +259,23 @@ export class SqliteStore implements MessageStore {
 
   async flush(): Promise<void> {
     this.checkOpen();
-    this.writeAll();
+    this.writeAll(true);
     if (this.lastError && (this.queue.length > 0 || this.dirty.size > 0)) throw this.lastError;
     this.sync();
   }
 
   async close(): Promise<void> {
     if (!this.db) return;
-    if (this.syncTimer) clearInterval(this.syncTimer);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.syncTimer = this.retryTimer = null;
-    this.writeAll();
+    for (const t of [this.syncTimer, this.retryTimer, this.indexTimer]) if (t) clearTimeout(t);
+    this.syncTimer = this.retryTimer = this.indexTimer = null;
+    this.writeAll(true);
     const lost = this.queue.length;
     const error = this.lastError;
     this.db.close();
     this.db = null;
     this.queue = [];
     this.dirty.clear();
+    this.lagging.clear();
     if (lost > 0)
       throw new StoreError('STORE_IO', this.file, `closed with ${lost} events not written, now lost: ${error?.message ?? 'unknown error'}`);
   }
@@ -275,29 +301,33 @@ export class SqliteStore implements MessageStore {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      this.write(MAX_BATCH);
+      this.write(MAX_BATCH, false);
       if (this.queue.length > 0 && !this.retryTimer) this.schedule();
     });
   }
 
-  /** Writes everything queued, now; false when a write failed. */
-  private writeAll(): boolean {
-    while (this.queue.length > 0 || this.dirty.size > 0) if (!this.write(Infinity)) return false;
+  /** Writes everything queued, now (and with `index`, indexes everything); false on failure. */
+  private writeAll(index: boolean): boolean {
+    while (this.queue.length > 0 || this.dirty.size > 0 || (index && this.lagging.size > 0))
+      if (!this.write(Infinity, index)) return false;
     return true;
   }
 
   /**
-   * Writes up to `max` queued events and every dirty room in one transaction, then reports
-   * them durable. On failure nothing is written, everything stays queued, and a retry is set.
+   * Writes up to `max` queued events, the rooms' rows, and the index of the rooms whose
+   * unindexed messages are enough (with `index`: of every room), in one transaction; then
+   * reports the events durable. On failure nothing is written, everything stays queued, and a
+   * retry is set.
    */
-  private write(max: number): boolean {
+  private write(max: number, index: boolean): boolean {
     const db = this.db;
-    if (!db || (this.queue.length === 0 && this.dirty.size === 0)) return true;
+    if (!db || (this.queue.length === 0 && this.dirty.size === 0 && !(index && this.lagging.size > 0))) return true;
     const n = Math.min(max, this.queue.length);
     const batch = n === this.queue.length ? this.queue : this.queue.slice(0, n);
     const created: RoomState[] = [];
-    const highest = new Map<RoomState, number>();
-    const { insertEvent, insertRoom, updateRoom } = this.stmt;
+    const written = new Map<RoomState, number>();
+    const indexed = new Map<RoomState, number>();
+    const { insertEvent, insertRoom, updateRoom, indexFrom } = this.stmt;
     const roomId = (st: RoomState): number => {
       if (st.id === undefined) {
         st.id = Number(insertRoom.run(st.name).lastInsertRowid);
@@ -313,9 +343,17 @@ export class SqliteStore implements MessageStore {
           // OR IGNORE: an event already written (a retried batch that had in fact committed)
           // is not written twice.
           insertEvent.run(roomId(st), event.seq, ...rowValues(event));
-          highest.set(st, event.seq);
+          written.set(st, event.seq);
         }
-        for (const st of this.dirty) updateRoom.run(st.lastSeq, st.topic, st.topicNick ?? null, st.topicTime ?? null, roomId(st));
+        for (const st of index ? new Set([...written.keys(), ...this.lagging]) : written.keys()) {
+          const upTo = written.get(st) ?? st.writtenSeq;
+          if (upTo > st.indexedSeq && (index || upTo - st.indexedSeq >= this.opts.indexBatch)) {
+            indexFrom.run(st.id, st.indexedSeq, st.id);
+            indexed.set(st, upTo);
+          }
+        }
+        for (const st of indexed.size === 0 ? this.dirty : new Set([...this.dirty, ...indexed.keys()]))
+          updateRoom.run(st.lastSeq, st.topic, st.topicNick ?? null, st.topicTime ?? null, indexed.get(st) ?? st.indexedSeq, roomId(st));
         db.exec('COMMIT');
       } finally {
         if (db.inTransaction) db.exec('ROLLBACK');
@@ -327,9 +365,20 @@ export class SqliteStore implements MessageStore {
     }
     this.queue = n === this.queue.length ? [] : this.queue.slice(n);
     this.dirty.clear();
+    for (const [st, seq] of written) st.writtenSeq = seq;
+    for (const [st, seq] of indexed) st.indexedSeq = seq;
+    for (const st of written.keys()) if (st.writtenSeq > st.indexedSeq) this.lagging.add(st);
+    for (const st of indexed.keys()) if (st.writtenSeq <= st.indexedSeq) this.lagging.delete(st);
     this.unsynced = true;
+    if (this.lagging.size > 0 && !this.indexTimer) {
+      this.indexTimer = setTimeout(() => {
+        this.indexTimer = null;
+        if (!this.retryTimer) this.write(MAX_BATCH, true);
+      }, this.opts.indexDelayMs);
+      this.indexTimer.unref();
+    }
     this.succeeded();
-    for (const [st, seq] of highest) this.observer.durable?.(st.name, seq);
+    for (const [st, seq] of written) this.observer.durable?.(st.name, seq);
     return true;
   }
 
@@ -353,7 +402,7 @@ export class SqliteStore implements MessageStore {
       const delay = Math.min(this.opts.retryMaxMs, this.opts.retryMinMs * 2 ** Math.min(this.failures, 20));
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
-        if (this.writeAll()) this.sync();
+        if (this.writeAll(true)) this.sync();
       }, delay);
       this.retryTimer.unref();
     }
@@ -388,19 +437,23 @@ export class SqliteStore implements MessageStore {
 
   private loadRooms(): void {
     for (const row of this.stmt.rooms.all() as RoomRow[]) {
-      this.rooms.set(row.name, {
+      const st: RoomState = {
         name: row.name,
         id: row.id,
         lastSeq: row.last_seq,
         firstSeq: row.first ?? row.last_seq + 1,
+        writtenSeq: row.written ?? 0,
+        indexedSeq: row.indexed_seq,
         topic: row.topic,
         ...(row.topic_time !== null && { topicNick: row.topic_nick ?? '', topicTime: row.topic_time }),
-      });
+      };
+      this.rooms.set(row.name, st);
+      if (st.writtenSeq > st.indexedSeq) this.lagging.add(st);
     }
   }
 
   private newRoom(name: string): RoomState {
-    const st: RoomState = { name, id: undefined, lastSeq: 0, firstSeq: 1, topic: '' };
+    const st: RoomState = { name, id: undefined, lastSeq: 0, firstSeq: 1, writtenSeq: 0, indexedSeq: 0, topic: '' };
     this.rooms.set(name, st);
     return st;
   }
@@ -414,10 +467,12 @@ interface RoomRow {
   id: number;
   name: string;
   last_seq: number;
+  indexed_seq: number;
   topic: string;
   topic_nick: string | null;
   topic_time: number | null;
   first: number | null;
+  written: number | null;
 }
 
 function clampCount(n: number): number {
@@ -428,44 +483,62 @@ function clampCount(n: number): number {
  * The statements, prepared once. A room's events are the ids from (room << 40) + 1 to
  * (room << 40) + MAX_SEQ. better-sqlite3 binds JavaScript numbers as floating point, so every
  * number that takes part in an id is cast to an integer first, and the ids themselves never
- * reach JavaScript (they do not fit in a double).
+ * reach JavaScript (they do not fit in a double). Events are read as arrays (raw mode).
  */
 function prepare(db: Db) {
   const ROOM = '(CAST(? AS INTEGER) << 40)';
   const INT = 'CAST(? AS INTEGER)';
-  const SEQ = `id & ${MAX_SEQ} AS seq`;
+  const IN_ROOM = (col: string): string => `${col} > (r.id << 40) AND ${col} < ((r.id + 1) << 40)`;
+  const SEQ = `id & ${MAX_SEQ}`;
+  const EVENT = `${SEQ}, time, kind, nick, text, extra`;
+  const unindex = db.prepare(
+    `INSERT INTO events_fts (events_fts, rowid, text) SELECT 'delete', id, text FROM events
+     WHERE id > ${ROOM} AND id < ${ROOM} + ${INT} AND text IS NOT NULL`,
+  );
+  const deleteEvents = db.prepare(`DELETE FROM events WHERE id > ${ROOM} AND id < ${ROOM} + ${INT}`);
   return {
     rooms: db.prepare(
-      `SELECT r.id, r.name, r.last_seq, r.topic, r.topic_nick, r.topic_time,
-         (SELECT min(e.id) & ${MAX_SEQ} FROM events e
-           WHERE e.id > (r.id << 40) AND e.id < ((r.id + 1) << 40)) AS first
+      `SELECT r.id, r.name, r.last_seq, r.indexed_seq, r.topic, r.topic_nick, r.topic_time,
+         (SELECT min(e.id) & ${MAX_SEQ} FROM events e WHERE ${IN_ROOM('e.id')}) AS first,
+         (SELECT max(e.id) & ${MAX_SEQ} FROM events e WHERE ${IN_ROOM('e.id')}) AS written
        FROM rooms r`,
     ),
     insertRoom: db.prepare('INSERT INTO rooms (name) VALUES (?)'),
     updateRoom: db.prepare(
-      'UPDATE rooms SET last_seq = max(last_seq, ?), topic = ?, topic_nick = ?, topic_time = ? WHERE id = ?',
+      'UPDATE rooms SET last_seq = max(last_seq, ?), topic = ?, topic_nick = ?, topic_time = ?, indexed_seq = ? WHERE id = ?',
     ),
     insertEvent: db.prepare(
       `INSERT OR IGNORE INTO events (id, time, kind, nick, text, extra) VALUES (${ROOM} + ${INT}, ?, ?, ?, ?, ?)`,
     ),
-    range: db.prepare(
-      `SELECT ${SEQ}, time, kind, nick, text, extra FROM events
-       WHERE id > ${ROOM} + ${INT} AND id < ${ROOM} + ${MAX_SEQ + 1} ORDER BY id LIMIT ?`,
+    /** Indexes a room's messages after a seq: one statement, so FTS5 writes one segment. */
+    indexFrom: db.prepare(
+      `INSERT INTO events_fts (rowid, text) SELECT id, text FROM events
+       WHERE id > ${ROOM} + ${INT} AND id < ${ROOM} + ${MAX_SEQ + 1} AND text IS NOT NULL`,
     ),
-    latest: db.prepare(
-      `SELECT ${SEQ}, time, kind, nick, text, extra FROM events
-       WHERE id > ${ROOM} AND id < ${ROOM} + ${MAX_SEQ + 1} ORDER BY id DESC LIMIT ?`,
-    ),
-    search: db.prepare(
-      `SELECT e.id & ${MAX_SEQ} AS seq, e.time, e.kind, e.nick, e.text, e.extra
-       FROM events_fts f JOIN events e ON e.id = f.rowid
-       WHERE events_fts MATCH ? AND f.rowid > ${ROOM} AND f.rowid < ${ROOM} + ${INT}
-       ORDER BY f.rowid DESC LIMIT ?`,
-    ),
+    range: db
+      .prepare(`SELECT ${EVENT} FROM events WHERE id > ${ROOM} + ${INT} AND id < ${ROOM} + ${MAX_SEQ + 1} ORDER BY id LIMIT ?`)
+      .raw(true),
+    latest: db
+      .prepare(`SELECT ${EVENT} FROM events WHERE id > ${ROOM} AND id < ${ROOM} + ${MAX_SEQ + 1} ORDER BY id DESC LIMIT ?`)
+      .raw(true),
+    search: db
+      .prepare(
+        `SELECT e.id & ${MAX_SEQ}, e.time, e.kind, e.nick, e.text, e.extra
+         FROM events_fts f JOIN events e ON e.id = f.rowid
+         WHERE events_fts MATCH ? AND f.rowid > ${ROOM} AND f.rowid < ${ROOM} + ${INT}
+         ORDER BY f.rowid DESC LIMIT ?`,
+      )
+      .raw(true),
     oldest: db.prepare(
-      `SELECT ${SEQ}, time FROM events
-       WHERE id > ${ROOM} AND id < ${ROOM} + ${MAX_SEQ + 1} ORDER BY id LIMIT ?`,
+      `SELECT ${SEQ} AS seq, time FROM events WHERE id > ${ROOM} AND id < ${ROOM} + ${MAX_SEQ + 1} ORDER BY id LIMIT ?`,
     ),
-    deleteTo: db.prepare(`DELETE FROM events WHERE id > ${ROOM} AND id < ${ROOM} + ${INT}`),
+    /**
+     * Deletes a room's events below `seq`, taking those below `indexedBelow` out of the index
+     * (which needs their text to do so).
+     */
+    deleteTo: db.transaction((room: number, seq: number, indexedBelow: number) => {
+      unindex.run(room, room, indexedBelow);
+      deleteEvents.run(room, room, seq);
+    }),
   };
 }
