@@ -24,11 +24,15 @@ export function remountReadOnly(dir: string): void {
   execFileSync('mount', ['-o', 'remount,ro', dir], { stdio: 'pipe' });
 }
 
+/** Unmounts `dir`; lazily if something (a test that failed with a store open) still holds it. */
 export function unmount(dir: string): void {
-  try {
-    execFileSync('umount', [dir], { stdio: 'pipe' });
-  } catch {
-    // not mounted
+  for (const args of [[dir], ['-l', dir]]) {
+    try {
+      execFileSync('umount', args, { stdio: 'pipe' });
+      return;
+    } catch {
+      // not mounted, or busy: try the lazy way once
+    }
   }
 }
 

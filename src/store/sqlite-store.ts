@@ -259,9 +259,7 @@ export class SqliteStore implements MessageStore {
 
   async flush(): Promise<void> {
     this.checkOpen();
-    this.writeAll(true);
-    if (this.lastError && (this.queue.length > 0 || this.dirty.size > 0)) throw this.lastError;
-    this.sync();
+    if (!this.writeAll(true) || !this.sync()) throw this.lastError!;
   }
 
   async close(): Promise<void> {
@@ -271,8 +269,11 @@ export class SqliteStore implements MessageStore {
     this.writeAll(true);
     const lost = this.queue.length;
     const error = this.lastError;
-    this.db.close();
-    this.db = null;
+    try {
+      this.db.close();
+    } finally {
+      this.db = null;
+    }
     this.queue = [];
     this.dirty.clear();
     this.lagging.clear();
@@ -382,15 +383,23 @@ export class SqliteStore implements MessageStore {
     return true;
   }
 
-  /** Under `batch`: forces what was committed to disk (a checkpoint syncs the WAL first). */
-  private sync(): void {
-    if (!this.db || this.opts.fsync !== 'batch' || !this.unsynced) return;
+  /**
+   * Under `batch`: forces what was committed to disk (a checkpoint syncs the WAL first).
+   * False when that failed.
+   */
+  private sync(): boolean {
+    if (!this.db || this.opts.fsync !== 'batch' || !this.unsynced) return true;
     try {
       this.db.pragma('wal_checkpoint(PASSIVE)');
-      this.unsynced = false;
     } catch (err) {
       this.failed(err);
+      return false;
     }
+    this.unsynced = false;
+    // A failed sync may have been the only failure, which no write would then clear; while
+    // writes wait, it is their success that says the store has recovered.
+    if (this.queue.length === 0 && this.dirty.size === 0) this.succeeded();
+    return true;
   }
 
   private failed(err: unknown): void {
@@ -402,7 +411,7 @@ export class SqliteStore implements MessageStore {
       const delay = Math.min(this.opts.retryMaxMs, this.opts.retryMinMs * 2 ** Math.min(this.failures, 20));
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
-        if (this.writeAll(true)) this.sync();
+        if (this.writeAll(true) && this.sync()) this.succeeded();
       }, delay);
       this.retryTimer.unref();
     }
