@@ -38,7 +38,8 @@ export function rowValues(event: RoomEvent): [number, number, string, string | n
 
 /**
  * The event a row holds (equal to the one appended; the order of its fields may differ).
- * Built as literals: object spread here cost several times the query itself on long pages.
+ * Built as literals: with object spread, decoding a long page took longer than reading it
+ * (docs/performance.md).
  */
 export function eventOf(room: string, row: EventRow): RoomEvent {
   const [seq, time, kind, nick, text, extra] = row;

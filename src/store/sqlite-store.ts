@@ -5,9 +5,9 @@
  * Writes are queued and written once per event-loop turn, all of a turn's events in one
  * transaction: a transaction per message would cost a commit (and under `always` an fsync)
  * per message. The full-text index follows the events table a little behind: a room's new
- * messages are indexed together once enough have gathered or a moment has passed, since each
- * write to the index costs about as much as a few dozen rows. Search indexes what is left
- * first, so it never misses a message.
+ * messages are indexed together once enough have gathered or a moment has passed, since every
+ * write to the index has a large cost of its own, whatever it holds (docs/performance.md).
+ * Search indexes what is left first, so it never misses a message.
  *
  * When a write fails (disk full, I/O error) the events stay queued, in memory and bounded,
  * the store reports itself degraded once, and the write is retried with a growing delay
@@ -182,7 +182,7 @@ export class SqliteStore implements MessageStore {
     const st = this.rooms.get(room);
     if (!st) return { events: [], first: 1, last: 0 };
     const n = clampCount(limit);
-    const from = Math.max(0, Math.min(MAX_SEQ, Math.floor(after)));
+    const from = Number.isFinite(after) ? Math.max(0, Math.min(MAX_SEQ, Math.floor(after))) : after > 0 ? MAX_SEQ : 0;
     const events = st.id === undefined || n === 0 ? [] : this.read(() => this.stmt.range.all(st.id, from, st.id, n), room);
     const done = events.length > 0 ? events[events.length - 1]!.seq : from;
     for (const e of this.queue) {
