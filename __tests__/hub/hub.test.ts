@@ -1,5 +1,4 @@
 import { Hub, type HubOptions } from '../../src/hub/hub.js';
-import { Room } from '../../src/hub/room.js';
 import type { Link, Session } from '../../src/hub/session.js';
 import { Frame, type WireMode } from '../../src/protocol/frame.js';
 import type { EventOf, MessageEvent, ServerEvent } from '../../src/protocol/events.js';
@@ -50,50 +49,6 @@ function join(hub: Hub, nick: string, rooms?: string[], mode: WireMode = 'json')
 function msg(room: string, seq: number, nick: string, text: string): MessageEvent {
   return { type: 'message', room, seq, nick, text, time: NOW };
 }
-
-describe('Room', () => {
-  function fill(room: Room, n: number): void {
-    for (let i = 0; i < n; i++) {
-      room.seq++;
-      room.record(new Frame(msg(room.name, room.seq, 'a', `m${room.seq}`)));
-    }
-  }
-  const seqs = (frames: Frame[]): number[] => frames.map((f) => (f.event as MessageEvent).seq);
-
-  test('empty room: nothing kept, firstKept = seq + 1', () => {
-    const r = new Room('r', false, 5);
-    expect(r.firstKept).toBe(1);
-    expect(r.since(0, 10)).toEqual([]);
-  });
-
-  test('keeps everything until the ring is full', () => {
-    const r = new Room('r', false, 5);
-    fill(r, 3);
-    expect(r.firstKept).toBe(1);
-    expect(seqs(r.since(0, 10))).toEqual([1, 2, 3]);
-    expect(seqs(r.since(1, 10))).toEqual([2, 3]);
-    expect(seqs(r.since(3, 10))).toEqual([]);
-    expect(seqs(r.since(-5, 10))).toEqual([1, 2, 3]);
-  });
-
-  test('ring wraps: the oldest are dropped, order stays oldest-first', () => {
-    const r = new Room('r', false, 5);
-    fill(r, 12);
-    expect(r.firstKept).toBe(8);
-    expect(seqs(r.since(0, 100))).toEqual([8, 9, 10, 11, 12]);
-    expect(seqs(r.since(9, 100))).toEqual([10, 11, 12]);
-    expect(seqs(r.since(0, 2))).toEqual([11, 12]); // the newest when limited
-    expect(seqs(r.since(10, 0))).toEqual([]);
-    expect(r.messagesSince(10, 5)).toEqual([msg('r', 11, 'a', 'm11'), msg('r', 12, 'a', 'm12')]);
-  });
-
-  test('history size 0 keeps nothing', () => {
-    const r = new Room('r', false, 0);
-    fill(r, 3);
-    expect(r.firstKept).toBe(4);
-    expect(r.since(0, 10)).toEqual([]);
-  });
-});
 
 describe('Hub', () => {
   test('attach: welcome, joined (self) in the default room, guest nicks', () => {
@@ -166,7 +121,7 @@ describe('Hub', () => {
     expect(d.link.take()).toEqual([]);
     expect(hub.stats).toEqual({ messages: 1, deliveries: 2, privmsgs: 0, images: 0 });
     // The history keeps that same frame too.
-    expect(hub.rooms.get('lobby')!.since(0, 5)[0]).toBe(b.link.frames.at(-1));
+    expect(hub.rooms.get('lobby')!.log.window(0, 5)![0]).toBe(b.link.frames.at(-1));
   });
 
   test('the hub acks every sender whatever its wire mode; the text wire shows no ack', () => {

@@ -38,24 +38,29 @@ export function roomRoutes(ctx: WebContext): Route[] {
       name: 'GET /api/rooms/{room}/history',
       methods: ['GET'],
       pattern: new RegExp(`^/api/rooms/${ROOM}/history$`),
-      handle({ req, res, params, query }) {
-        const room = existingRoom(ctx, params[0]);
-        const pageMax = Math.min(ctx.opts.historyPageMax, hub.opts.historySize);
+      async handle({ req, res, params, query }) {
+        const name = hub.checkRoom(params[0]!);
+        const pageMax = ctx.opts.historyPageMax;
         const limit = queryInt(query, 'limit', Math.min(50, pageMax), 1, pageMax)!;
         const after = queryInt(query, 'after', null, 0, Number.MAX_SAFE_INTEGER);
         // With "after": the oldest page after it, to read forward (next: after = last seq seen).
-        // Without: the newest page.
-        const kept = room.since(after ?? 0, hub.opts.historySize);
-        const page = after === null ? kept.slice(-limit) : kept.slice(0, limit);
-        const messages = page.map((f) => f.event);
-        const first = room.firstKept;
+        // Without: the newest page. A room nobody is in keeps its history.
+        let page;
+        try {
+          page = await hub.readHistory(name, after, limit);
+        } catch (err) {
+          throw httpError('HISTORY_UNAVAILABLE', (err as Error)?.message ?? String(err));
+        }
+        if (page === null) throw httpError('NO_SUCH_ROOM', name);
+        const { events: messages, first, last } = page;
+        const end = messages.length > 0 ? messages[messages.length - 1]!.seq : after ?? last;
         sendJson(req, res, 200, {
-          room: room.name,
+          room: name,
           messages,
           first,
-          last: room.seq,
+          last,
           missed: after === null ? 0 : Math.max(0, first - 1 - after),
-          more: after !== null && page.length < kept.length,
+          more: after !== null && end < last,
         });
       },
     },

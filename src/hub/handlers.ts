@@ -64,7 +64,7 @@ export const HANDLERS: Table = {
     run(hub, s, cmd, room) {
       const event = hub.say(room, s.nick, cmd.text, cmd.action, s);
       // Every sender gets its ack; a wire format that shows none (text) drops it when encoding.
-      hub.reply(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time: event.time });
+      hub.ack(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time: event.time });
     },
   },
 
@@ -128,7 +128,7 @@ export const HANDLERS: Table = {
         return;
       }
       if (cmd.topic.length > TOPIC_MAX) throw new RoomcastError('TEXT_TOO_LONG', TOPIC_MAX);
-      room.topic = sanitize(cmd.topic).trim();
+      room.log.setTopic(sanitize(cmd.topic).trim(), s.nick);
       hub.broadcast(room, new Frame({ type: 'topic', room: room.name, topic: room.topic, nick: s.nick }), s);
       hub.reply(s, cmd.id, { type: 'topic', room: room.name, topic: room.topic, nick: s.nick });
     },

@@ -10,7 +10,10 @@ import { sniffImageFormat } from '../protocol/image-format.js';
 import { isValidNick, nickKey, normalizeRoom, sanitize } from '../protocol/text.js';
 import type { Command } from '../protocol/commands.js';
 import { checkText, echoed, HANDLERS } from './handlers.js';
+import { MemoryStore } from '../store/memory-store.js';
+import type { HistoryPage, MessageStore, StoredRoom } from '../store/store.js';
 import { Room } from './room.js';
+import { RoomLog, type LogStart } from './room-log.js';
 import { Session, type Link } from './session.js';
 
 export interface HubOptions {
@@ -30,6 +33,20 @@ export interface HubOptions {
   limits: Record<string, number>;
   /** Wall clock for message times (milliseconds since the epoch). */
   now: () => number;
+  /**
+   * Where every room's events are kept beyond the in-memory window; an in-memory store of
+   * historySize events a room when absent. The server opens it before the hub takes traffic.
+   */
+  store?: MessageStore;
+  /** Most events a join with `after` replays (the oldest beyond it count as missed). */
+  maxResume: number;
+  /** Events per history event of a replay read from the store. */
+  pageSize: number;
+  /**
+   * Acks wait until the store says the event is written (the `always` fsync policy), so a
+   * seq that came back is never lost.
+   */
+  ackWhenDurable: boolean;
 }
 
 export const HUB_DEFAULTS: HubOptions = {
@@ -45,6 +62,9 @@ export const HUB_DEFAULTS: HubOptions = {
   version: '0.1.0',
   limits: {},
   now: Date.now,
+  maxResume: 10_000,
+  pageSize: 500,
+  ackWhenDurable: false,
 };
 
 /** What the hub reports, for logs and metrics; the server wires it to its logger. */
@@ -55,6 +75,8 @@ export interface HubObserver {
   parted?(s: Session, room: Room): void;
   renamed?(s: Session, old: string): void;
   failed?(s: Session, err: unknown): void;
+  /** The store refused an event or could not be read; chat went on from memory. */
+  storeFailed?(err: unknown): void;
 }
 
 /** An image someone posted, on its way to whoever classifies it. */
@@ -90,6 +112,13 @@ export class Hub {
   readonly opts: HubOptions;
   readonly sessions = new Map<string, Session>(); // by nick key
   readonly rooms = new Map<string, Room>();
+  readonly store: MessageStore;
+  /** The store is the hub's own, in memory, keeping what the rooms' windows keep. */
+  private readonly ownStore: boolean;
+  /** Where the rooms that are not alive (no members) left off, so their numbers go on. */
+  private readonly dormant = new Map<string, LogStart>();
+  /** Acks waiting for their event to be written, per room, in seq order. */
+  private readonly unacked = new Map<string, { seq: number; session: Session; event: ServerEvent }[]>();
   readonly stats = { messages: 0, deliveries: 0, privmsgs: 0, images: 0 };
   images: ImagePort = {
     post: (room, nick, name, bytes, from, id) => this.postImage(room, nick, name, bytes, from, id).event,
@@ -106,11 +135,35 @@ export class Hub {
   ) {
     this.opts = { ...HUB_DEFAULTS, ...opts };
     this.reserved = new Set(this.opts.reservedNicks.map(nickKey));
+    this.ownStore = this.opts.store === undefined;
+    if (this.opts.store) this.store = this.opts.store;
+    else {
+      this.store = new MemoryStore({ perRoom: this.opts.historySize, now: this.opts.now });
+      void this.store.open();
+    }
+    this.restore([]);
+  }
+
+  /**
+   * Takes up what the store holds (its open() answer) before any traffic: each room's numbers
+   * go on from its last stored event, and its topic is back.
+   */
+  restore(stored: StoredRoom[]): void {
+    for (const r of stored) this.dormant.set(r.room, { lastSeq: r.lastSeq, firstSeq: r.firstSeq, topic: r.topic });
     for (const name of [this.opts.defaultRoom, ...this.opts.rooms]) {
       const room = normalizeRoom(name);
       if (room === null) throw new RoomcastError('ROOM_INVALID', name);
-      if (!this.rooms.has(room)) this.rooms.set(room, new Room(room, true, this.opts.historySize));
+      const alive = this.rooms.get(room);
+      if (alive && alive.members.size > 0) continue;
+      this.rooms.set(room, this.newRoom(room, true));
     }
+  }
+
+  private newRoom(name: string, predefined: boolean): Room {
+    const start = this.dormant.get(name);
+    this.dormant.delete(name);
+    const log = new RoomLog(name, this.store, this.opts.historySize, start, (err) => this.observer.storeFailed?.(err), this.ownStore);
+    return new Room(name, predefined, log);
   }
 
   /**
@@ -185,9 +238,8 @@ export class Hub {
   postAs<E extends RoomEvent>(roomName: string, build: (seq: number, time: number) => E): boolean {
     const room = this.rooms.get(roomName);
     if (!room) return false;
-    const event = build(++room.seq, this.opts.now());
-    const frame = new Frame(event);
-    room.record(frame);
+    const frame = new Frame(build(room.log.next(), this.opts.now()));
+    room.log.append(frame);
     this.broadcast(room, frame);
     return true;
   }
@@ -200,10 +252,10 @@ export class Hub {
     // Whatever a transport parsed, what enters a room is checked here (clean text passes as is).
     const text = sanitize(raw);
     checkText(this, text);
-    const event: MessageEvent = { type: 'message', room: room.name, seq: ++room.seq, nick, text, time: this.opts.now() };
+    const event: MessageEvent = { type: 'message', room: room.name, seq: room.log.next(), nick, text, time: this.opts.now() };
     if (action) event.action = true;
     const frame = new Frame(event);
-    room.record(frame);
+    room.log.append(frame);
     this.broadcast(room, frame, except);
     this.stats.messages++;
     this.stats.deliveries += except ? room.members.size - 1 : room.members.size;
@@ -223,7 +275,7 @@ export class Hub {
     const event: ImageEvent = {
       type: 'image',
       room: room.name,
-      seq: ++room.seq,
+      seq: room.log.next(),
       nick,
       image: this.imageId(),
       name: shown,
@@ -231,9 +283,9 @@ export class Hub {
       time: this.opts.now(),
     };
     const frame = new Frame(event);
-    room.record(frame);
+    room.log.append(frame);
     this.broadcast(room, frame, from);
-    if (from) this.reply(from, id, { type: 'ack', room: room.name, seq: event.seq, time: event.time, image: event.image });
+    if (from) this.ack(from, id, { type: 'ack', room: room.name, seq: event.seq, time: event.time, image: event.image });
     this.stats.images++;
     const post: ImagePost = { room: room.name, image: event.image, name: shown, nick, bytes: data };
     return { event, post };
@@ -241,7 +293,45 @@ export class Hub {
 
   /** Writes one frame to every member but `except`, the same bytes for each. */
   broadcast(room: Room, frame: Frame, except?: Session): void {
-    for (const member of room.members) if (member !== except) member.link.send(frame);
+    const held = room.held;
+    if (held === null) {
+      for (const member of room.members) if (member !== except) member.link.send(frame);
+      return;
+    }
+    for (const member of room.members) {
+      if (member === except) continue;
+      const waiting = held.get(member);
+      if (waiting) waiting.push(frame);
+      else member.link.send(frame);
+    }
+  }
+
+  /**
+   * Acknowledges a numbered event to its sender: at once, or under ackWhenDurable once the
+   * store reports it written (durable()).
+   */
+  ack(session: Session, id: RequestId | undefined, ack: EventOf<'ack'>): void {
+    const event = id === undefined ? ack : { ...ack, id };
+    if (!this.opts.ackWhenDurable) {
+      this.send(session, event);
+      return;
+    }
+    let waiting = this.unacked.get(ack.room);
+    if (!waiting) this.unacked.set(ack.room, (waiting = []));
+    waiting.push({ seq: ack.seq, session, event });
+  }
+
+  /** The store has written the room's events up to `seq`: their acks go out. */
+  durable(room: string, seq: number): void {
+    const waiting = this.unacked.get(room);
+    if (!waiting) return;
+    let n = 0;
+    while (n < waiting.length && waiting[n]!.seq <= seq) {
+      const { session, event } = waiting[n++]!;
+      if (!session.detached) this.send(session, event);
+    }
+    if (n === waiting.length) this.unacked.delete(room);
+    else waiting.splice(0, n);
   }
 
   send(session: Session, event: ServerEvent): void {
@@ -260,7 +350,7 @@ export class Hub {
         throw new RoomcastError('TOO_MANY_ROOMS', this.opts.maxRoomsPerSession);
       room = this.rooms.get(name);
       if (!room) {
-        room = new Room(name, false, this.opts.historySize);
+        room = this.newRoom(name, false);
         this.rooms.set(name, room);
       }
       this.broadcast(room, new Frame({ type: 'joined', room: name, nick: session.nick }));
@@ -278,25 +368,120 @@ export class Hub {
       members: this.memberNicks(room),
       seq: room.seq,
     });
-    // With "after", fill the gap a reconnecting client has; otherwise replay the recent past.
-    const after = opts.after ?? room.seq - (opts.history ?? this.opts.replay);
-    this.sendHistory(session, room, after, this.opts.historySize, opts.id, true);
+    if (opts.after === undefined) {
+      // The recent past, from the window when it holds it.
+      const n = Math.max(0, Math.min(opts.history ?? this.opts.replay, this.opts.historySize));
+      this.sendHistory(session, room, room.seq - n, n, opts.id, true);
+    } else {
+      // A reconnecting client's gap, all of it up to maxResume, before anything said after.
+      const after = Math.max(0, Math.floor(opts.after));
+      const from = Math.max(after, room.seq - this.opts.maxResume);
+      this.replay(session, room, after, from, room.seq, opts.id);
+    }
     return room;
   }
 
   /**
-   * The room's kept events after `after`, at most `limit`. `replay`: the history a join sends
+   * The room's events after `after`, at most `limit` of them (the newest), in one history
+   * event: from the window, or read from the store. `replay`: the history a join sends
    * unasked, which a wire format may leave out when it is empty (Frame.replay).
    */
   sendHistory(session: Session, room: Room, after: number, limit: number, id?: RequestId, replay = false): void {
-    const first = room.firstKept;
+    const frames = room.log.window(after, limit);
+    if (frames !== null) {
+      const messages = frames.map((f) => f.event as RoomEvent);
+      this.deliverHistory(session, room, after, messages, room.log.first, room.seq, id, replay);
+      return;
+    }
+    if (replay) {
+      this.replay(session, room, after, Math.max(after, room.seq - limit), room.seq, id);
+      return;
+    }
+    this.fromStore(session, room.log.page(after, limit), id, (page) => this.deliverHistory(session, room, after, page.events, page.first, page.last, id, false));
+  }
+
+  /**
+   * Sends a member the room's events after `from` up to `to` (and counts those after `after`
+   * and up to `from` as missed), in pages read from the store when the window does not hold
+   * them. What the room says meanwhile waits (Room.held) and follows the history, so the
+   * member sees every event once and in order.
+   */
+  private replay(session: Session, room: Room, after: number, from: number, to: number, id?: RequestId): void {
+    const frames = room.log.window(from, to - from);
+    if (frames !== null) {
+      const messages = frames.map((f) => f.event as RoomEvent);
+      this.deliverHistory(session, room, after, messages, room.log.first, room.seq, id, true, from);
+      return;
+    }
+    const held = (room.held ??= new Map());
+    if (held.has(session)) {
+      // A second join while the first replay reads: what it asks for follows the first.
+      held.get(session)!.push(new Frame({ type: 'notice', text: `[${room.name}] history is still being sent` }));
+      return;
+    }
+    held.set(session, []);
+    const release = (): void => {
+      const waiting = held.get(session);
+      held.delete(session);
+      if (held.size === 0 && room.held === held) room.held = null;
+      if (waiting && !session.detached && room.members.has(session)) for (const f of waiting) session.link.send(f);
+    };
+    const next = (cursor: number, first: boolean): void => {
+      const read = room.log.page(cursor, Math.min(this.opts.pageSize, to - cursor));
+      this.fromStore(session, read, id, (page) => {
+        if (session.detached || !room.members.has(session)) return release();
+        const events = page.events.filter((e) => e.seq <= to);
+        const last = events.length > 0 ? events[events.length - 1]!.seq : to;
+        // Only the first page counts what was missed; the next ones follow on from it.
+        this.deliverHistory(session, room, first ? after : cursor, events, page.first, room.seq, id, true, first ? from : cursor);
+        if (last < to && events.length > 0) next(last, false);
+        else release();
+      }, release);
+    };
+    next(from, true);
+  }
+
+  /**
+   * A page of a room's history for a reader outside the room (HTTP): the first `limit` events
+   * after `after`, or the newest `limit` when after is null. The room may be dormant (no
+   * members): its history is still there. Null when the room has never had an event.
+   */
+  async readHistory(name: string, after: number | null, limit: number): Promise<HistoryPage | null> {
+    const room = this.rooms.get(name);
+    if (room) {
+      const from = after ?? Math.max(0, room.seq - limit);
+      const frames = room.log.window(from, limit);
+      if (frames !== null) return { events: frames.map((f) => f.event as RoomEvent), first: room.log.first, last: room.seq };
+      return room.log.page(from, limit);
+    }
+    const start = this.dormant.get(name);
+    if (!start) return null;
+    return after === null ? this.store.latest(name, limit) : this.store.range(name, after, limit);
+  }
+
+  /** Whether a room is alive or has a history to come back to. */
+  knowsRoom(name: string): boolean {
+    return this.rooms.has(name) || this.dormant.has(name);
+  }
+
+  /** Runs `then` with a read's result, or tells the session the history could not be read. */
+  private fromStore(session: Session, read: Promise<HistoryPage>, id: RequestId | undefined, then: (page: HistoryPage) => void, anyway?: () => void): void {
+    read.then(then, (err: unknown) => {
+      this.observer.storeFailed?.(err);
+      if (!session.detached) this.fail(session, new RoomcastError('HISTORY_UNAVAILABLE', (err as Error)?.message ?? String(err)), id);
+      anyway?.();
+    });
+  }
+
+  /** `from`: where the messages start when some after `after` are left out on purpose. */
+  private deliverHistory(session: Session, room: Room, after: number, messages: RoomEvent[], first: number, last: number, id: RequestId | undefined, replay: boolean, from = after): void {
     const history: EventOf<'history'> = {
       type: 'history',
       room: room.name,
-      messages: room.messagesSince(after, limit),
+      messages,
       first,
-      last: room.seq,
-      missed: Math.max(0, first - 1 - Math.max(0, after)),
+      last,
+      missed: Math.max(0, Math.max(first, from + 1) - 1 - Math.max(0, after)),
     };
     const event = id === undefined ? history : { ...history, id };
     session.link.send(replay ? Frame.replay(event) : new Frame(event));
@@ -374,7 +559,10 @@ export class Hub {
     }
   }
 
+  /** An empty room leaves /rooms unless predefined; its numbers and topic wait for its return. */
   private dropIfEmpty(room: Room): void {
-    if (room.members.size === 0 && !room.predefined) this.rooms.delete(room.name);
+    if (room.members.size > 0 || room.predefined) return;
+    this.rooms.delete(room.name);
+    this.dormant.set(room.name, { lastSeq: room.log.seq, firstSeq: room.log.first, topic: room.log.topic });
   }
 }

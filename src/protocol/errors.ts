@@ -37,6 +37,7 @@ export const ERRORS = {
   SENDQ_EXCEEDED: 'SendQ exceeded: you were not reading fast enough ({detail} bytes queued).',
   LINE_NEVER_ENDS: 'A line kept going past {detail} bytes without an end; closing the connection.',
   SHUTTING_DOWN: 'The server is shutting down. Reconnect when it is back.',
+  HISTORY_UNAVAILABLE: 'The history could not be read ({detail}); the chat goes on. Ask again with /history later.',
   INTERNAL: 'Something went wrong on the server ({detail}); the server carries on.',
 } as const;
 
