@@ -31,6 +31,9 @@ import { OriginPolicy } from './http/origin.js';
 import { TaskStore } from './images/task-store.js';
 import { ImagePosts } from './images/image-posts.js';
 import { WebServer, type Upgraded } from './http/web-server.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import type { FsyncPolicy, MessageStore, Retention } from './store/store.js';
+import { StoreError } from './store/errors.js';
 
 export interface ServerOptions {
   hosts: string[];
@@ -49,6 +52,11 @@ export interface ServerOptions {
   classifier?: { pool: PoolOptions; top?: number } | { off: string };
   /** HTTP API, web page and WebSocket. */
   web: WebOptions;
+  /**
+   * Where rooms' history is kept: in memory (nothing survives a restart), or in an SQLite
+   * file in `dir`. `retain` bounds it; old events are dropped every pruneIntervalMs.
+   */
+  store: { engine: 'memory' } | { engine: 'sqlite'; dir: string; fsync: FsyncPolicy; retain?: Retention; pruneIntervalMs?: number };
 }
 
 export const SERVER_DEFAULTS: ServerOptions = {
@@ -61,7 +69,10 @@ export const SERVER_DEFAULTS: ServerOptions = {
   shutdownTimeout: 5000,
   logger: silentLogger,
   web: WEB_DEFAULTS,
+  store: { engine: 'memory' },
 };
+
+const PRUNE_INTERVAL_MS = 60_000;
 
 /** What a link speaks, for the log: the hub never asks. */
 function wireOf(link: Link): string {
@@ -105,6 +116,9 @@ export class RoomcastServer {
   private httpServers: net.Server[] = [];
   private readonly admission: Admission;
   private stopping: Promise<void> | null = null;
+  /** The on-disk store, when there is one (in memory the hub keeps its own). */
+  readonly store: MessageStore | null = null;
+  private pruneTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: Partial<ServerOptions> = {}) {
     this.opts = {
@@ -116,9 +130,23 @@ export class RoomcastServer {
     const log = this.opts.logger;
     const c = this.opts.connection;
     this.admission = new Admission(this.opts.maxConnections, this.opts.maxPerAddress);
+    const st = this.opts.store;
+    if (st.engine === 'sqlite') {
+      this.store = new SqliteStore({
+        dir: st.dir,
+        fsync: st.fsync,
+        observer: {
+          durable: (room, seq) => this.hub.durable(room, seq),
+          // Once per outage, not per message: the store keeps the events and retries.
+          degraded: (err) => log.error(`history: ${err.message}`),
+          recovered: (h) => log.info(`history: writing again (${h.failedWrites} writes had failed; ${h.dropped} events were given up)`),
+        },
+      });
+    }
     this.hub = new Hub(
       {
         maxTextLength: c.maxLine,
+        ...(this.store ? { store: this.store, ackWhenDurable: st.engine === 'sqlite' && st.fsync === 'always' } : {}),
         ...this.opts.hub,
         // maxImageBytes lets a client refuse an oversized image before uploading it.
         limits: {
@@ -136,6 +164,10 @@ export class RoomcastServer {
         parted: (s, room) => log.info(`${s.nick} left [${room.name}]`),
         renamed: (s, old) => log.info(`${old} is now ${s.nick}`),
         failed: (s, err) => log.error(`command from ${s.nick} failed: ${(err as Error)?.stack ?? err}`),
+        storeFailed: (err) => {
+          // A closed store at shutdown is expected; anything else is a bug worth a line.
+          if (!(err instanceof StoreError && err.code === 'STORE_CLOSED' && this.stopping)) log.error(`history: ${(err as Error)?.message ?? err}`);
+        },
       },
     );
     const w = this.opts.web;
@@ -151,6 +183,7 @@ export class RoomcastServer {
         pool: () => this.pool?.stats() ?? null,
         tasks: this.tasks,
         images: this.images,
+        store: () => this.store?.health() ?? null,
       },
       { processMetrics: w.processMetrics },
     );
@@ -164,15 +197,41 @@ export class RoomcastServer {
         images: this.images,
         metrics: this.metrics,
         origins: new OriginPolicy(w.origins),
-        readiness: () => ({ listening: this.listening.length > 0, stopping: this.stopping !== null, bot: this.bot?.status() ?? null }),
+        readiness: () => ({
+          listening: this.listening.length > 0,
+          stopping: this.stopping !== null,
+          bot: this.bot?.status() ?? null,
+          store: this.store?.health() ?? null,
+        }),
       },
       { websocket: (upgraded, req) => this.acceptWebSocket(upgraded, req) },
       log,
     );
   }
 
+  /**
+   * Opens the history (rejects with a StoreError naming the file and what to do), then
+   * listens. Rooms take up their numbering from the store before anyone can say a word.
+   */
   async start(): Promise<Listening[]> {
-    const binds: BindAddress[] = await resolveHosts(this.opts.hosts);
+    if (this.store) {
+      this.hub.restore(await this.store.open());
+      this.schedulePrune();
+    }
+    let binds: BindAddress[];
+    try {
+      binds = await resolveHosts(this.opts.hosts);
+    } catch (err) {
+      await this.closeStore();
+      throw err;
+    }
+    return this.listen(binds).catch(async (err: unknown) => {
+      await this.closeStore();
+      throw err;
+    });
+  }
+
+  private async listen(binds: BindAddress[]): Promise<Listening[]> {
     const { servers, port, bound } = await listenAll(binds, this.opts.port, () =>
       net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket)),
     );
@@ -326,6 +385,40 @@ export class RoomcastServer {
     const cut = links.map((c) => new Promise((r) => c.socket.once('close', r)));
     for (const conn of links) conn.socket.destroy();
     await Promise.all([closed, ...cut, poolClosed]);
+    await this.closeStore();
     this.opts.logger.flush();
+  }
+
+  /** Old history is dropped in the background, in small steps between which chat goes on. */
+  private schedulePrune(): void {
+    const st = this.opts.store;
+    if (st.engine !== 'sqlite' || !st.retain || !this.store) return;
+    const { retain } = st;
+    const store = this.store;
+    let running = false;
+    const prune = (): void => {
+      if (running || this.stopping) return;
+      running = true;
+      store
+        .prune(retain)
+        .then(
+          (r) => r.deleted > 0 && this.opts.logger.debug(`history: dropped ${r.deleted} events past the retention`),
+          (err: unknown) => this.opts.logger.error(`history: pruning failed: ${(err as Error)?.message ?? err}`),
+        )
+        .finally(() => (running = false));
+    };
+    this.pruneTimer = setInterval(prune, st.pruneIntervalMs ?? PRUNE_INTERVAL_MS);
+    this.pruneTimer.unref();
+    setImmediate(prune);
+  }
+
+  private async closeStore(): Promise<void> {
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    this.pruneTimer = null;
+    try {
+      await this.store?.close();
+    } catch (err) {
+      this.opts.logger.error(`history: ${(err as Error)?.message ?? err}`);
+    }
   }
 }

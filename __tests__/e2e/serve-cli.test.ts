@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 
 const BIN = path.resolve('bin/roomcast');
+import { CLI_ENV } from '../helpers/cli-child.js';
 
 interface Served {
   proc: ChildProcessWithoutNullStreams;
@@ -28,7 +29,7 @@ async function until<T>(probe: () => T | undefined | null | false, ms: number, w
 }
 
 async function serve(...args: string[]): Promise<Served> {
-  const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--no-bot', '--greet-delay', '20', ...args]);
+  const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--no-bot', '--greet-delay', '20', ...args], { env: CLI_ENV });
   started.push(proc);
   let out = '';
   let err = '';
@@ -116,7 +117,8 @@ test('a second signal exits at once, without waiting for slow clients', async ()
 
 test('a port in use is explained, with what to do', async () => {
   const first = await serve('--host', '127.0.0.1');
-  const second = spawn(process.execPath, [BIN, 'serve', '--no-bot', '--host', '127.0.0.1', '--port', String(first.port)]);
+  // History in memory: on the first one's data directory it would be refused as locked first.
+  const second = spawn(process.execPath, [BIN, 'serve', '--no-bot', '--store', 'memory', '--host', '127.0.0.1', '--port', String(first.port)], { env: CLI_ENV });
   started.push(second);
   let err = '';
   second.stderr.on('data', (d: Buffer) => (err += d));
@@ -124,4 +126,16 @@ test('a port in use is explained, with what to do', async () => {
   expect(code).toBe(1);
   expect(err).toContain(`port ${first.port} is already in use`);
   expect(err).toContain('--port');
+});
+
+test('a second server on the same data directory is refused in one line, naming the file', async () => {
+  await serve('--host', '127.0.0.1');
+  const second = spawn(process.execPath, [BIN, 'serve', '--no-bot', '--host', '127.0.0.1', '--port', '0'], { env: CLI_ENV });
+  started.push(second);
+  let err = '';
+  second.stderr.on('data', (d: Buffer) => (err += d));
+  const code = await new Promise((r) => second.on('exit', r));
+  expect(code).toBe(1);
+  expect(err.trim().split('\n')).toHaveLength(1);
+  expect(err).toContain(`message store ${process.env.XDG_STATE_HOME}/roomcast/messages.sqlite is in use by another roomcast server`);
 });

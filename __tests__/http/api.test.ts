@@ -94,7 +94,7 @@ describe('errors are JSON with a stable code', () => {
     expect(none.status).toBe(404);
     expect(errorOf(none.json)).toEqual({
       code: 'NO_SUCH_ROOM',
-      message: 'There is no room "nowhere". GET /api/rooms lists them; a room exists while someone is in it.',
+      message: 'There is no room "nowhere". GET /api/rooms lists them; a room is listed while someone is in it, and its history is kept after.',
     });
     const badQuery = await get(server.port, '/api/rooms/lobby/history?limit=100000');
     expect(badQuery.status).toBe(400);
@@ -272,7 +272,7 @@ describe('health and metrics', () => {
     expect((await get(server.port, '/healthz')).json).toEqual({ status: 'ok' });
     const ready = await get(server.port, '/readyz');
     expect(ready.status).toBe(200);
-    expect(ready.json).toEqual({ status: 'ready', listening: true, classifier: null });
+    expect(ready.json).toEqual({ status: 'ready', listening: true, classifier: null, history: { state: 'memory' } });
     const off = await webServer({}, { classifier: { off: 'no model installed' } });
     expect((await get(off.port, '/readyz')).json).toMatchObject({ status: 'ready', classifier: { state: 'off' } });
   });

@@ -2,6 +2,7 @@
  * One port for everything: raw TCP chat (text and JSON), HTTP and WebSocket told apart by the
  * first bytes; and --http-port, which gives HTTP and WebSocket a port of their own.
  */
+import { CLI_ENV } from '../helpers/cli-child.js';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -174,7 +175,7 @@ describe('roomcast serve flags', () => {
     const proc = spawn(process.execPath, [
       path.resolve('bin/roomcast'), 'serve', '--host', '127.0.0.1', '--port', '0', '--no-bot',
       '--http-port', '0', '--origin', 'http://chat.example', '--ws-max-payload', '2048', '--web-dir', dir,
-    ]);
+    ], { env: CLI_ENV });
     started.push(proc);
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d));

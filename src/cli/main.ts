@@ -3,11 +3,11 @@
  * each command's module is loaded only when that command runs, so `roomcast join` loads the
  * client and not the server, and `--help` and `--version` load neither.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { DEFAULT_PORT } from '../protocol/port.js';
 import { IMAGE_FORMAT_LIST } from '../protocol/image-format.js';
 import { VERSION } from '../version.js';
-import { bytes, count, milliseconds, port, rate, seconds } from './numbers.js';
+import { bytes, count, milliseconds, port, rate, retention, seconds } from './numbers.js';
 
 const POST_DEFAULT_TIMEOUT_MS = 30_000;
 const PROBE_DEFAULT_TIMEOUT_MS = 1000;
@@ -67,6 +67,12 @@ export function buildProgram(): Command {
     .option('--lan', 'open it to the LAN: bind every interface, IPv4 and IPv6 (--host ::), and --announce; with --host, bind those instead')
     .option('-p, --port <port>', 'TCP port; 0 picks a free one and prints it', port(), DEFAULT_PORT)
     .option('--room <name>', 'a room that always exists; repeat for several', collect)
+    .addOption(new Option('--store <engine>', 'where history is kept: sqlite (a file in --data-dir; survives restarts) or memory (nothing survives)').choices(['sqlite', 'memory']))
+    .option('--data-dir <dir>', 'directory for the history and posted images (default: $XDG_STATE_HOME/roomcast, else ~/.local/state/roomcast)')
+    .addOption(
+      new Option('--fsync <when>', 'when history is forced to disk: always (before each ack; nothing acked is lost on power loss), batch (every second), off (when the system likes)').choices(['always', 'batch', 'off']),
+    )
+    .option('--retain <age,count>', 'history to keep per room: an age (30d, 12h), a number of messages (100000), or both (30d,100000) (default: everything)', retention)
     .option('--history <n>', 'messages each room keeps in memory', count(0))
     .option('--replay <n>', 'messages replayed to someone who joins', count(0))
     .option('--max-line <bytes>', 'longest text-mode line', bytes(64))

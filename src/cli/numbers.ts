@@ -55,3 +55,21 @@ export function rate(what: string, max: number, note = ''): Parse {
     return n;
   };
 }
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/**
+ * How much history to keep: an age (`30d`, `12h`, `90m`; s, m, h, d or w), a number of
+ * messages per room (`100000`), or both joined by a comma (`30d,100000`).
+ */
+export function retention(value: string): { maxAgeMs?: number; maxPerRoom?: number } {
+  const advice = 'Give an age such as 30d, 12h or 90m, a number of messages per room such as 100000, or both: 30d,100000.';
+  const out: { maxAgeMs?: number; maxPerRoom?: number } = {};
+  for (const part of value.split(',')) {
+    const age = /^([0-9]+)([smhdw])$/.exec(part.trim());
+    if (age && out.maxAgeMs === undefined && Number(age[1]) > 0) out.maxAgeMs = Number(age[1]) * UNIT_MS[age[2]!]!;
+    else if (WHOLE.test(part.trim()) && out.maxPerRoom === undefined && Number(part) > 0) out.maxPerRoom = Number(part);
+    else throw new InvalidArgumentError(advice);
+  }
+  return out;
+}

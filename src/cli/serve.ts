@@ -2,7 +2,7 @@
  * `roomcast serve`: the options main.ts parsed, turned into a RoomcastServer (with its
  * classifier bot and LAN announcer), started, and stopped on SIGINT or SIGTERM.
  */
-import { networkInterfaces } from 'node:os';
+import { homedir, networkInterfaces } from 'node:os';
 import { createLogger, type LogLevel } from '../log.js';
 import { HUB_DEFAULTS } from '../hub/hub.js';
 import { RoomcastServer, SERVER_DEFAULTS, type ServerOptions } from '../server.js';
@@ -13,6 +13,9 @@ import { Announcer } from '../lan/announce.js';
 import { VERSION } from '../version.js';
 import { describeListening, explainListenError } from './banner.js';
 import { tuneHeapForLatency } from './heap.js';
+import { defaultDataDir } from '../store/data-dir.js';
+import { StoreError } from '../store/errors.js';
+import type { FsyncPolicy, Retention } from '../store/store.js';
 
 export interface ServeFlags {
   host?: string[];
@@ -20,6 +23,10 @@ export interface ServeFlags {
   lan?: boolean;
   port: number;
   room?: string[];
+  store: 'sqlite' | 'memory';
+  dataDir: string;
+  fsync: FsyncPolicy;
+  retain?: Retention;
   history: number;
   replay: number;
   maxLine: number;
@@ -59,6 +66,9 @@ const c = SERVER_DEFAULTS.connection;
  * since reading them loads the whole server.
  */
 export const SERVE_DEFAULTS = {
+  store: 'sqlite',
+  dataDir: defaultDataDir(process.env, homedir()),
+  fsync: 'batch',
   history: HUB_DEFAULTS.historySize,
   replay: HUB_DEFAULTS.replay,
   maxLine: c.maxLine,
@@ -103,6 +113,22 @@ async function classifierFor(flags: ServeFlags): Promise<ServerOptions['classifi
   }
 }
 
+/** 30 days, 12 hours, 90 minutes: the largest unit that states the age exactly. */
+function age(ms: number): string {
+  const units: [string, number][] = [['week', 604_800_000], ['day', 86_400_000], ['hour', 3_600_000], ['minute', 60_000], ['second', 1000]];
+  const [unit, size] = units.find(([, n]) => ms % n === 0) ?? ['second', 1000];
+  const n = ms / size;
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+
+/** Where history goes and what survives, for the banner. */
+function describeHistory(flags: ServeFlags): string {
+  if (flags.store === 'memory') return 'History: in memory only (--store memory): rooms start empty after a restart\n';
+  const r = flags.retain;
+  const kept = !r ? 'everything' : [r.maxAgeMs !== undefined && `${age(r.maxAgeMs)}`, r.maxPerRoom !== undefined && `${r.maxPerRoom} messages a room`].filter(Boolean).join(', at most ');
+  return `History: ${flags.dataDir} (fsync ${flags.fsync}; keeps ${kept})\n`;
+}
+
 /** Starts the server; resolves with 1 if it could not listen, or once it runs (it stops on a signal). */
 export async function serve(flags: ServeFlags): Promise<number | undefined> {
   tuneHeapForLatency();
@@ -119,6 +145,7 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
     maxPerAddress: flags.maxPerAddress,
     shutdownTimeout: flags.shutdownTimeout,
     logger,
+    store: flags.store === 'memory' ? { engine: 'memory' } : { engine: 'sqlite', dir: flags.dataDir, fsync: flags.fsync, retain: flags.retain },
     hub: {
       rooms: flags.room ?? [],
       historySize: flags.history,
@@ -148,10 +175,15 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
   try {
     await server.start();
   } catch (err) {
+    if (err instanceof StoreError) {
+      console.error(`roomcast: ${err.message}`);
+      return 1;
+    }
     console.error(`roomcast: ${explainListenError(err as NodeJS.ErrnoException, (err as { port?: number }).port ?? flags.port, server.opts.hosts, networkInterfaces())}`);
     return 1;
   }
   process.stdout.write(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces()));
+  process.stdout.write(describeHistory(flags));
   const announcer =
     flags.announce || flags.lan
       ? new Announcer({

@@ -16,6 +16,7 @@ import type { ImageStore } from '../images/image-store.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { OriginPolicy } from './origin.js';
 import type { TaskStore } from '../images/task-store.js';
+import type { StoreHealth } from '../store/store.js';
 
 /** The package root: this module is in dist/http/ (or src/http/ under ts-jest). */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -65,6 +66,8 @@ export interface Readiness {
   listening: boolean;
   stopping: boolean;
   bot: BotStatus | null;
+  /** The on-disk history's health; null when history is kept in memory only. */
+  store: StoreHealth | null;
 }
 
 export interface WebContext {

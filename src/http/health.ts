@@ -19,7 +19,7 @@ export function healthRoutes(ctx: WebContext): Route[] {
       methods: ['GET'],
       pattern: /^\/readyz$/,
       handle({ req, res }) {
-        const { listening, stopping, bot } = ctx.readiness();
+        const { listening, stopping, bot, store } = ctx.readiness();
         // Chat works while the model loads, but image posts would only hear "loading" or "down":
         // not ready until the bot is (a server started without a model is ready as it is).
         const reasons: string[] = [];
@@ -28,10 +28,15 @@ export function healthRoutes(ctx: WebContext): Route[] {
         if (bot && (bot.state === 'loading' || bot.state === 'down'))
           reasons.push(`classifier ${bot.state}${bot.reason ? `: ${bot.reason}` : ''}`);
         const ready = reasons.length === 0;
+        // Chat flows while history cannot be written (it waits in memory): still ready, but
+        // degraded, with the reason, so a person or a probe sees the disk needs attention.
+        const degraded = store?.state === 'degraded';
         sendJson(req, res, ready ? 200 : 503, {
-          status: ready ? 'ready' : 'not ready',
+          status: !ready ? 'not ready' : degraded ? 'degraded' : 'ready',
           ...(ready ? {} : { reasons }),
+          ...(degraded ? { degraded: [`history: ${store.reason ?? 'writes are failing'}`] } : {}),
           listening,
+          history: store ? { state: store.state, queued: store.queued, failedWrites: store.failedWrites } : { state: 'memory' },
           classifier: bot ? { state: bot.state, reason: bot.reason, ...(bot.model ? { model: bot.model } : {}) } : null,
         });
       },

@@ -14,6 +14,7 @@ import type { BotStatus, LabelsEvent } from '../protocol/events.js';
 import type { Transport } from '../transport/chat-link.js';
 import type { Task, TaskStore } from '../images/task-store.js';
 import type { ImageStore } from '../images/image-store.js';
+import type { StoreHealth } from '../store/store.js';
 
 export type Carrier = Transport | 'http';
 
@@ -32,6 +33,8 @@ export interface MetricsSource {
   pool(): PoolStats | null;
   tasks: TaskStore;
   images: ImageStore;
+  /** The on-disk history's health; null when history is kept in memory only. */
+  store(): StoreHealth | null;
 }
 
 const TRANSPORTS: Transport[] = ['tcp', 'websocket'];
@@ -135,6 +138,10 @@ export class Metrics {
     });
     gauge('roomcast_classifier_tasks_pending', 'Image posts waiting for the bot\'s answer', () => src.tasks.pending);
     gauge('roomcast_image_store_bytes', 'Bytes of posted images kept for GET /api/images', () => src.images.bytes);
+    counter('roomcast_history_failed_writes_total', 'Writes of the history store that failed (disk full, I/O error)', () => src.store()?.failedWrites ?? 0);
+    counter('roomcast_history_dropped_events_total', 'Events given up while history writes failed for long', () => src.store()?.dropped ?? 0);
+    gauge('roomcast_history_queued_events', 'Events appended to the history and not yet written', () => src.store()?.queued ?? 0);
+    gauge('roomcast_history_degraded', '1 while history writes are failing (chat goes on from memory)', () => (src.store()?.state === 'degraded' ? 1 : 0));
 
     this.classifierJob = new Histogram({
       name: 'roomcast_classifier_job_seconds',

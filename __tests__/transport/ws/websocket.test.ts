@@ -49,7 +49,7 @@ test('a WebSocket user and a netcat user in one room see each other, with the ev
   expect(await ws.waitEvent((e) => e.type === 'message' && e.action === true)).toMatchObject({ text: 'waves' });
 
   // Each broadcast was framed for WebSocket once, on the frame shared by every recipient.
-  const frames = server.hub.rooms.get('lobby')!.since(0, 10) as Frame[];
+  const frames = server.hub.rooms.get('lobby')!.log.window(0, 10)!;
   const bytes = frames[0].encoded(WS_FRAME, () => {
     throw new Error('the server did not frame this message for WebSocket');
   });
