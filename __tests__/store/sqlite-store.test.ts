@@ -168,17 +168,37 @@ describe('one server per store', () => {
   });
 });
 
+describe('schema versions', () => {
+  test('a version 1 file is migrated in place: its history is kept, and numbering goes on', async () => {
+    const first = store();
+    await first.open();
+    for (let seq = 1; seq <= 3; seq++) first.append({ type: 'message', room: 'old', seq, nick: 'a', text: `m${seq}`, time: seq });
+    await first.close();
+    // Back to what version 1 wrote: no reservation column, no record of version 2.
+    const db = new Database(path.join(dir, STORE_FILE));
+    db.exec('ALTER TABLE rooms DROP COLUMN reserved_seq; DELETE FROM schema_version WHERE version = 2');
+    db.close();
+    const again = store();
+    expect(await again.open()).toMatchObject([{ room: 'old', lastSeq: 3, firstSeq: 1 }]);
+    expect((await again.range('old', 0, 10)).events.map((e) => e.seq)).toEqual([1, 2, 3]);
+    await again.close();
+    const check = new Database(path.join(dir, STORE_FILE));
+    expect(check.prepare('SELECT max(version) FROM schema_version').pluck().get()).toBe(2);
+    check.close();
+  });
+});
+
 describe('files and directories it refuses', () => {
   test('a store written by a newer schema: STORE_TOO_NEW', async () => {
     await store().open();
     await open[0]!.close();
     const db = new Database(path.join(dir, STORE_FILE));
-    db.prepare('INSERT INTO schema_version (version, applied) VALUES (2, 0)').run();
+    db.prepare('INSERT INTO schema_version (version, applied) VALUES (3, 0)').run();
     db.close();
     const err = await openError(store());
     expect(err.code).toBe('STORE_TOO_NEW');
     expect(err.message).toContain(path.join(dir, STORE_FILE));
-    expect(err.message).toMatch(/store version 2; this roomcast reads up to version 1/);
+    expect(err.message).toMatch(/store version 3; this roomcast reads up to version 2/);
   });
 
   test('a file that is not SQLite: STORE_CORRUPT', async () => {

@@ -12,7 +12,7 @@ import type { FsyncPolicy } from './store.js';
 export type Db = Database.Database;
 
 /** The schema this build writes; a file at a higher version was written by a newer roomcast. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** "RCMS" in the file header, so that a roomcast store is told from any other SQLite file. */
 const APPLICATION_ID = 0x52434d53;
@@ -62,6 +62,13 @@ const MIGRATIONS: readonly string[] = [
     columnsize = 0,
     tokenize = "unicode61 remove_diacritics 2 categories 'L* N* Co M*'"
   );
+  `,
+  `
+  -- Numbers the hub may hand out before their events are written: each room's reservation is
+  -- written before a number beyond it is given out. After a crash, numbering goes on above
+  -- it, so a number a client saw (from an event the crash lost) is never given to another.
+  -- A clean close sets it back to last_seq.
+  ALTER TABLE rooms ADD COLUMN reserved_seq INTEGER NOT NULL DEFAULT 0;
   `,
 ];
 

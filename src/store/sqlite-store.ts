@@ -69,6 +69,11 @@ export const SQLITE_DEFAULTS = {
  * transaction never holds the hub for long.
  */
 const MAX_BATCH = 5000;
+/**
+ * How far ahead of the last number handed out a room's reservation is written: one small
+ * write per this many events of a room.
+ */
+const SEQ_RESERVE = 1000;
 /** Events deleted per step of prune(), each step its own transaction and turn. */
 const PRUNE_STEP = 500;
 
@@ -79,6 +84,8 @@ interface RoomState {
   id: number | undefined;
   /** The last seq appended, written or not. */
   lastSeq: number;
+  /** Numbers up to here may have been handed out: the file says so (see SEQ_RESERVE). */
+  reservedSeq: number;
   firstSeq: number;
   /** The last seq in the file, and the last in the full-text index. */
   writtenSeq: number;
@@ -153,6 +160,8 @@ export class SqliteStore implements MessageStore {
     const st = this.rooms.get(event.room);
     checkAppend(event, st?.lastSeq ?? 0, this.file);
     const room = st ?? this.newRoom(event.room);
+    // While writes fail, nothing is written anyway: the reservation waits for the recovery.
+    if (event.seq > room.reservedSeq && !this.lastError) this.reserve(room, event.seq + SEQ_RESERVE);
     if (room.firstSeq > room.lastSeq) room.firstSeq = event.seq;
     room.lastSeq = event.seq;
     this.dirty.add(room);
@@ -270,6 +279,12 @@ export class SqliteStore implements MessageStore {
     const lost = this.queue.length;
     const error = this.lastError;
     try {
+      // Everything handed out is written: the next start needs to skip nothing.
+      if (lost === 0) this.stmt.unreserve.run();
+    } catch {
+      // Then the next start skips what was reserved: numbers are lost, never reused.
+    }
+    try {
       this.db.close();
     } finally {
       this.db = null;
@@ -296,6 +311,20 @@ export class SqliteStore implements MessageStore {
   }
 
   // ---- writing ----
+
+  /**
+   * Writes at once, in a transaction of its own, that numbers up to `upTo` may be handed out:
+   * it reaches the file before the event that needed it reaches anyone.
+   */
+  private reserve(st: RoomState, upTo: number): void {
+    try {
+      if (st.id === undefined) st.id = Number(this.stmt.insertRoom.run(st.name).lastInsertRowid);
+      this.stmt.reserve.run(upTo, st.id);
+      st.reservedSeq = upTo;
+    } catch (err) {
+      this.failed(err);
+    }
+  }
 
   private schedule(): void {
     if (this.scheduled || this.retryTimer) return;
@@ -449,7 +478,9 @@ export class SqliteStore implements MessageStore {
       const st: RoomState = {
         name: row.name,
         id: row.id,
-        lastSeq: row.last_seq,
+        // After a crash, above anything that may have been handed out.
+        lastSeq: Math.max(row.last_seq, row.reserved_seq),
+        reservedSeq: row.reserved_seq,
         firstSeq: row.first ?? row.last_seq + 1,
         writtenSeq: row.written ?? 0,
         indexedSeq: row.indexed_seq,
@@ -462,7 +493,7 @@ export class SqliteStore implements MessageStore {
   }
 
   private newRoom(name: string): RoomState {
-    const st: RoomState = { name, id: undefined, lastSeq: 0, firstSeq: 1, writtenSeq: 0, indexedSeq: 0, topic: '' };
+    const st: RoomState = { name, id: undefined, lastSeq: 0, reservedSeq: 0, firstSeq: 1, writtenSeq: 0, indexedSeq: 0, topic: '' };
     this.rooms.set(name, st);
     return st;
   }
@@ -476,6 +507,7 @@ interface RoomRow {
   id: number;
   name: string;
   last_seq: number;
+  reserved_seq: number;
   indexed_seq: number;
   topic: string;
   topic_nick: string | null;
@@ -507,12 +539,14 @@ function prepare(db: Db) {
   const deleteEvents = db.prepare(`DELETE FROM events WHERE id > ${ROOM} AND id < ${ROOM} + ${INT}`);
   return {
     rooms: db.prepare(
-      `SELECT r.id, r.name, r.last_seq, r.indexed_seq, r.topic, r.topic_nick, r.topic_time,
+      `SELECT r.id, r.name, r.last_seq, r.reserved_seq, r.indexed_seq, r.topic, r.topic_nick, r.topic_time,
          (SELECT min(e.id) & ${MAX_SEQ} FROM events e WHERE ${IN_ROOM('e.id')}) AS first,
          (SELECT max(e.id) & ${MAX_SEQ} FROM events e WHERE ${IN_ROOM('e.id')}) AS written
        FROM rooms r`,
     ),
     insertRoom: db.prepare('INSERT INTO rooms (name) VALUES (?)'),
+    reserve: db.prepare('UPDATE rooms SET reserved_seq = ? WHERE id = ?'),
+    unreserve: db.prepare('UPDATE rooms SET reserved_seq = last_seq'),
     updateRoom: db.prepare(
       'UPDATE rooms SET last_seq = max(last_seq, ?), topic = ?, topic_nick = ?, topic_time = ?, indexed_seq = ? WHERE id = ?',
     ),
