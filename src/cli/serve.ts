@@ -125,7 +125,8 @@ function age(ms: number): string {
 function describeHistory(flags: ServeFlags): string {
   if (flags.store === 'memory') return 'History: in memory only (--store memory): rooms start empty after a restart\n';
   const r = flags.retain;
-  const kept = !r ? 'everything' : [r.maxAgeMs !== undefined && `${age(r.maxAgeMs)}`, r.maxPerRoom !== undefined && `${r.maxPerRoom} messages a room`].filter(Boolean).join(', at most ');
+  const count = r?.maxPerRoom === undefined ? null : `${r.maxPerRoom} messages a room`;
+  const kept = !r ? 'everything' : r.maxAgeMs === undefined ? `the last ${count}` : count ? `${age(r.maxAgeMs)}, at most ${count}` : age(r.maxAgeMs);
   return `History: ${flags.dataDir} (fsync ${flags.fsync}; keeps ${kept})\n`;
 }
 

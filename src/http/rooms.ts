@@ -60,7 +60,9 @@ export function roomRoutes(ctx: WebContext): Route[] {
           first,
           last,
           missed: after === null ? 0 : Math.max(0, first - 1 - after),
-          more: after !== null && end < last,
+          // A full page that stops short of the last seq: ask again after it. (After a crash
+          // numbering skips ahead, so seqs up to `last` need not all exist.)
+          more: after !== null && messages.length === limit && end < last,
         });
       },
     },
