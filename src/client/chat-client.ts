@@ -889,8 +889,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     );
     for (const m of messages) if (m?.type === 'labels') this.gotLabels(m);
     const state = this.rooms.get(event.room);
-    // Nothing at or below "last" can come later, kept or not: that is where a rejoin resumes.
-    if (state && Number.isSafeInteger(event.last) && event.last > state.lastSeq) state.lastSeq = event.last;
+    // Nothing at or below "last" can come later, kept or not: that is where a rejoin resumes;
+    // unless more pages of this replay are to come (their messages stop short of "last").
+    const end = event.messages?.length ? event.messages[event.messages.length - 1]!.seq : null;
+    if (state && Number.isSafeInteger(event.last) && event.last > state.lastSeq && (end === null || end >= event.last)) state.lastSeq = event.last;
     return { ...event, messages };
   }
 

@@ -137,7 +137,8 @@ export const HANDLERS: Table = {
   history: {
     room: true,
     run(hub, s, cmd, room) {
-      const limit = Math.min(Math.max(cmd.limit ?? hub.opts.replay, 0), hub.opts.historySize);
+      // A page: what memory holds, or a store page when that is larger.
+      const limit = Math.min(Math.max(cmd.limit ?? hub.opts.replay, 0), Math.max(hub.opts.historySize, hub.opts.pageSize));
       // Asked for, an empty history is answered too: the text wire says there is nothing.
       hub.sendHistory(s, room, cmd.after ?? room.seq - limit, limit, cmd.id);
     },
