@@ -173,16 +173,46 @@ test('--retain keeps only the newest messages of each room', async () => {
 test('a data directory that cannot be made: one line naming it and what to do, exit 1', async () => {
   const file = path.join(dir, 'a-file');
   writeFileSync(file, 'not a directory');
-  const child = new CliChild('serve', spawn(process.execPath, [BIN, 'serve', '--port', '0', '--no-bot', '--data-dir', path.join(file, 'data')], { env: CLI_ENV }), WAIT);
+  expect(await refusedStart(path.join(file, 'data'))).toMatch(/^roomcast: Cannot write the message store .*a-file.* --store memory/);
+});
+
+/** Runs a serve that must refuse to start; resolves with its one line of stderr. */
+async function refusedStart(dataDir: string): Promise<string> {
+  const child = new CliChild('serve', spawn(process.execPath, [BIN, 'serve', '--port', '0', '--no-bot', '--data-dir', dataDir], { env: CLI_ENV }), WAIT);
   children.push(child);
   expect(await child.waitExit()).toBe(1);
+  expect(child.stderr).not.toMatch(/\n\s+at /); // no stack trace
   const lines = child.stderr.trim().split('\n');
   expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(/^roomcast: Cannot write the message store .*a-file.* --store memory/);
-  expect(child.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  return lines[0]!;
+}
+
+test('a store file that is not a roomcast store: one line naming the file, exit 1', async () => {
+  writeFileSync(path.join(dir, 'messages.sqlite'), Buffer.alloc(8192, 'garbage! '));
+  expect(await refusedStart(dir)).toMatch(/^roomcast: .*messages\.sqlite is not a roomcast message store, or it is damaged .* Move it aside/);
 });
 
 const noTmpfs = tmpfsUnavailable();
+
+(noTmpfs ? test.skip : test)(`a full disk at start-up: one line naming the path, exit 1${noTmpfs ? ` (skipped: ${noTmpfs})` : ''}`, async () => {
+  const mnt = path.join(dir, 'full');
+  const why = mountTmpfs(mnt, '256k');
+  if (why) throw new Error(why);
+  try {
+    const fd = openSync(path.join(mnt, 'filler'), 'w');
+    try {
+      for (;;) writeSync(fd, Buffer.alloc(16 * 1024, 1));
+    } catch {
+      // ENOSPC: full
+    } finally {
+      closeSync(fd);
+    }
+    expect(await refusedStart(path.join(mnt, 'data'))).toMatch(/^roomcast: Cannot write the message store .*full.*(no space|ENOSPC|disk is full|SQLITE_FULL)/i);
+  } finally {
+    unmount(mnt);
+  }
+});
+
 (noTmpfs ? test.skip : test)(
   `a disk that fills up while running: chat goes on, /readyz says degraded, writing resumes when there is room${noTmpfs ? ` (skipped: ${noTmpfs})` : ''}`,
   async () => {
