@@ -119,7 +119,8 @@ test("serve's help shows the server's defaults, through --help and through the h
   const serve = buildProgram().commands.find((c) => c.name() === 'serve')!;
   for (const [key, value] of Object.entries(SERVE_DEFAULTS)) {
     const option = serve.options.find((o) => o.attributeName() === key)!;
-    expect(flat).toContain(`${option.flags} ${option.description} (default: ${JSON.stringify(value)})`);
+    const choices = option.argChoices ? `choices: ${option.argChoices.map((c) => JSON.stringify(c)).join(', ')}, ` : '';
+    expect(flat).toContain(`${option.flags} ${option.description} (${choices}default: ${JSON.stringify(value)})`);
   }
   expect(flat).toContain('-p, --port <port> TCP port; 0 picks a free one and prints it (default: 7447)');
 });

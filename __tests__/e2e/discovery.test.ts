@@ -221,7 +221,8 @@ describeOnLan('discovery across a two-host LAN (network namespaces)', (theLan) =
 
   /** `roomcast serve` on host a; resolves once it listens, with its port. */
   async function serve(...extra: string[]): Promise<{ server: CliChild; port: number }> {
-    const server = run(lan.a, `serve ${extra.join(' ')}`, ['serve', '--port', '0', '--no-bot', '--greet-delay', '50', ...extra]);
+    // History in memory: two servers at once would find one data directory locked.
+    const server = run(lan.a, `serve ${extra.join(' ')}`, ['serve', '--port', '0', '--no-bot', '--store', 'memory', '--greet-delay', '50', ...extra]);
     await server.waitOutput(/roomcast listening on .*?:\d+/);
     return { server, port: Number(/roomcast listening on .*?:(\d+)/.exec(server.stdout)![1]) };
   }

@@ -24,7 +24,8 @@ export interface ServeFlags {
   port: number;
   room?: string[];
   store: 'sqlite' | 'memory';
-  dataDir: string;
+  /** Absent: the per-user state directory (the option's help says which). */
+  dataDir?: string;
   fsync: FsyncPolicy;
   retain?: Retention;
   history: number;
@@ -67,7 +68,6 @@ const c = SERVER_DEFAULTS.connection;
  */
 export const SERVE_DEFAULTS = {
   store: 'sqlite',
-  dataDir: defaultDataDir(process.env, homedir()),
   fsync: 'batch',
   history: HUB_DEFAULTS.historySize,
   replay: HUB_DEFAULTS.replay,
@@ -122,12 +122,12 @@ function age(ms: number): string {
 }
 
 /** Where history goes and what survives, for the banner. */
-function describeHistory(flags: ServeFlags): string {
+function describeHistory(flags: ServeFlags, dataDir: string): string {
   if (flags.store === 'memory') return 'History: in memory only (--store memory): rooms start empty after a restart\n';
   const r = flags.retain;
   const count = r?.maxPerRoom === undefined ? null : `${r.maxPerRoom} messages a room`;
   const kept = !r ? 'everything' : r.maxAgeMs === undefined ? `the last ${count}` : count ? `${age(r.maxAgeMs)}, at most ${count}` : age(r.maxAgeMs);
-  return `History: ${flags.dataDir} (fsync ${flags.fsync}; keeps ${kept})\n`;
+  return `History: ${dataDir} (fsync ${flags.fsync}; keeps ${kept})\n`;
 }
 
 /** Starts the server; resolves with 1 if it could not listen, or once it runs (it stops on a signal). */
@@ -138,6 +138,7 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
   const level: LogLevel = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
   const logger = createLogger(level);
   const classifier = await classifierFor(flags);
+  const dataDir = flags.dataDir ?? defaultDataDir(process.env, homedir());
   const server = new RoomcastServer({
     classifier,
     hosts: flags.host ?? (flags.lan ? ['::'] : ['localhost']),
@@ -146,7 +147,7 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
     maxPerAddress: flags.maxPerAddress,
     shutdownTimeout: flags.shutdownTimeout,
     logger,
-    store: flags.store === 'memory' ? { engine: 'memory' } : { engine: 'sqlite', dir: flags.dataDir, fsync: flags.fsync, retain: flags.retain },
+    store: flags.store === 'memory' ? { engine: 'memory' } : { engine: 'sqlite', dir: dataDir, fsync: flags.fsync, retain: flags.retain },
     hub: {
       rooms: flags.room ?? [],
       historySize: flags.history,
@@ -183,8 +184,8 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
     console.error(`roomcast: ${explainListenError(err as NodeJS.ErrnoException, (err as { port?: number }).port ?? flags.port, server.opts.hosts, networkInterfaces())}`);
     return 1;
   }
-  process.stdout.write(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces()));
-  process.stdout.write(describeHistory(flags));
+  // One write, so whoever waits for the banner reads it whole.
+  process.stdout.write(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces()) + describeHistory(flags, dataDir));
   const announcer =
     flags.announce || flags.lan
       ? new Announcer({
