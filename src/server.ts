@@ -25,7 +25,8 @@ import type { ProtocolError } from './protocol/errors.js';
 import type { Transport } from './transport/chat-link.js';
 import { WsConnection } from './transport/ws/ws-connection.js';
 import { WEB_DEFAULTS, type WebOptions } from './http/context.js';
-import { ImageStore } from './images/image-store.js';
+import { ImageStore, type ImageKeeper } from './images/image-store.js';
+import { ImageArchive } from './images/image-archive.js';
 import { Metrics } from './metrics/metrics.js';
 import { OriginPolicy } from './http/origin.js';
 import { TaskStore } from './images/task-store.js';
@@ -56,7 +57,17 @@ export interface ServerOptions {
    * Where rooms' history is kept: in memory (nothing survives a restart), or in an SQLite
    * file in `dir`. `retain` bounds it; old events are dropped every pruneIntervalMs.
    */
-  store: { engine: 'memory' } | { engine: 'sqlite'; dir: string; fsync: FsyncPolicy; retain?: Retention; pruneIntervalMs?: number };
+  store:
+    | { engine: 'memory' }
+    | {
+        engine: 'sqlite';
+        dir: string;
+        fsync: FsyncPolicy;
+        retain?: Retention;
+        pruneIntervalMs?: number;
+        /** Bytes of posted images kept as files in `dir` (default IMAGE_ARCHIVE_BYTES). */
+        maxImageBytes?: number;
+      };
 }
 
 export const SERVER_DEFAULTS: ServerOptions = {
@@ -73,6 +84,7 @@ export const SERVER_DEFAULTS: ServerOptions = {
 };
 
 const PRUNE_INTERVAL_MS = 60_000;
+export const IMAGE_ARCHIVE_BYTES = 1 << 30;
 
 /** What a link speaks, for the log: the hub never asks. */
 function wireOf(link: Link): string {
@@ -102,7 +114,9 @@ export class RoomcastServer {
   };
   readonly web: WebServer;
   readonly tasks: TaskStore;
-  readonly images: ImageStore;
+  readonly images: ImageKeeper;
+  /** Posted images and tasks on disk, with the SQLite store. */
+  private readonly archive: ImageArchive | null = null;
   readonly imagePosts: ImagePosts;
   readonly metrics: Metrics;
   listening: Listening[] = [];
@@ -171,8 +185,22 @@ export class RoomcastServer {
       },
     );
     const w = this.opts.web;
-    this.images = new ImageStore(w.imageStoreBytes, w.imageStoreCount);
-    this.tasks = new TaskStore({ onFinished: (task, answer) => this.metrics.taskFinished(task, answer) });
+    if (st.engine === 'sqlite') {
+      // Opened here, not in start(): the image posts and the tasks are built on it. A
+      // StoreError (locked, not writable) reaches whoever constructs the server.
+      this.archive = ImageArchive.open({
+        dir: st.dir,
+        maxBytes: st.maxImageBytes ?? IMAGE_ARCHIVE_BYTES,
+        degraded: (err) => log.error(`images: ${err.message}`),
+        recovered: () => log.info('images: writing again'),
+      });
+      this.hub.continueImagesAfter(this.archive.lastImageId());
+    }
+    this.images = this.archive ?? new ImageStore(w.imageStoreBytes, w.imageStoreCount);
+    this.tasks = new TaskStore({
+      onFinished: (task, answer) => this.metrics.taskFinished(task, answer),
+      ...(this.archive ? { archive: this.archive } : {}),
+    });
     this.imagePosts = new ImagePosts(this.hub, this.images, this.tasks);
     this.metrics = new Metrics(
       {
@@ -415,6 +443,7 @@ export class RoomcastServer {
   private async closeStore(): Promise<void> {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.pruneTimer = null;
+    await this.archive?.close();
     try {
       await this.store?.close();
     } catch (err) {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { BIN, CLI_ENV, CliChild, ROOT } from '../helpers/cli-child.js';
 import { JsonClient, until, type Ev } from '../helpers/clients.js';
 import { mountTmpfs, tmpfsUnavailable, unmount } from '../store/tmpfs.js';
+import { bmp } from '../helpers/image-bytes.js';
 
 const WAIT = 15_000;
 let dir: string;
@@ -151,6 +152,33 @@ test.each(['always', 'batch'])(
   90_000,
 );
 
+/** Posts an image over HTTP; resolves with the answer (its image id and task). */
+async function postImage(port: number, bytes: Buffer, name: string): Promise<any> {
+  const form = new FormData();
+  form.append('image', new Blob([bytes]), name);
+  const res = await fetch(`http://127.0.0.1:${port}/api/rooms/lobby/images`, { method: 'POST', body: form });
+  expect(res.status).toBeLessThan(300);
+  return res.json();
+}
+
+test('images: the bytes, the image event and the task outlive a restart, and image ids go on', async () => {
+  const one = await serve();
+  const picture = bmp(16, 16, [10, 200, 30]);
+  const first = await postImage(one.port, picture, 'green.bmp');
+  await stop(one, 'SIGTERM');
+
+  const two = await serve();
+  const img = await fetch(`http://127.0.0.1:${two.port}/api/images/${first.image}`);
+  expect(img.status).toBe(200);
+  expect(img.headers.get('content-type')).toBe('image/bmp');
+  expect(Buffer.from(await img.arrayBuffer()).equals(picture)).toBe(true);
+  const task = await getJson(two.port, `/api/tasks/${first.image}`);
+  expect(task.json).toMatchObject({ status: 'failed', error: { code: 'CLASSIFIER_OFF' }, image: first.image });
+  expect((await wholeHistory(two.port, 'lobby')).find((e) => e.type === 'image')).toMatchObject({ image: first.image, name: 'green.bmp' });
+  const second = await postImage(two.port, bmp(16, 16, [200, 10, 30]), 'red.bmp');
+  expect(second.image).toBeGreaterThan(first.image);
+}, 60_000);
+
 test('--retain keeps only the newest messages of each room', async () => {
   const one = await serve();
   const a = await client(one.port, 'ann');
@@ -173,7 +201,7 @@ test('--retain keeps only the newest messages of each room', async () => {
 test('a data directory that cannot be made: one line naming it and what to do, exit 1', async () => {
   const file = path.join(dir, 'a-file');
   writeFileSync(file, 'not a directory');
-  expect(await refusedStart(path.join(file, 'data'))).toMatch(/^roomcast: Cannot write the message store .*a-file.* --store memory/);
+  expect(await refusedStart(path.join(file, 'data'))).toMatch(/^roomcast: Cannot write the history store .*a-file.* --store memory/);
 });
 
 /** Runs a serve that must refuse to start; resolves with its one line of stderr. */
@@ -189,7 +217,7 @@ async function refusedStart(dataDir: string): Promise<string> {
 
 test('a store file that is not a roomcast store: one line naming the file, exit 1', async () => {
   writeFileSync(path.join(dir, 'messages.sqlite'), Buffer.alloc(8192, 'garbage! '));
-  expect(await refusedStart(dir)).toMatch(/^roomcast: .*messages\.sqlite is not a roomcast message store, or it is damaged .* Move it aside/);
+  expect(await refusedStart(dir)).toMatch(/^roomcast: .*messages\.sqlite is not a roomcast history file, or it is damaged .* Move it aside/);
 });
 
 const noTmpfs = tmpfsUnavailable();
@@ -207,7 +235,7 @@ const noTmpfs = tmpfsUnavailable();
     } finally {
       closeSync(fd);
     }
-    expect(await refusedStart(path.join(mnt, 'data'))).toMatch(/^roomcast: Cannot write the message store .*full.*(no space|ENOSPC|disk is full|SQLITE_FULL)/i);
+    expect(await refusedStart(path.join(mnt, 'data'))).toMatch(/^roomcast: Cannot write the history store .*full.*(no space|ENOSPC|disk is full|SQLITE_FULL)/i);
   } finally {
     unmount(mnt);
   }
@@ -249,11 +277,11 @@ const noTmpfs = tmpfsUnavailable();
       }
       expect(ready.status).toBe(200);
       expect(ready.json.status).toBe('degraded');
-      expect(ready.json.degraded[0]).toMatch(/^history: Writing the message store .* failed/);
+      expect(ready.json.degraded[0]).toMatch(/^history: Writing the history store .* failed/);
       const metrics = await (await fetch(`http://127.0.0.1:${one.port}/metrics`)).text();
       expect(Number(/^roomcast_history_failed_writes_total (\d+)/m.exec(metrics)![1])).toBeGreaterThan(0);
       // Logged once, not once per message.
-      expect(one.child.stdout.concat(one.child.stderr).match(/history: Writing the message store/g)).toHaveLength(1);
+      expect(one.child.stdout.concat(one.child.stderr).match(/history: Writing the history store/g)).toHaveLength(1);
 
       rmSync(filler);
       while (Date.now() < deadline + WAIT) {

@@ -73,6 +73,7 @@ export function buildProgram(): Command {
       new Option('--fsync <when>', 'when history is forced to disk: always (before each ack; nothing acked is lost on power loss), batch (every second), off (when the system likes)').choices(['always', 'batch', 'off']),
     )
     .option('--retain <age,count>', 'history to keep per room: an age (30d, 12h), a number of messages (100000), or both (30d,100000) (default: everything)', retention)
+    .option('--max-image-store <bytes>', 'bytes of posted images kept as files in --data-dir; the oldest go first', count(0))
     .option('--history <n>', 'messages each room keeps in memory', count(0))
     .option('--replay <n>', 'messages replayed to someone who joins', count(0))
     .option('--max-line <bytes>', 'longest text-mode line', bytes(64))

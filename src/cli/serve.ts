@@ -5,7 +5,7 @@
 import { homedir, networkInterfaces } from 'node:os';
 import { createLogger, type LogLevel } from '../log.js';
 import { HUB_DEFAULTS } from '../hub/hub.js';
-import { RoomcastServer, SERVER_DEFAULTS, type ServerOptions } from '../server.js';
+import { IMAGE_ARCHIVE_BYTES, RoomcastServer, SERVER_DEFAULTS, type ServerOptions } from '../server.js';
 import { findModel } from '../classifier/model-catalog.js';
 import { ClassifierError } from '../classifier/errors.js';
 import { POOL_DEFAULTS } from '../classifier/pool.js';
@@ -28,6 +28,7 @@ export interface ServeFlags {
   dataDir?: string;
   fsync: FsyncPolicy;
   retain?: Retention;
+  maxImageStore: number;
   history: number;
   replay: number;
   maxLine: number;
@@ -69,6 +70,7 @@ const c = SERVER_DEFAULTS.connection;
 export const SERVE_DEFAULTS = {
   store: 'sqlite',
   fsync: 'batch',
+  maxImageStore: IMAGE_ARCHIVE_BYTES,
   history: HUB_DEFAULTS.historySize,
   replay: HUB_DEFAULTS.replay,
   maxLine: c.maxLine,
@@ -139,7 +141,7 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
   const logger = createLogger(level);
   const classifier = await classifierFor(flags);
   const dataDir = flags.dataDir ?? defaultDataDir(process.env, homedir());
-  const server = new RoomcastServer({
+  const options: Partial<ServerOptions> = {
     classifier,
     hosts: flags.host ?? (flags.lan ? ['::'] : ['localhost']),
     port: flags.port,
@@ -147,7 +149,10 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
     maxPerAddress: flags.maxPerAddress,
     shutdownTimeout: flags.shutdownTimeout,
     logger,
-    store: flags.store === 'memory' ? { engine: 'memory' } : { engine: 'sqlite', dir: dataDir, fsync: flags.fsync, retain: flags.retain },
+    store:
+      flags.store === 'memory'
+        ? { engine: 'memory' }
+        : { engine: 'sqlite', dir: dataDir, fsync: flags.fsync, retain: flags.retain, maxImageBytes: flags.maxImageStore },
     hub: {
       rooms: flags.room ?? [],
       historySize: flags.history,
@@ -173,7 +178,17 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
       registerTimeout: flags.registerTimeout * 1000,
       greetDelay: flags.greetDelay,
     },
-  });
+  };
+  let server: RoomcastServer;
+  try {
+    server = new RoomcastServer(options);
+  } catch (err) {
+    if (err instanceof StoreError) {
+      console.error(`roomcast: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
   try {
     await server.start();
   } catch (err) {

@@ -12,7 +12,7 @@ import { RoomcastError } from '../protocol/errors.js';
 import { nickKey } from '../protocol/text.js';
 import type { ConnectionOptions } from '../transport/options.js';
 import { httpError } from './errors.js';
-import type { ImageStore } from '../images/image-store.js';
+import type { ImageKeeper } from '../images/image-store.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { OriginPolicy } from './origin.js';
 import type { TaskStore } from '../images/task-store.js';
@@ -75,7 +75,7 @@ export interface WebContext {
   opts: WebOptions;
   connection: ConnectionOptions;
   tasks: TaskStore;
-  images: ImageStore;
+  images: ImageKeeper;
   /** Where an image posted over HTTP goes, as one posted over chat does. */
   posts: ImagePort;
   metrics: Metrics;

@@ -76,9 +76,9 @@ export function imageRoutes(ctx: WebContext): Route[] {
       name: 'GET /api/images/{id}',
       methods: ['GET'],
       pattern: /^\/api\/images\/([^/]+)$/,
-      handle({ req, res, params }) {
+      async handle({ req, res, params }) {
         const id = /^[1-9]\d{0,15}$/.test(params[0]) ? Number(params[0]) : NaN;
-        const img = ctx.images.get(id);
+        const img = await ctx.images.get(id);
         if (!img) throw httpError('NO_SUCH_IMAGE', params[0].slice(0, 40));
         const filename = img.name.replace(/[^\w.\- ]/g, '_');
         res.writeHead(200, {

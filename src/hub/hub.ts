@@ -226,6 +226,11 @@ export class Hub {
     }
   }
 
+  /** Image ids go on above `id` (the highest one kept from before a restart). */
+  continueImagesAfter(id: number): void {
+    this.nextImage = Math.max(this.nextImage, id + 1);
+  }
+
   /** A new server-wide image id. */
   imageId(): number {
     return this.nextImage++;

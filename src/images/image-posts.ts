@@ -11,7 +11,7 @@ import type { Hub, ImagePort, ImagePost } from '../hub/hub.js';
 import type { Room } from '../hub/room.js';
 import type { Session } from '../hub/session.js';
 import type { BotStatus, ImageEvent, LabelsEvent, RequestId } from '../protocol/events.js';
-import type { ImageStore } from './image-store.js';
+import type { ImageKeeper } from './image-store.js';
 import type { TaskStore } from './task-store.js';
 
 /** Who classifies posts: the bot, which answers later through ImagePosts.answer(). */
@@ -27,7 +27,7 @@ export class ImagePosts implements ImagePort {
 
   constructor(
     private readonly hub: Hub,
-    readonly images: ImageStore,
+    readonly images: ImageKeeper,
     readonly tasks: TaskStore,
   ) {
     hub.images = this;

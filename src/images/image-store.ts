@@ -31,7 +31,16 @@ interface Entry {
   length: number;
 }
 
-export class ImageStore {
+/** Where posted images are kept for GET /api/images/{id}: in memory, or on disk. */
+export interface ImageKeeper {
+  put(post: ImagePost): void;
+  get(id: number): StoredImage | undefined | Promise<StoredImage | undefined>;
+  /** Bytes and images kept. */
+  readonly bytes: number;
+  readonly count: number;
+}
+
+export class ImageStore implements ImageKeeper {
   private ring: Buffer | null = null;
   /** In the order they were posted: the first entry is the oldest, and the next in the ring's way. */
   private readonly entries = new Map<number, Entry>();

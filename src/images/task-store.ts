@@ -31,6 +31,12 @@ export interface Task {
   error?: { code: string; message: string };
 }
 
+/** Where tasks are kept beyond memory (the image archive), so they outlive a restart. */
+export interface TaskArchive {
+  saveTask(task: Task): void;
+  loadTask(image: number): Task | undefined;
+}
+
 export interface TaskStoreOptions {
   maxFinished: number;
   finishedTtlMs: number;
@@ -38,6 +44,7 @@ export interface TaskStoreOptions {
   now: () => number;
   /** A task finished: for the latency metrics. */
   onFinished?(task: Task, answer: LabelsEvent | null): void;
+  archive?: TaskArchive;
 }
 
 export const TASK_DEFAULTS: TaskStoreOptions = {
@@ -81,6 +88,7 @@ export class TaskStore {
       created: event.time,
     };
     this.pendingTasks.set(post.image, task);
+    this.opts.archive?.saveTask(task);
     this.prune();
     return task;
   }
@@ -108,7 +116,7 @@ export class TaskStore {
     if (!/^[1-9]\d{0,15}$/.test(id)) return undefined;
     this.prune();
     const image = Number(id);
-    return this.pendingTasks.get(image) ?? this.finishedTasks.get(image);
+    return this.pendingTasks.get(image) ?? this.finishedTasks.get(image) ?? this.opts.archive?.loadTask(image);
   }
 
   private finish(task: Task, status: 'done' | 'failed', answer: LabelsEvent | null): void {
@@ -116,6 +124,7 @@ export class TaskStore {
     task.finished = this.opts.now();
     this.pendingTasks.delete(task.image);
     this.finishedTasks.set(task.image, task);
+    this.opts.archive?.saveTask(task);
     this.opts.onFinished?.(task, answer);
     this.prune();
   }

@@ -13,7 +13,7 @@ import type { PoolStats } from '../classifier/pool.js';
 import type { BotStatus, LabelsEvent } from '../protocol/events.js';
 import type { Transport } from '../transport/chat-link.js';
 import type { Task, TaskStore } from '../images/task-store.js';
-import type { ImageStore } from '../images/image-store.js';
+import type { ImageKeeper } from '../images/image-store.js';
 import type { StoreHealth } from '../store/store.js';
 
 export type Carrier = Transport | 'http';
@@ -32,7 +32,7 @@ export interface MetricsSource {
   bot(): BotStatus | null;
   pool(): PoolStats | null;
   tasks: TaskStore;
-  images: ImageStore;
+  images: ImageKeeper;
   /** The on-disk history's health; null when history is kept in memory only. */
   store(): StoreHealth | null;
 }

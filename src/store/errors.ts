@@ -7,23 +7,23 @@
 const MESSAGES = {
   /** Another process (a second server on the same data directory) holds the store. */
   STORE_LOCKED:
-    'The message store {path} is in use by another roomcast server. Stop that server first, or give this one a data directory of its own.',
+    'The history store {path} is in use by another roomcast server. Stop that server first, or give this one a data directory of its own.',
   /** The directory or the file cannot be created or written. */
   STORE_NOT_WRITABLE:
-    'Cannot write the message store {path} ({detail}). Make its directory writable, choose another data directory, or run with --store memory.',
+    'Cannot write the history store {path} ({detail}). Make its directory writable, choose another data directory, or run with --store memory.',
   /** Not an SQLite file, not a roomcast store, or damaged. */
   STORE_CORRUPT:
-    '{path} is not a roomcast message store, or it is damaged ({detail}). Move it aside to start with an empty history, or restore it from a backup.',
+    '{path} is not a roomcast history file, or it is damaged ({detail}). Move it aside to start with an empty history, or restore it from a backup.',
   /** Written by a newer roomcast whose schema this one does not know. */
   STORE_TOO_NEW:
     '{path} was written by a newer roomcast ({detail}). Run that version, or give this one another data directory.',
   /** A write failed while running (disk full, I/O error); events are kept in memory and retried. */
   STORE_IO:
-    'Writing the message store {path} failed ({detail}). Recent messages are kept in memory and written again once the disk recovers: free some space or check the disk.',
+    'Writing the history store {path} failed ({detail}). Recent messages are kept in memory and written again once the disk recovers: free some space or check the disk.',
   /** Used before open() or after close(). */
-  STORE_CLOSED: 'The message store {path} is not open ({detail}).',
+  STORE_CLOSED: 'The history store {path} is not open ({detail}).',
   /** An event the store cannot keep: a bug in the caller, never the user's input. */
-  STORE_INVALID_EVENT: 'The message store {path} was given an event it cannot keep: {detail}.',
+  STORE_INVALID_EVENT: 'The history store {path} was given an event it cannot keep: {detail}.',
 } as const;
 
 export type StoreErrorCode = keyof typeof MESSAGES;
