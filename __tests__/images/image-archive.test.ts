@@ -10,6 +10,7 @@ import { ImageArchive, INTERRUPTED } from '../../src/images/image-archive.js';
 import { TaskStore } from '../../src/images/task-store.js';
 import { StoreError } from '../../src/store/errors.js';
 import { bmp } from '../helpers/image-bytes.js';
+import { mountTmpfs, tmpfsUnavailable, unmount } from '../store/tmpfs.js';
 
 let dir: string;
 const open: ImageArchive[] = [];
@@ -112,4 +113,41 @@ test('a data directory that cannot be made: STORE_NOT_WRITABLE', () => {
   writeFileSync(file, 'x');
   expect(() => ImageArchive.open({ dir: path.join(file, 'data'), maxBytes: 1000 })).toThrow(/Cannot write the history store/);
   expect(existsSync(path.join(file, 'data'))).toBe(false);
+});
+
+const noTmpfs = tmpfsUnavailable();
+(noTmpfs ? test.skip : test)(`a disk that fills up: reported once, writing resumes by itself when there is room${noTmpfs ? ` (skipped: ${noTmpfs})` : ''}`, async () => {
+  const mnt = path.join(dir, 'disk');
+  const why = mountTmpfs(mnt, '1M');
+  if (why) throw new Error(why);
+  const events: string[] = [];
+  const inMnt = (): ImageArchive => {
+    const a = ImageArchive.open({ dir: mnt, maxBytes: 1 << 30, degraded: (e) => events.push(`degraded ${e.code}`), recovered: () => events.push('recovered') });
+    open.push(a);
+    return a;
+  };
+  try {
+    const a = inMnt();
+    const filler = path.join(mnt, 'filler');
+    try {
+      writeFileSync(filler, Buffer.alloc(2 << 20));
+    } catch {
+      // ENOSPC: the disk is full now
+    }
+    for (let i = 1; i <= 3; i++) a.put(post(i, bmp(64, 64, [i, 0, 0])));
+    for (let i = 0; i < 200 && a.failedWrites < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(events).toEqual(['degraded STORE_IO']); // once, not once per image
+    expect(await a.get(1)).toBeUndefined();
+    rmSync(filler);
+    const green = bmp(64, 64, [0, 255, 0]);
+    a.put(post(4, green));
+    await a.close();
+    expect(events).toEqual(['degraded STORE_IO', 'recovered']);
+    const b = inMnt();
+    expect((await b.get(4))!.bytes.equals(green)).toBe(true);
+    expect(b.lastImageId()).toBe(4);
+  } finally {
+    for (const x of open.splice(0)) await x.close();
+    unmount(mnt);
+  }
 });

@@ -23,6 +23,8 @@ import type { Task, TaskArchive } from './task-store.js';
 
 export const IMAGES_FILE = 'images.sqlite';
 const SCHEMA_VERSION = 1;
+/** Tasks are answered for this many of the newest image ids; older ones are forgotten at start-up. */
+const TASKS_KEPT = 100_000;
 
 /** Told to a poller of a task that was pending when the server stopped. */
 export const INTERRUPTED = {
@@ -99,6 +101,7 @@ export class ImageArchive implements ImageKeeper, TaskArchive {
       }
       const archive = new ImageArchive(opts, db);
       archive.stmt.interrupt.run(JSON.stringify(INTERRUPTED), (opts.now ?? Date.now)());
+      archive.stmt.forgetTasks.run(TASKS_KEPT);
       return archive;
     } catch (err) {
       db?.close();
@@ -265,6 +268,8 @@ function prepare(db: Database.Database) {
     lastId: db.prepare('SELECT max(id) FROM (SELECT max(id) AS id FROM images UNION ALL SELECT max(image) FROM tasks)').pluck(),
     saveTask: db.prepare('INSERT OR REPLACE INTO tasks (image, status, task) VALUES (?, ?, ?)'),
     task: db.prepare('SELECT task FROM tasks WHERE image = ?').pluck(),
+    // The newest task stays whatever happens: it keeps the highest image id for lastId.
+    forgetTasks: db.prepare('DELETE FROM tasks WHERE image <= (SELECT max(image) FROM tasks) - ?'),
     interrupt: db.prepare(
       `UPDATE tasks SET status = 'failed',
          task = json_set(task, '$.status', 'failed', '$.error', json(?), '$.finished', ?)
