@@ -13,10 +13,13 @@ import type { MessageStore } from '../../src/store/store.js';
 class FakeLink implements Link {
   readonly frames: Frame[] = [];
   readonly peer = 'peer';
+  closedWith: unknown = null;
   send(frame: Frame): void {
     this.frames.push(frame);
   }
-  close(): void {}
+  close(bye: unknown): void {
+    this.closedWith = bye;
+  }
   private seen = 0;
   take(): ServerEvent[] {
     const out = this.frames.slice(this.seen).map((f) => f.event);
@@ -153,5 +156,18 @@ describe('Hub over a message store', () => {
     say(hub, a.s, 1);
     expect(seqsOf(b.link.take())).toEqual([6]);
     expect(failed).toHaveLength(1);
+  });
+
+  test('a replay that cannot keep up (the store stalls) cuts that member, not the room', async () => {
+    const store = await storeOf();
+    const hub = await hubOn(store, { maxResume: 5 });
+    const a = member(hub, 'a');
+    say(hub, a.s, 10);
+    store.range = () => new Promise(() => {}); // never answers
+    const b = member(hub, 'b', []);
+    hub.handle(b.s, { type: 'join', room: 'lobby', after: 0 });
+    say(hub, a.s, 6);
+    expect(b.link.closedWith).toMatchObject({ code: 'SENDQ_EXCEEDED' });
+    expect(a.link.take().filter((e) => e.type === 'ack')).toHaveLength(16);
   });
 });

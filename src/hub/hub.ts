@@ -306,8 +306,17 @@ export class Hub {
     for (const member of room.members) {
       if (member === except) continue;
       const waiting = held.get(member);
-      if (waiting) waiting.push(frame);
-      else member.link.send(frame);
+      if (!waiting) member.link.send(frame);
+      else if (waiting.length < this.opts.maxResume) waiting.push(frame);
+      else {
+        // A replay that cannot keep up with the room (a store that stalls) must not pin
+        // memory: like a reader that stalls, the member is cut and may resume later.
+        held.delete(member);
+        member.link.close({
+          code: 'SENDQ_EXCEEDED',
+          reason: `SendQ exceeded: the room moved on faster than your history could be read (${waiting.length} events waiting). Reconnect to resume.`,
+        });
+      }
     }
   }
 
