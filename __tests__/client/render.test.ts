@@ -219,3 +219,23 @@ describe('tab completion', () => {
     expect(complete('/part l', known)).toEqual([['lobby '], 'l']);
   });
 });
+
+describe('search results', () => {
+  const hits = [
+    { seq: 9, nick: 'ann', text: 'red sky, red\u001b[2J sun', time: NOW, marks: [[0, 3], [9, 12]] as [number, number][] },
+    { seq: 4, nick: 'bob', text: 'a red kite', time: NOW, action: true as const, marks: [[2, 5], [40, 50]] as [number, number][] },
+  ];
+
+  test('plain: a header, then the hits newest first with the words between asterisks, control bytes neutralised', () => {
+    const lines = texts({ type: 'search', room: 'lobby', q: 'red', hits, more: true });
+    expect(lines[0]).toBe('09:07 -- 2 messages in [lobby] match "red", newest first (there are more: narrow the words):');
+    expect(lines[1]).toMatch(/^09:07 \[lobby\] ann: \*red\* sky, \*red\*.*\[2J sun$/);
+    expect(lines[1]).not.toMatch(ANY_CONTROL);
+    expect(lines[2]).toBe('09:07 [lobby] * bob a *red* kite'); // a mark past the end is ignored
+  });
+
+  test('in colour the words are shown inverse, and no hits says so', () => {
+    expect(texts({ type: 'search', room: 'lobby', q: 'red', hits, more: false }, ctx, COLOR)[2]).toContain('\u001b[7mred\u001b[27m');
+    expect(texts({ type: 'search', room: 'lobby', q: 'zebra', hits: [], more: false })).toEqual(['09:07 -- no messages in [lobby] match "zebra"']);
+  });
+});

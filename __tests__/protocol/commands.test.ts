@@ -281,6 +281,7 @@ describe('parseJsonLine', () => {
       '/me ACTION',
       '/topic [TEXT]',
       '/history [N]',
+      '/search WORDS',
       '/bot',
       '/help',
       '/ping',

@@ -33,6 +33,7 @@ interface ReplyTypes {
   who: 'who';
   topic: 'topic';
   history: 'history';
+  search: 'search';
   help: 'help';
   ping: 'pong';
   bot: 'bot';

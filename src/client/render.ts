@@ -8,7 +8,8 @@
  */
 import { Chalk, type ChalkInstance, type ColorSupportLevel } from 'chalk';
 import type { Command } from '../protocol/commands.js';
-import type { EventOf, ImageEvent, LabelsEvent, RoomEvent, ServerEvent } from '../protocol/events.js';
+import { markedText } from '../protocol/frame.js';
+import type { EventOf, ImageEvent, LabelsEvent, RoomEvent, SearchHit, ServerEvent } from '../protocol/events.js';
 import { formatBytes, scorePercent } from '../format/units.js';
 import { nickKey } from '../protocol/text.js';
 
@@ -95,6 +96,8 @@ export interface Style {
   notice(text: string): string;
   error(text: string): string;
   prompt(text: string): string;
+  /** A search's matching words. */
+  mark(text: string): string;
 }
 
 export function createStyle(level: ColorSupportLevel): Style {
@@ -107,6 +110,8 @@ export function createStyle(level: ColorSupportLevel): Style {
     notice: (text) => c.dim(text),
     error: (text) => c.red(text),
     prompt: (text) => c.bold(text),
+    // Without colours, the plain text wire's *word*.
+    mark: (text) => (level === 0 ? `*${text}*` : c.inverse(text)),
   };
 }
 
@@ -142,9 +147,11 @@ function nickList(members: unknown): string {
   return Array.isArray(members) ? members.map(clean).join(', ') : '';
 }
 
-function messageLine(m: { room: unknown; nick: unknown; text: unknown; time: unknown; action?: unknown }, s: Style): Line {
+/** `cleaned`: the text is made safe already (a search hit with its marks). */
+function messageLine(m: { room: unknown; nick: unknown; text: unknown; time: unknown; action?: unknown }, s: Style, cleaned = false): Line {
   const nick = s.nick(clean(m.nick));
-  const body = m.action ? `* ${nick} ${clean(m.text)}` : `${nick}: ${clean(m.text)}`;
+  const text = cleaned ? String(m.text) : clean(m.text);
+  const body = m.action ? `* ${nick} ${text}` : `${nick}: ${text}`;
   return chat(`${stamp(Number(m.time), s)} ${roomTag(m.room, s)} ${body}`);
 }
 
@@ -319,6 +326,17 @@ const RENDER: { [T in ServerEvent['type']]: Render<T> } = {
     }
     for (const m of messages) lines.push(roomEventLine(m, s));
     return lines;
+  },
+
+  search: (e, ctx, s) => {
+    const hits = Array.isArray(e.hits) ? e.hits : [];
+    const q = clean(e.q);
+    if (hits.length === 0) return [notice(`no messages in [${clean(e.room)}] match "${q}"`, ctx.now, s)];
+    const head = notice(`${count(hits.length, 'message')} in [${clean(e.room)}] match "${q}", newest first${e.more ? ' (there are more: narrow the words)' : ''}:`, ctx.now, s);
+    // Marks are offsets into the text as sent: cut first, then clean each piece.
+    const body = (h: SearchHit): string =>
+      markedText(typeof h.text === 'string' ? h.text : '', Array.isArray(h.marks) ? h.marks : [], (w) => s.mark(clean(w)), clean);
+    return [head, ...hits.map((h) => messageLine({ room: e.room, nick: h.nick, time: h.time, action: h.action, text: body(h) }, s, true))];
   },
 
   help: (e, ctx, s) => renderHelp(withClientCommands(Array.isArray(e.commands) ? e.commands : []), ctx.now, s),

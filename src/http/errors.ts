@@ -44,6 +44,8 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   TOO_MANY_FROM_ADDRESS: 429,
   SHUTTING_DOWN: 503,
   HISTORY_UNAVAILABLE: 503,
+  SEARCH_EMPTY: 400,
+  SEARCH_UNAVAILABLE: 503,
   INTERNAL: 500,
 };
 
@@ -51,6 +53,7 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
 const HTTP_MESSAGES: Partial<Record<ErrorCode, string>> = {
   BAD_JSON: 'The request body is not a JSON object.',
   HISTORY_UNAVAILABLE: 'The history could not be read ({detail}); try again in a moment.',
+  SEARCH_EMPTY: 'Say what to look for: ?q=WORDS finds the messages that hold every word (word* matches words that start so).',
   NO_SUCH_ROOM: 'There is no room "{detail}". GET /api/rooms lists them; a room is listed while someone is in it, and its history is kept after.',
   NICK_TAKEN: 'The nick "{detail}" belongs to someone who is connected. Post under another nick, or from that connection.',
   NICK_RESERVED: 'The nick "{detail}" is reserved. Pick another, or leave it out to post as "web".',

@@ -6,6 +6,7 @@
 import { readJsonObject } from './body.js';
 import { checkOrigin, existingRoom, posterNick, type WebContext } from './context.js';
 import { httpError } from './errors.js';
+import { MAX_SEARCH, SEARCH_DEFAULT } from '../hub/hub.js';
 import { sendJson } from './respond.js';
 import type { Route } from './router.js';
 
@@ -64,6 +65,20 @@ export function roomRoutes(ctx: WebContext): Route[] {
           // numbering skips ahead, so seqs up to `last` need not all exist.)
           more: after !== null && messages.length === limit && end < last,
         });
+      },
+    },
+    {
+      name: 'GET /api/rooms/{room}/search',
+      methods: ['GET'],
+      pattern: new RegExp(`^/api/rooms/${ROOM}/search$`),
+      async handle({ req, res, params, query }) {
+        const name = hub.checkRoom(params[0]!);
+        if (!hub.knowsRoom(name)) throw httpError('NO_SUCH_ROOM', name);
+        const q = query.get('q') ?? '';
+        const limit = queryInt(query, 'limit', SEARCH_DEFAULT, 1, MAX_SEARCH)!;
+        const before = queryInt(query, 'before', null, 1, Number.MAX_SAFE_INTEGER) ?? undefined;
+        const { hits, more } = await hub.searchRoom(name, q, limit, before);
+        sendJson(req, res, 200, { room: name, q: q.trim(), hits, more });
       },
     },
     {

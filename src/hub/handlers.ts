@@ -144,6 +144,13 @@ export const HANDLERS: Table = {
     },
   },
 
+  search: {
+    room: true,
+    run(hub, s, cmd, room) {
+      hub.search(s, room, cmd);
+    },
+  },
+
   help: {
     run(hub, s, cmd) {
       hub.reply(s, cmd.id, { type: 'help', commands: HELP });

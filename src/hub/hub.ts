@@ -4,7 +4,7 @@
  * WebSocket) and the bot depend on it; it depends on none of them.
  */
 import { RoomcastError } from '../protocol/errors.js';
-import type { BotStatus, EventOf, ImageEvent, MessageEvent, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
+import type { BotStatus, EventOf, ImageEvent, MessageEvent, RequestId, RoomEvent, SearchHit, ServerEvent } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
 import { sniffImageFormat } from '../protocol/image-format.js';
 import { isValidNick, nickKey, normalizeRoom, sanitize } from '../protocol/text.js';
@@ -15,6 +15,12 @@ import type { HistoryPage, MessageStore, StoredRoom } from '../store/store.js';
 import { Room } from './room.js';
 import { RoomLog, type LogStart } from './room-log.js';
 import { Session, type Link } from './session.js';
+
+/** Search hits per answer: by default, and at most. */
+export const SEARCH_DEFAULT = 20;
+export const MAX_SEARCH = 100;
+/** Longest search query, in characters. */
+export const SEARCH_QUERY_MAX = 200;
 
 export interface HubOptions {
   /** Messages each room keeps in memory. */
@@ -471,6 +477,42 @@ export class Hub {
     const start = this.dormant.get(name);
     if (!start) return null;
     return after === null ? this.store.latest(name, limit) : this.store.range(name, after, limit);
+  }
+
+  /**
+   * The room's messages that hold every word of `q`, newest first, at most `limit` (bounded
+   * by MAX_SEARCH), before seq `before` when given. Throws SEARCH_EMPTY or TEXT_TOO_LONG at
+   * once; a failing store rejects with SEARCH_UNAVAILABLE.
+   */
+  searchRoom(name: string, q: string, limit = SEARCH_DEFAULT, before?: number): Promise<{ hits: SearchHit[]; more: boolean }> {
+    const words = sanitize(q).trim();
+    if (words === '') throw new RoomcastError('SEARCH_EMPTY');
+    if (words.length > SEARCH_QUERY_MAX) throw new RoomcastError('TEXT_TOO_LONG', SEARCH_QUERY_MAX);
+    const n = Math.min(Math.max(1, Math.floor(limit)), MAX_SEARCH);
+    // One more than asked, to tell whether there is a next page.
+    return this.store.search(name, words, n + 1, before).then(
+      (found) => ({
+        hits: found.slice(0, n).map(({ event: e, marks }) => ({ seq: e.seq, nick: e.nick, text: e.text, time: e.time, ...(e.action ? { action: true as const } : {}), marks })),
+        more: found.length > n,
+      }),
+      (err: unknown) => {
+        this.observer.storeFailed?.(err);
+        throw new RoomcastError('SEARCH_UNAVAILABLE', (err as Error)?.message ?? String(err));
+      },
+    );
+  }
+
+  /** Runs a member's search and answers it when the store has. */
+  search(session: Session, room: Room, cmd: { q: string; limit?: number; before?: number; id?: RequestId }): void {
+    const q = sanitize(cmd.q).trim();
+    this.searchRoom(room.name, cmd.q, cmd.limit, cmd.before).then(
+      ({ hits, more }) => {
+        if (!session.detached) this.reply(session, cmd.id, { type: 'search', room: room.name, q, hits, more });
+      },
+      (err: unknown) => {
+        if (!session.detached) this.fail(session, err, cmd.id);
+      },
+    );
   }
 
   /** Whether a room is alive or has a history to come back to. */

@@ -39,6 +39,7 @@ export type Command = { id?: RequestId } & (
   | { type: 'who'; room?: string }
   | { type: 'topic'; room?: string; topic?: string }
   | { type: 'history'; room?: string; after?: number; limit?: number }
+  | { type: 'search'; room?: string; q: string; limit?: number; before?: number }
   | { type: 'help' }
   | { type: 'ping' }
   | { type: 'quit'; reason?: string }
@@ -104,6 +105,13 @@ export const COMMANDS: CommandSpec[] = [
     args: [opt('limit', 'int'), opt('room', 'word'), opt('after', 'int')],
     usage: '/history [N]',
     help: 'show the last N messages of the current room',
+  },
+  {
+    type: 'search',
+    words: ['search'],
+    args: [req('q', 'text'), opt('room', 'word'), opt('limit', 'int'), opt('before', 'int')],
+    usage: '/search WORDS',
+    help: 'find the messages of the current room that hold every word, newest first (word* for a prefix)',
   },
   { type: 'bot', words: ['bot'], args: [], usage: '/bot', help: 'the classifier bot: is it ready, busy or off' },
   { type: 'image', words: [], args: [opt('room', 'word'), req('name', 'word'), req('size', 'int')], usage: '', help: '' },

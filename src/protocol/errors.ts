@@ -37,6 +37,8 @@ export const ERRORS = {
   SENDQ_EXCEEDED: 'SendQ exceeded: you were not reading fast enough ({detail} bytes queued).',
   LINE_NEVER_ENDS: 'A line kept going past {detail} bytes without an end; closing the connection.',
   SHUTTING_DOWN: 'The server is shutting down. Reconnect when it is back.',
+  SEARCH_EMPTY: 'Say what to look for: /search WORDS finds the messages that hold every word (word* matches words that start so).',
+  SEARCH_UNAVAILABLE: 'The search could not be run ({detail}); the chat goes on. Try again later.',
   HISTORY_UNAVAILABLE: 'The history could not be read ({detail}); the chat goes on. Ask again with /history later.',
   INTERNAL: 'Something went wrong on the server ({detail}); the server carries on.',
 } as const;

@@ -52,6 +52,19 @@ export interface LabelsEvent {
   preview?: { width: number; height: number; rgb: string };
 }
 
+/**
+ * A message that matched a search. `marks` are the matching words as [start, end) offsets into
+ * `text`, in UTF-16 code units (JavaScript string indices), in order and not overlapping.
+ */
+export interface SearchHit {
+  seq: number;
+  nick: string;
+  text: string;
+  time: number;
+  action?: true;
+  marks: [start: number, end: number][];
+}
+
 /** What a room's history holds: everything that has a sequence number. */
 export type RoomEvent = MessageEvent | ImageEvent | LabelsEvent;
 
@@ -112,6 +125,15 @@ export type ServerEvent =
       first: number;
       last: number;
       missed: number;
+    }
+  | {
+      type: 'search';
+      id?: RequestId;
+      room: string;
+      q: string;
+      /** Newest first; `before` = the last hit's seq asks for the next page. */
+      hits: SearchHit[];
+      more: boolean;
     }
   | { type: 'help'; id?: RequestId; commands: { usage: string; help: string }[] }
   | { type: 'notice'; id?: RequestId; text: string }

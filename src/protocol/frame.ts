@@ -90,6 +90,27 @@ export function messageLine(m: MessageEvent): string {
 }
 
 
+/**
+ * A hit's text with the matching words between asterisks: plain text has no highlighting, and
+ * *word* is how people have emphasised words in plain-text chat since before IRC.
+ */
+export function markedText(
+  text: string,
+  marks: readonly (readonly [number, number])[],
+  mark = (word: string) => `*${word}*`,
+  plain = (part: string) => part,
+): string {
+  let out = '';
+  let at = 0;
+  for (const [start, end] of marks) {
+    // Offsets that overlap, run backwards or past the end (a bad peer) are left out.
+    if (!(start >= at && end > start && end <= text.length)) continue;
+    out += plain(text.slice(at, start)) + mark(text.slice(start, end));
+    at = end;
+  }
+  return out + plain(text.slice(at));
+}
+
 /** One line for anything kept in a room's history. */
 export function roomEventLine(e: RoomEvent): string {
   switch (e.type) {
@@ -142,6 +163,12 @@ const TEXT: { [T in ServerEvent['type']]: (e: EventOf<T>) => string | null } = {
     const head = `*** Last ${e.messages.length} message${e.messages.length === 1 ? '' : 's'} in [${e.room}]:`;
     const missed = e.missed > 0 ? `\n*** (${e.missed} older messages are no longer kept)` : '';
     return head + missed + e.messages.map((m) => '\n' + roomEventLine(m)).join('');
+  },
+  search: (e) => {
+    if (e.hits.length === 0) return `*** No messages in [${e.room}] match "${e.q}"`;
+    const head = `*** ${e.hits.length}${e.more ? ' newest' : ''} message${e.hits.length === 1 ? '' : 's'} in [${e.room}] match "${e.q}", newest first:`;
+    const lines = e.hits.map((h) => '\n' + messageLine({ type: 'message', room: e.room, seq: h.seq, nick: h.nick, time: h.time, text: markedText(h.text, h.marks), ...(h.action ? { action: true as const } : {}) }));
+    return head + lines.join('') + (e.more ? `\n*** (more: /search again with "before":${e.hits[e.hits.length - 1]!.seq} in JSON, or narrow the words)` : '');
   },
   help: (e) => '*** Commands:' + e.commands.map((c) => `\n***   ${c.usage.padEnd(22)} ${c.help}`).join(''),
   notice: (e) => `*** ${e.text}`,

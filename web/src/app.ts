@@ -10,7 +10,7 @@
 import { Connection, type Status } from './connection.js';
 import { byId, clockTime, el } from './dom.js';
 import { formatBytes } from './format.js';
-import type { ImageEvent, LabelScore, LabelsEvent, MessageEvent, RoomEvent, RoomInfo, ServerEvent } from './events.js';
+import type { EventOf, ImageEvent, LabelScore, LabelsEvent, MessageEvent, RoomEvent, RoomInfo, ServerEvent } from './events.js';
 
 interface RoomState {
   name: string;
@@ -58,6 +58,9 @@ const ui = {
   jump: byId<HTMLButtonElement>('jump-btn'),
   dropHint: byId<HTMLDivElement>('drop-hint'),
   composer: byId<HTMLFormElement>('composer'),
+  searchForm: byId<HTMLFormElement>('search-form'),
+  searchInput: byId<HTMLInputElement>('search-input'),
+  searchResults: byId<HTMLElement>('search-results'),
   textInput: byId<HTMLInputElement>('text-input'),
   fileInput: byId<HTMLInputElement>('file-input'),
 };
@@ -543,8 +546,12 @@ function handle(ev: ServerEvent): void {
     case 'notice':
       notice(current, ev.text);
       break;
+    case 'search':
+      showSearch(ev);
+      break;
     case 'error':
-      onError(ev);
+      if (ev.id === SEARCH_ID) showSearchError(ev.message);
+      else onError(ev);
       break;
     case 'bye':
       if (ev.code === 'QUIT') conn.stop(ev.reason);
@@ -552,6 +559,56 @@ function handle(ev: ServerEvent): void {
     default:
       break;
   }
+}
+
+/** The id of the search the box asked for: only the latest answer is shown. */
+const SEARCH_ID = 'search';
+
+ui.searchForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const q = ui.searchInput.value.trim();
+  if (!q || !current || !conn.isOpen) return;
+  conn.send({ type: 'search', room: current.name, q, limit: 50, id: SEARCH_ID });
+});
+
+function closeSearch(): void {
+  ui.searchResults.hidden = true;
+  ui.searchResults.replaceChildren();
+}
+
+function searchHead(text: string): HTMLElement {
+  const head = el('div', 'search-head');
+  const close = el('button', 'search-close', '×');
+  close.type = 'button';
+  close.setAttribute('aria-label', 'Close the search results');
+  close.addEventListener('click', closeSearch);
+  head.append(el('span', undefined, text), close);
+  return head;
+}
+
+/** Search results, newest first, the matching words in <mark> (text nodes only, never HTML). */
+function showSearch(ev: EventOf<'search'>): void {
+  const n = ev.hits.length;
+  const head = n === 0 ? `No messages in ${ev.room} match “${ev.q}”.` : `${n}${ev.more ? ' newest' : ''} message${n === 1 ? '' : 's'} in ${ev.room} match “${ev.q}”:`;
+  const rows = ev.hits.map((h) => {
+    const row = el('div', 'msg hit');
+    row.append(el('span', 'time', clockTime(h.time)), el('span', 'nick', h.nick));
+    let at = 0;
+    for (const [a, b] of h.marks) {
+      if (a < at || b > h.text.length || a >= b) continue;
+      row.append(document.createTextNode(h.text.slice(at, a)), el('mark', undefined, h.text.slice(a, b)));
+      at = b;
+    }
+    row.append(document.createTextNode(h.text.slice(at)));
+    return row;
+  });
+  ui.searchResults.replaceChildren(searchHead(head), ...rows);
+  ui.searchResults.hidden = false;
+}
+
+function showSearchError(message: string): void {
+  ui.searchResults.replaceChildren(searchHead(message));
+  ui.searchResults.hidden = false;
 }
 
 function onError(ev: { id?: string | number; code: string; message: string }): void {

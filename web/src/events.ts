@@ -6,6 +6,7 @@
 import type { ServerEvent } from '../../dist/protocol/events.js';
 
 export type {
+  EventOf,
   ImageEvent,
   LabelScore,
   LabelsEvent,
@@ -13,6 +14,7 @@ export type {
   RequestId,
   RoomEvent,
   RoomInfo,
+  SearchHit,
   ServerEvent,
 } from '../../dist/protocol/events.js';
 
