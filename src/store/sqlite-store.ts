@@ -2,9 +2,10 @@
  * The message store in an SQLite file (better-sqlite3): synchronous calls in the hub's
  * process, WAL, and FTS5 for search.
  *
- * Writes are queued and written once per event-loop turn, all of a turn's events in one
- * transaction: a transaction per message would cost a commit (and under `always` an fsync)
- * per message. The full-text index follows the events table a little behind: a room's new
+ * Writes are queued and written together in one transaction, after the deliveries: at the
+ * end of the turn under `always` (acks wait) or in a burst, else a few milliseconds on, so a
+ * light flow shares commits too. A transaction per message would cost a commit (and under
+ * `always` an fsync) per message. The full-text index follows the events table a little behind: a room's new
  * messages are indexed together once enough have gathered or a moment has passed, since every
  * write to the index has a large cost of its own, whatever it holds (docs/performance.md).
  * Search indexes what is left first, so it never misses a message.
@@ -13,6 +14,7 @@
  * the store reports itself degraded once, and the write is retried with a growing delay
  * until it succeeds, when the store reports that it has recovered.
  */
+import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { MessageEvent, RoomEvent } from '../protocol/events.js';
 import { StoreError } from './errors.js';
@@ -45,6 +47,8 @@ export interface SqliteStoreOptions {
   observer?: StoreObserver;
   /** Events kept in memory while writes fail; past it the oldest are given up. */
   maxQueued?: number;
+  /** Under `batch` and `off`, how long a few appended events may wait to share a transaction. */
+  writeDelayMs?: number;
   /** Under `batch`, how often written events are synced. */
   syncIntervalMs?: number;
   /** Delay before the first retry of a failed write, doubled on each failure up to retryMaxMs. */
@@ -57,6 +61,7 @@ export interface SqliteStoreOptions {
 
 export const SQLITE_DEFAULTS = {
   maxQueued: 100_000,
+  writeDelayMs: 10,
   syncIntervalMs: 1000,
   retryMinMs: 50,
   retryMaxMs: 2000,
@@ -69,6 +74,8 @@ export const SQLITE_DEFAULTS = {
  * transaction never holds the hub for long.
  */
 const MAX_BATCH = 5000;
+/** Events waiting that make the next write happen at the end of the turn. */
+const WRITE_SOON = 256;
 /**
  * How far ahead of the last number handed out a room's reservation is written: one small
  * write per this many events of a room.
@@ -110,11 +117,13 @@ export class SqliteStore implements MessageStore {
   /** Rooms with written messages not yet in the full-text index. */
   private readonly lagging = new Set<RoomState>();
   private scheduled = false;
+  private writeTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private syncTimer: NodeJS.Timeout | null = null;
   private indexTimer: NodeJS.Timeout | null = null;
   /** Committed under `batch` since the last sync. */
   private unsynced = false;
+  private syncing = false;
   private failures = 0; // consecutive, for the retry delay
   private failedWrites = 0;
   private dropped = 0;
@@ -142,7 +151,7 @@ export class SqliteStore implements MessageStore {
       // Messages a crash left out of the index (it follows the events by a moment) go in now.
       this.writeAll(true);
       if (this.opts.fsync === 'batch') {
-        this.syncTimer = setInterval(() => this.sync(), this.opts.syncIntervalMs);
+        this.syncTimer = setInterval(() => this.syncInBackground(), this.opts.syncIntervalMs);
         this.syncTimer.unref();
       }
     }
@@ -273,8 +282,8 @@ export class SqliteStore implements MessageStore {
 
   async close(): Promise<void> {
     if (!this.db) return;
-    for (const t of [this.syncTimer, this.retryTimer, this.indexTimer]) if (t) clearTimeout(t);
-    this.syncTimer = this.retryTimer = this.indexTimer = null;
+    for (const t of [this.syncTimer, this.retryTimer, this.indexTimer, this.writeTimer]) if (t) clearTimeout(t);
+    this.syncTimer = this.retryTimer = this.indexTimer = this.writeTimer = null;
     this.writeAll(true);
     const lost = this.queue.length;
     const error = this.lastError;
@@ -326,14 +335,31 @@ export class SqliteStore implements MessageStore {
     }
   }
 
+  /**
+   * Sets the next write: at the end of this turn under `always` (an ack waits for it) or once
+   * WRITE_SOON events wait; otherwise a few milliseconds on, so that a light steady flow makes
+   * one transaction of several turns' events instead of one a turn (each commit costs the hub
+   * a write to the WAL).
+   */
   private schedule(): void {
-    if (this.scheduled || this.retryTimer) return;
-    this.scheduled = true;
-    setImmediate(() => {
+    if (this.retryTimer) return;
+    const soon = this.opts.fsync === 'always' || this.queue.length >= WRITE_SOON;
+    if (this.scheduled || (this.writeTimer && !soon)) return;
+    if (this.writeTimer) clearTimeout(this.writeTimer);
+    this.writeTimer = null;
+    const run = (): void => {
       this.scheduled = false;
+      this.writeTimer = null;
       this.write(MAX_BATCH, false);
       if (this.queue.length > 0 && !this.retryTimer) this.schedule();
-    });
+    };
+    if (soon) {
+      this.scheduled = true;
+      setImmediate(run);
+    } else {
+      this.writeTimer = setTimeout(run, this.opts.writeDelayMs);
+      this.writeTimer.unref();
+    }
   }
 
   /** Writes everything queued, now (and with `index`, indexes everything); false on failure. */
@@ -429,6 +455,31 @@ export class SqliteStore implements MessageStore {
     // writes wait, it is their success that says the store has recovered.
     if (this.queue.length === 0 && this.dirty.size === 0) this.succeeded();
     return true;
+  }
+
+  /**
+   * Under `batch`, once a second: forces the WAL to disk from libuv's thread pool, so the hub
+   * never waits on the disk for it. A WAL's committed frames are what recovery replays, so
+   * once it is synced they survive a power cut; the checkpoint that sync() runs (writing them
+   * into the main file, itself synced) waits for SQLite's own automatic checkpoints.
+   */
+  private syncInBackground(): void {
+    if (!this.db || !this.unsynced || this.syncing || this.retryTimer) return;
+    this.unsynced = false;
+    this.syncing = true;
+    void (async () => {
+      let handle: FileHandle | undefined;
+      try {
+        handle = await open(`${this.file}-wal`, 'r');
+        await handle.sync();
+      } catch (err) {
+        this.unsynced = true;
+        if (this.db) this.failed(err);
+      } finally {
+        await handle?.close().catch(() => {});
+        this.syncing = false;
+      }
+    })();
   }
 
   private failed(err: unknown): void {

@@ -4,8 +4,9 @@
  *
  * The interface is narrow so that it can be implemented over a network (Redis) later: reads
  * return promises, and writes never make the caller wait. append() and setTopic() queue the
- * change and return at once; the store writes what was queued later (the SQLite store: once
- * per event-loop turn, in one transaction) and reports through StoreObserver.durable() which
+ * change and return at once; the store writes what was queued later (the SQLite store: a
+ * few milliseconds on, or at the end of the turn under `always` or in a burst, in one
+ * transaction) and reports through StoreObserver.durable() which
  * events are written. A caller that must not answer before an event is safe (the JSON ack
  * under the `always` fsync policy) waits for that report.
  */
