@@ -25,6 +25,7 @@ import { loadKit, type Kit } from './classifier.js';
 import { CLASSIFIER_SCENARIOS, type ClassifierContext, type ClassifierRun, type ClassifierScenario } from './classifier-scenarios.js';
 import { SCENARIOS, runScenario, type RunResult, type Scenario, type Target } from './scenarios.js';
 import { compareTransports } from './ws-scenarios.js';
+import { runHistoryFigures, type HistoryFigures } from './history.js';
 import { PROJECT_ROOT } from './server-process.js';
 import { spread, type Spread } from './stats.js';
 import { formatTable } from './table.js';
@@ -77,7 +78,8 @@ function usage(): string {
     '  --scenario NAME   a scenario or a group (repeatable, or comma-separated); default: all',
     `                    chat:       ${SCENARIOS.map((s) => s.name).join(', ')}`,
     `                    classifier: ${CLASSIFIER_SCENARIOS.map((s) => s.name).join(', ')}`,
-    '                    all:        both groups (the classifier group is skipped, with a notice, when the model kit is missing)',
+    '                    history:    the history store through the server: stored messages/s by --fsync, bytes on disk, resume time',
+    '                    all:        every group (the classifier group is skipped, with a notice, when the model kit is missing)',
     '  --runs N          runs per scenario, each against a fresh server (default 3); the chat',
     '                    scenarios take turns: run 1 of each, then run 2 of each, ...',
     '  --seconds S       measured time per run (default 5); the classifier scenarios stop each',
@@ -131,7 +133,9 @@ async function main(): Promise<number> {
   if (values.wire !== 'text' && values.wire !== 'json') throw new Error('--wire must be text or json');
   const wanted = (values.scenario ?? ['all']).flatMap((s) => s.split(',')).map((s) => s.trim());
   const all = wanted.includes('all');
-  let entries = [...new Set(wanted.flatMap(findEntries))];
+  // The history figures are a run of their own, not a scenario of rounds.
+  const history = all || wanted.includes('history');
+  let entries = [...new Set(wanted.filter((w) => w !== 'history').flatMap(findEntries))];
 
   // With --json, stdout carries only the JSON document.
   const say = values.json ? (m: string) => console.error(m) : (m: string) => console.log(m);
@@ -204,11 +208,18 @@ async function main(): Promise<number> {
     summaries.push({ ...summarizeClassifier(entry.sc, results), loadAverage: { before, after: loadavg() } });
   }
 
+  let historyFigures: HistoryFigures | undefined;
+  if (history) {
+    say('history: stored messages per second in one room (--fsync batch and always), size on disk, resume after a restart');
+    historyFigures = await runHistoryFigures(say, seconds);
+  }
+
   const chatSummaries = summaries.filter((s): s is Summary => s.group === 'chat');
   for (const line of compareTransports(chatSummaries)) say(line);
   const classifierSummaries = summaries.filter((s): s is Summary<ClassifierRun> => s.group === 'classifier');
   say('');
   if (chatSummaries.length > 0) say(table(chatSummaries));
+  if (historyFigures) say(historyTable(historyFigures));
   if (classifierSummaries.length > 0) {
     if (chatSummaries.length > 0) say('');
     say(classifierTable(classifierSummaries));
@@ -222,6 +233,7 @@ async function main(): Promise<number> {
     serverRoot: values['server-root'] ?? PROJECT_ROOT,
     ...(kit ? { kit: { model: kit.model, labels: kit.labels, photos: kit.photosDir, images: kit.images.length } } : {}),
     scenarios: summaries,
+    ...(historyFigures ? { history: historyFigures } : {}),
   };
   if (values.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
   else {
@@ -239,8 +251,20 @@ function findEntries(name: string): Entry[] {
   if (name === 'all') return ENTRIES;
   if (name === 'chat' || name === 'classifier') return ENTRIES.filter((e) => e.group === name);
   const entry = ENTRIES.find((e) => e.sc.name === name);
-  if (!entry) throw new Error(`unknown scenario "${name}"; known: ${ENTRIES.map((e) => e.sc.name).join(', ')}, or chat, classifier, all`);
+  if (!entry) throw new Error(`unknown scenario "${name}"; known: ${ENTRIES.map((e) => e.sc.name).join(', ')}, or chat, classifier, history, all`);
   return [entry];
+}
+
+function historyTable(h: HistoryFigures): string {
+  const rate = (k: string): string => `${fmtInt(h.storedPerSecond[k] ?? NaN)}/s (${(h.cpuMicrosPerMessage[k] ?? NaN).toFixed(1)} µs CPU a message)`;
+  const batch = h.storedPerSecond.batch ?? 0;
+  return [
+    'history store through the server (one room, one JSON client, acked messages):',
+    `  --fsync batch   ${rate('batch')}   target >= 50,000/s: ${batch >= 50_000 ? 'met' : 'MISSED'}`,
+    `  --fsync always  ${rate('always')}`,
+    `  on disk         ${h.bytesPerMessage.toFixed(1)} bytes a message (${fmtInt(h.messages)} messages)`,
+    `  restart         listening after ${h.listenMs.toFixed(0)} ms, 10,000 messages of history read after ${h.read10kMs.toFixed(0)} ms`,
+  ].join('\n');
 }
 
 function positiveInt(v: string, name: string, max: number): number {

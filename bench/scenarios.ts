@@ -12,6 +12,9 @@ import { BenchClient, connectAll, sendBurst, sendPaced, Tally, type ClientPlan, 
 import { ServerProcess } from './server-process.js';
 import { LatencyHistogram } from './stats.js';
 import { WS_SCENARIOS } from './ws-scenarios.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 export interface BurstLoad {
   kind: 'burst';
@@ -52,6 +55,16 @@ export interface Scenario {
   wire?: Wire;
   /** Mixed rooms: member k uses wires[k % length]; 'tcp' is the run's TCP format (wire, --wire). */
   wires?: (Wire | 'tcp')[];
+  /**
+   * History in SQLite (a fresh data dir per run, --fsync batch), as `roomcast serve` keeps it
+   * by default; otherwise --store memory.
+   */
+  store?: 'sqlite';
+}
+
+/** The same scenario with the history store on: its twin, to hold the store's cost against. */
+function stored(sc: Scenario): Scenario {
+  return { ...sc, name: `${sc.name}-stored`, description: `${sc.description}; history in SQLite (--fsync batch)`, store: 'sqlite' };
 }
 
 /**
@@ -105,6 +118,7 @@ export const SCENARIOS: Scenario[] = [
   },
   ...WS_SCENARIOS,
 ];
+SCENARIOS.push(...['fanout-100', 'rooms-1000', 'latency-200'].map((name) => stored(SCENARIOS.find((sc) => sc.name === name)!)));
 
 export interface RunOptions {
   /** Measured time per run: rounds repeat until it has passed (or maxRounds). */
@@ -202,7 +216,15 @@ function planClients(sc: Scenario, wire: Wire): { active: ClientPlan[]; idle: Cl
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunResult> {
-  const server = await ServerProcess.start({ args: opts.serverArgs, nodeArgs: opts.nodeArgs, root: opts.serverRoot, logFile: opts.serverLog });
+  const dataDir = sc.store === 'sqlite' ? mkdtempSync(path.join(tmpdir(), 'roomcast-bench-')) : null;
+  const storeArgs = dataDir ? ['--store', 'sqlite', '--data-dir', dataDir, '--fsync', 'batch'] : ['--store', 'memory'];
+  let server: ServerProcess;
+  try {
+    server = await ServerProcess.start({ args: [...storeArgs, ...opts.serverArgs], nodeArgs: opts.nodeArgs, root: opts.serverRoot, logFile: opts.serverLog });
+  } catch (err) {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   const tally = new Tally();
   let clients: BenchClient[] = [];
   const background = opts.background;
@@ -309,6 +331,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
     if (backgroundStarted) await background!.stop().catch(() => undefined);
     for (const c of clients) c.close();
     await server.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
 }
 

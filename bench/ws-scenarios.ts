@@ -72,24 +72,28 @@ export const WS_SCENARIOS: Scenario[] = [
   },
 ];
 
-/** A figure of one scenario held against the same figure of its TCP twin. */
+/** A figure of one scenario held against the same figure of its twin (TCP, or memory-only history). */
 interface Comparison {
   scenario: string;
   baseline: string;
-  metric: Extract<Target['metric'], 'deliveriesPerCpuSecond'>;
-  /** The scenario's figure must be at least this share of the baseline's. */
-  atLeast: number;
+  metric: Extract<Target['metric'], 'deliveriesPerCpuSecond' | 'latencyP99Ms'>;
+  /** The scenario's figure must be at least (a rate), or at most (a latency), this share of the baseline's. */
+  atLeast?: number;
+  atMost?: number;
 }
 
 const COMPARISONS: Comparison[] = [
   { scenario: 'ws-fanout-100', baseline: 'fanout-100', metric: 'deliveriesPerCpuSecond', atLeast: 0.7 },
   { scenario: 'ws-fanout-100', baseline: 'json-fanout-100', metric: 'deliveriesPerCpuSecond', atLeast: 0.7 },
   { scenario: 'mixed-fanout-100', baseline: 'fanout-100', metric: 'deliveriesPerCpuSecond', atLeast: 0.7 },
+  { scenario: 'fanout-100-stored', baseline: 'fanout-100', metric: 'deliveriesPerCpuSecond', atLeast: 0.9 },
+  { scenario: 'rooms-1000-stored', baseline: 'rooms-1000', metric: 'deliveriesPerCpuSecond', atLeast: 0.9 },
+  { scenario: 'latency-200-stored', baseline: 'latency-200', metric: 'latencyP99Ms', atMost: 1.2 },
 ];
 
 interface SummaryLike {
   scenario: string;
-  runs: { deliveriesPerCpuSecond: number }[];
+  runs: { deliveriesPerCpuSecond: number; latencyP99Ms: number }[];
   median: Record<string, number>;
   targets: { label: string; value: number; met: boolean }[];
 }
@@ -110,8 +114,8 @@ export function compareTransports(summaries: SummaryLike[]): string[] {
     const paired = s.runs.length === base.runs.length && s.runs.length > 0;
     const ratios = paired ? s.runs.map((r, i) => r[c.metric] / base.runs[i][c.metric]) : [];
     const ratio = paired ? spread(ratios).median : s.median[c.metric] / base.median[c.metric];
-    const label = `>= ${Math.round(c.atLeast * 100)}% of ${c.baseline}`;
-    s.targets.push({ label, value: ratio, met: ratio >= c.atLeast });
+    const label = c.atMost === undefined ? `>= ${Math.round(c.atLeast! * 100)}% of ${c.baseline}` : `<= ${Math.round(c.atMost * 100)}% of ${c.baseline}`;
+    s.targets.push({ label, value: ratio, met: c.atMost === undefined ? ratio >= c.atLeast! : ratio <= c.atMost });
     const pairs = paired ? ` (median of the runs side by side: ${ratios.map(pct).join(', ')})` : ' (ratio of the medians)';
     lines.push(`${c.scenario}: ${c.metric} ${pct(ratio)} of ${c.baseline}'s${pairs}; target ${label}`);
   }
