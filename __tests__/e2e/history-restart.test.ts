@@ -110,6 +110,10 @@ test('SIGTERM and start again: the same seq and time, the topic, a resume after 
   b.sendJson({ type: 'join', room: 'side', id: 's' });
   expect(await b.waitEvent((e) => e.type === 'history' && e.id === 's', WAIT)).toMatchObject({ messages: [{ seq: 1, nick: 'ann' }] });
 
+  // Search reads the stored history too, newest first, the words marked.
+  const found = (await getJson(two.port, '/api/rooms/lobby/search?q=hello%2025')).json;
+  expect(found.hits).toEqual([{ seq: 25, nick: 'ann', text: 'hello 25', time: before[24].time, marks: [[0, 5], [6, 8]] }]);
+  expect((await getJson(two.port, '/api/rooms/side/search?q=side')).json.hits).toMatchObject([{ seq: 1, text: 'in a side room' }]);
   b.sendJson({ type: 'message', room: 'lobby', text: 'after the restart', id: 'm' });
   expect(await b.waitEvent((e) => e.type === 'ack' && e.id === 'm', WAIT)).toMatchObject({ seq: 31 });
   // A join beyond the memory window reads the disk: the whole room from seq 1.
