@@ -85,12 +85,12 @@ test('tasks outlive a reopen; one that was pending is failed as INTERRUPTED', as
   const event = { type: 'image' as const, room: 'lobby', seq: 3, nick: 'ann', image: 5, name: 'p5.bmp', size: 10, time: 1000 };
   tasks.posted(post(5, bmp(2, 2)), event);
   tasks.posted(post(6, bmp(2, 2)), { ...event, image: 6, seq: 4 });
-  tasks.answered({ type: 'labels', room: 'lobby', seq: 5, nick: 'classifier', image: 6, name: 'p6.bmp', time: 1001, labels: [{ label: 'cat', score: 0.9 }] });
+  tasks.answered({ type: 'labels', room: 'lobby', seq: 5, nick: 'classifier', image: 6, name: 'p6.bmp', time: 1001, labels: [{ index: 281, label: 'cat', score: 0.9 }] });
   await a.close();
   const b = archive();
   const after = new TaskStore({ archive: b });
   expect(after.get('5')).toMatchObject({ status: 'failed', error: INTERRUPTED, room: 'lobby', seq: 3 });
-  expect(after.get('6')).toMatchObject({ status: 'done', labels: [{ label: 'cat', score: 0.9 }] });
+  expect(after.get('6')).toMatchObject({ status: 'done', labels: [{ index: 281, label: 'cat', score: 0.9 }] });
   expect(after.get('7')).toBeUndefined();
   expect(b.lastImageId()).toBe(6);
 });
