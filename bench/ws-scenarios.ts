@@ -99,8 +99,8 @@ interface SummaryLike {
 }
 
 /**
- * Adds the WebSocket-against-TCP targets to the summaries of scenarios that ran together with
- * their baseline (so they show in the table and the JSON), and says how each compares. The
+ * Adds the targets of a scenario against its twin (WebSocket against TCP, the history store
+ * against memory only) to the summaries of scenarios that ran together with their baseline (so they show in the table and the JSON), and says how each compares. The
  * share is the median of the ratios of runs that ran side by side (main.ts runs the chat
  * scenarios in turns), so a drift in the machine's speed between runs cancels out; with
  * unequal run counts it is the ratio of the medians.
