@@ -74,11 +74,10 @@ export function roomRoutes(ctx: WebContext): Route[] {
       async handle({ req, res, params, query }) {
         const name = hub.checkRoom(params[0]!);
         if (!hub.knowsRoom(name)) throw httpError('NO_SUCH_ROOM', name);
-        const q = query.get('q') ?? '';
         const limit = queryInt(query, 'limit', SEARCH_DEFAULT, 1, MAX_SEARCH)!;
         const before = queryInt(query, 'before', null, 1, Number.MAX_SAFE_INTEGER) ?? undefined;
-        const { hits, more } = await hub.searchRoom(name, q, limit, before);
-        sendJson(req, res, 200, { room: name, q: q.trim(), hits, more });
+        const { q, hits, more } = await hub.searchRoom(name, query.get('q') ?? '', limit, before);
+        sendJson(req, res, 200, { room: name, q, hits, more });
       },
     },
     {

@@ -484,7 +484,7 @@ export class Hub {
    * by MAX_SEARCH), before seq `before` when given. Throws SEARCH_EMPTY or TEXT_TOO_LONG at
    * once; a failing store rejects with SEARCH_UNAVAILABLE.
    */
-  searchRoom(name: string, q: string, limit = SEARCH_DEFAULT, before?: number): Promise<{ hits: SearchHit[]; more: boolean }> {
+  searchRoom(name: string, q: string, limit = SEARCH_DEFAULT, before?: number): Promise<{ q: string; hits: SearchHit[]; more: boolean }> {
     const words = sanitize(q).trim();
     if (words === '') throw new RoomcastError('SEARCH_EMPTY');
     if (words.length > SEARCH_QUERY_MAX) throw new RoomcastError('TEXT_TOO_LONG', SEARCH_QUERY_MAX);
@@ -492,6 +492,7 @@ export class Hub {
     // One more than asked, to tell whether there is a next page.
     return this.store.search(name, words, n + 1, before).then(
       (found) => ({
+        q: words,
         hits: found.slice(0, n).map(({ event: e, marks }) => ({ seq: e.seq, nick: e.nick, text: e.text, time: e.time, ...(e.action ? { action: true as const } : {}), marks })),
         more: found.length > n,
       }),
@@ -504,9 +505,8 @@ export class Hub {
 
   /** Runs a member's search and answers it when the store has. */
   search(session: Session, room: Room, cmd: { q: string; limit?: number; before?: number; id?: RequestId }): void {
-    const q = sanitize(cmd.q).trim();
     this.searchRoom(room.name, cmd.q, cmd.limit, cmd.before).then(
-      ({ hits, more }) => {
+      ({ q, hits, more }) => {
         if (!session.detached) this.reply(session, cmd.id, { type: 'search', room: room.name, q, hits, more });
       },
       (err: unknown) => {

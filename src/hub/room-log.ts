@@ -103,11 +103,4 @@ export class RoomLog {
     this.storedFirst = Math.max(this.storedFirst, page.first);
     return page;
   }
-
-  /** The newest `n` events, from the store. */
-  async latest(n: number): Promise<HistoryPage> {
-    const page = await this.store.latest(this.room, n);
-    this.storedFirst = Math.max(this.storedFirst, page.first);
-    return page;
-  }
 }
