@@ -64,18 +64,18 @@ function fillDisk(leave: number): string {
 
 const TEXT = 'y'.repeat(1000);
 const message = (seq: number): MessageEvent => ({ type: 'message', room: 'lobby', seq, nick: 'ann', text: `${seq} ${TEXT}`, time: 1_000 + seq });
-const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * Appends about a kilobyte a message, ten a turn, from seq 1 until a write fails (the disk
- * having been filled but for a few dozen KiB); returns the last seq appended.
+ * Appends about a kilobyte a message, ten every 5 ms (so that the store's writes, a few
+ * milliseconds apart, come between), from seq 1 until a write fails (the disk having been
+ * filled but for a few dozen KiB); returns the last seq appended.
  */
 async function appendUntilFull(store: SqliteStore): Promise<number> {
   let seq = 0;
   while (store.health().state === 'ok') {
     if (seq >= 1000) throw new Error('the disk never filled up');
     for (let i = 0; i < 10; i++) store.append(message(++seq));
-    await turn();
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
   return seq;
 }
@@ -142,7 +142,7 @@ describe.each(['always', 'batch'] as const)('fsync %s', (fsync) => {
     expect((await again.search('lobby', String(seq), 10)).map((h) => h.event.seq)).toEqual([seq]);
     await again.close();
     const db = new Database(path.join(dir, STORE_FILE));
-    db.exec(`INSERT INTO events_fts (events_fts, rank) VALUES ('integrity-check', 1)`);
+    db.exec(`INSERT INTO blocks_fts (blocks_fts, rank) VALUES ('integrity-check', 1)`);
     db.close();
   });
 });

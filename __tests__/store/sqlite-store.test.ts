@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { MessageEvent } from '../../src/protocol/events.js';
 import { StoreError, type StoreErrorCode } from '../../src/store/errors.js';
+import { migrate } from '../../src/store/sqlite-schema.js';
 import { SqliteStore, STORE_FILE } from '../../src/store/sqlite-store.js';
 import { CLI_ENV, CliChild, ROOT } from '../helpers/cli-child.js';
 import { mountTmpfs, remountReadOnly, tmpfsUnavailable, unmount } from './tmpfs.js';
@@ -64,12 +65,18 @@ test('a reopened store has the rooms, their numbering, topics and events as they
   now = 6_000;
   first.setTopic('lobby', 'a newer topic', 'bob');
   await first.flush();
+  // Searching indexes the room; pruning then cuts its one block (all 30 written together) to
+  // the newest 20, in the index too.
+  expect((await first.search('lobby', '5', 10)).map((h) => h.event.seq)).toEqual([5]);
   await first.prune({ maxPerRoom: 20 });
+  expect(await first.search('lobby', '5', 10)).toEqual([]);
+  expect((await first.search('lobby', '15', 10)).map((h) => h.event.seq)).toEqual([15]);
   await first.close();
-  // The full-text index, written and pruned by the store itself, matches the events it indexes.
+  // The full-text index, written and pruned by the store itself, is sound and holds the one
+  // block searched (the other room's waits for its first search).
   const db = new Database(path.join(dir, STORE_FILE));
-  db.exec(`INSERT INTO events_fts (events_fts, rank) VALUES ('integrity-check', 1)`);
-  expect(db.prepare(`SELECT count(*) FROM events_fts WHERE events_fts MATCH 'message'`).pluck().get()).toBe(21);
+  db.exec(`INSERT INTO blocks_fts (blocks_fts, rank) VALUES ('integrity-check', 1)`);
+  expect(db.prepare(`SELECT count(*) FROM blocks_fts WHERE blocks_fts MATCH 'message'`).pluck().get()).toBe(1);
   db.close();
 
   const again = store();
@@ -112,7 +119,11 @@ test("a turn's appends are written as one batch, reported durable once", async (
 test('prune works in steps, letting other work run between them', async () => {
   const s = store({ fsync: 'off' });
   await s.open();
-  for (let seq = 1; seq <= 3000; seq++) s.append(message('lobby', seq));
+  // Written seven at a time: 429 blocks, the last to go cut in two.
+  for (let seq = 1; seq <= 3000; seq++) {
+    s.append(message('lobby', seq));
+    if (seq % 7 === 0) await s.flush();
+  }
   await s.flush();
   let turns = 0;
   let ticking = true;
@@ -169,22 +180,44 @@ describe('one server per store', () => {
 });
 
 describe('schema versions', () => {
-  test('a version 1 file is migrated in place: its history is kept, and numbering goes on', async () => {
-    const first = store();
-    await first.open();
-    for (let seq = 1; seq <= 3; seq++) first.append({ type: 'message', room: 'old', seq, nick: 'a', text: `m${seq}`, time: seq });
-    await first.close();
-    // Back to what version 1 wrote: no reservation column, no record of version 2.
-    const db = new Database(path.join(dir, STORE_FILE));
-    db.exec('ALTER TABLE rooms DROP COLUMN reserved_seq; DELETE FROM schema_version WHERE version = 2');
+  // Versions 1 and 2 kept an event a row (kind 0 a message, 1 a /me message, 3 labels, other
+  // fields as JSON) and indexed every message; version 3 gathers them into blocks.
+  test.each([1, 2])('a version %i file is migrated in place: its events come back as they were, numbering goes on, search finds them', async (version) => {
+    const file = path.join(dir, STORE_FILE);
+    const db = new Database(file);
+    db.exec('BEGIN');
+    migrate(db, file, version);
+    db.exec('COMMIT');
+    db.prepare(`INSERT INTO rooms (id, name, last_seq, indexed_seq, topic) VALUES (1, 'old', 600, 600, 'kept')`).run();
+    const insert = db.prepare('INSERT INTO events (id, time, kind, nick, text, extra) VALUES ((1 << 40) + ?, ?, ?, ?, ?, ?)');
+    const labels = { image: 7, name: 'cat.png', labels: [{ index: 281, label: 'tabby', score: 0.9 }] };
+    for (let seq = 1; seq <= 600; seq++) {
+      if (seq === 300) insert.run(seq, seq, 3, 'bot', null, JSON.stringify(labels));
+      else insert.run(seq, seq, seq % 10 === 0 ? 1 : 0, 'ann', `old message ${seq}`, null);
+    }
+    db.exec('INSERT INTO events_fts (rowid, text) SELECT id, text FROM events WHERE text IS NOT NULL');
     db.close();
-    const again = store();
-    expect(await again.open()).toMatchObject([{ room: 'old', lastSeq: 3, firstSeq: 1 }]);
-    expect((await again.range('old', 0, 10)).events.map((e) => e.seq)).toEqual([1, 2, 3]);
-    await again.close();
-    const check = new Database(path.join(dir, STORE_FILE));
-    expect(check.prepare('SELECT max(version) FROM schema_version').pluck().get()).toBe(2);
+
+    const s = store();
+    expect(await s.open()).toEqual([{ room: 'old', lastSeq: 600, firstSeq: 1, topic: 'kept' }]);
+    const { events } = await s.range('old', 0, 1000);
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
+    expect(events[0]).toEqual({ type: 'message', room: 'old', seq: 1, nick: 'ann', text: 'old message 1', time: 1 });
+    expect(events[9]).toEqual({ type: 'message', room: 'old', seq: 10, nick: 'ann', text: 'old message 10', time: 10, action: true });
+    expect(events[299]).toEqual({ type: 'labels', room: 'old', seq: 300, nick: 'bot', time: 300, ...labels });
+    expect((await s.range('old', 590, 3)).events.map((e) => e.seq)).toEqual([591, 592, 593]);
+    expect((await s.search('old', '599', 5)).map((h) => h.event.seq)).toEqual([599]);
+    expect((await s.search('old', 'message', 3)).map((h) => h.event.seq)).toEqual([600, 599, 598]);
+    s.append(message('old', 601));
+    await s.close();
+
+    const check = new Database(file);
+    expect(check.prepare('SELECT max(version) FROM schema_version').pluck().get()).toBe(3);
+    expect(check.prepare(`SELECT name FROM sqlite_schema WHERE name LIKE 'events%'`).pluck().all()).toEqual([]);
     check.close();
+    const again = store();
+    expect(await again.open()).toMatchObject([{ room: 'old', lastSeq: 601, firstSeq: 1 }]);
+    expect((await again.latest('old', 2)).events.map((e) => e.seq)).toEqual([600, 601]);
   });
 });
 
@@ -193,12 +226,12 @@ describe('files and directories it refuses', () => {
     await store().open();
     await open[0]!.close();
     const db = new Database(path.join(dir, STORE_FILE));
-    db.prepare('INSERT INTO schema_version (version, applied) VALUES (3, 0)').run();
+    db.prepare('INSERT INTO schema_version (version, applied) VALUES (4, 0)').run();
     db.close();
     const err = await openError(store());
     expect(err.code).toBe('STORE_TOO_NEW');
     expect(err.message).toContain(path.join(dir, STORE_FILE));
-    expect(err.message).toMatch(/store version 3; this roomcast reads up to version 2/);
+    expect(err.message).toMatch(/store version 4; this roomcast reads up to version 3/);
   });
 
   test('a file that is not SQLite: STORE_CORRUPT', async () => {
@@ -218,7 +251,7 @@ describe('files and directories it refuses', () => {
     expect(err.message).toMatch(/some other program/);
     const check = new Database(path.join(dir, STORE_FILE));
     expect(check.prepare('SELECT body FROM notes').pluck().all()).toEqual(['mine']);
-    expect(check.prepare(`SELECT count(*) FROM sqlite_schema WHERE name = 'events'`).pluck().get()).toBe(0);
+    expect(check.prepare(`SELECT count(*) FROM sqlite_schema WHERE name = 'blocks'`).pluck().get()).toBe(0);
     check.close();
   });
 

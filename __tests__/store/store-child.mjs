@@ -3,16 +3,15 @@
  *
  *   node store-child.mjs try DIR          open the store, print {"ok":true} or {"code","message"}, close
  *   node store-child.mjs hold DIR         open it, print "ready", close when stdin ends
- *   node store-child.mjs append DIR FSYNC COUNT PER_TURN PAUSE_MS [INDEX_DELAY_MS]
+ *   node store-child.mjs append DIR FSYNC COUNT PER_TURN PAUSE_MS
  *                                         append COUNT messages to room "crash", PER_TURN a turn
- *                                         and PAUSE_MS between turns (0: the next turn), indexing
- *                                         them only every INDEX_DELAY_MS (default: the store's),
+ *                                         and PAUSE_MS between turns (0: the next turn),
  *                                         printing "durable SEQ" as each batch is reported durable;
  *                                         "done" at the end, then wait (to be killed)
  */
 import { SqliteStore } from '../../dist/store/sqlite-store.js';
 
-const [mode, dir, fsync = 'always', countArg = '10000', perTurnArg = '10', pauseArg = '0', indexDelayArg] = process.argv.slice(2);
+const [mode, dir, fsync = 'always', countArg = '10000', perTurnArg = '10', pauseArg = '0'] = process.argv.slice(2);
 
 if (mode === 'try') {
   const store = new SqliteStore({ dir, fsync: 'always' });
@@ -36,7 +35,6 @@ if (mode === 'try') {
   const store = new SqliteStore({
     dir,
     fsync,
-    ...(indexDelayArg && { indexDelayMs: Number(indexDelayArg), indexBatch: Number.MAX_SAFE_INTEGER }),
     observer: { durable: (_room, seq) => process.stdout.write(`durable ${seq}\n`) },
   });
   await store.open();

@@ -1,8 +1,7 @@
 /**
- * How a room event is laid out in a row of the SQLite store's events table. The fields every
- * event has get columns (a message's text too, for the full-text index); everything else goes
- * into one JSON column, so that fields added to the protocol later are kept without a
- * migration.
+ * How versions 1 and 2 of the SQLite store laid out a room event: a row of the events table
+ * each, the fields every event has in columns (kind 0 a message, 1 a /me message, 2 an image,
+ * 3 labels), everything else in one JSON column. Read only by the migration to version 3.
  */
 import type { RoomEvent } from '../protocol/events.js';
 
@@ -11,30 +10,8 @@ const KIND_OF = { message: 0, image: 2, labels: 3 } as const;
 const KIND_ACTION = 1;
 const TYPE_OF: readonly RoomEvent['type'][] = ['message', 'message', 'image', 'labels'];
 
-/** Fields with a column of their own, per type; the rest goes to `extra`. */
-const COLUMNS: Record<RoomEvent['type'], ReadonlySet<string>> = {
-  message: new Set(['type', 'room', 'seq', 'nick', 'time', 'text', 'action']),
-  image: new Set(['type', 'room', 'seq', 'nick', 'time']),
-  labels: new Set(['type', 'room', 'seq', 'nick', 'time']),
-};
-
 /** A row as read (better-sqlite3's raw mode: an array, cheaper than an object per row). */
 export type EventRow = [seq: number, time: number, kind: number, nick: string, text: string | null, extra: string | null];
-
-/** The values of the columns time, kind, nick, text and extra, in that order. */
-export function rowValues(event: RoomEvent): [number, number, string, string | null, string | null] {
-  const columns = COLUMNS[event.type];
-  let rest: Record<string, unknown> | null = null;
-  for (const key in event) {
-    if (columns.has(key)) continue;
-    const value = (event as unknown as Record<string, unknown>)[key];
-    if (value === undefined) continue;
-    (rest ??= {})[key] = value;
-  }
-  const extra = rest === null ? null : JSON.stringify(rest);
-  if (event.type === 'message') return [event.time, event.action ? KIND_ACTION : KIND_OF.message, event.nick, event.text, extra];
-  return [event.time, KIND_OF[event.type], event.nick, null, extra];
-}
 
 /**
  * The event a row holds (equal to the one appended; the order of its fields may differ).

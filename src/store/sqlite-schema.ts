@@ -7,22 +7,93 @@ import { accessSync, constants, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
-import type { FsyncPolicy } from './store.js';
+import { eventOf, type EventRow } from './event-row.js';
+import { blockOf } from './event-block.js';
+import { MAX_SEQ, type FsyncPolicy } from './store.js';
 
 export type Db = Database.Database;
 
 /** The schema this build writes; a file at a higher version was written by a newer roomcast. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** "RCMS" in the file header, so that a roomcast store is told from any other SQLite file. */
 const APPLICATION_ID = 0x52434d53;
+
+/** Events per block when version 2's rows are gathered into blocks. */
+const MIGRATED_BLOCK = 256;
+
+/**
+ * Version 3: a room's events written together are one row (a block), and the full-text index
+ * holds blocks, filled when a room is searched rather than as messages arrive: per-message rows
+ * and indexing cost the hub more than the fan-out they follow (docs/performance.md). Version 2's
+ * rows are gathered into blocks; the index is built again on each room's first search.
+ */
+function toBlocks(db: Db): void {
+  db.exec(`
+    -- Blocks in the order written (id), so that a write appends to the table's last pages
+    -- rather than to one place per room; blocks_by_room finds a room's blocks by the sequence
+    -- number of their first event. last and time are those of the last event, n how many
+    -- events a block holds; body is the events, as event-block.ts lays them out.
+    CREATE TABLE blocks (
+      id INTEGER PRIMARY KEY,
+      room INTEGER NOT NULL,
+      first INTEGER NOT NULL,
+      last INTEGER NOT NULL,
+      n INTEGER NOT NULL,
+      time INTEGER NOT NULL,
+      body BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX blocks_by_room ON blocks (room, first);
+    -- Contentless: the text is in the blocks already. A row is a block (same id), its text
+    -- the room's token (roomToken) and its messages' text. detail=none keeps no positions:
+    -- queries are plain words, never ranked, and the store finds and marks the messages in
+    -- a block itself.
+    CREATE VIRTUAL TABLE blocks_fts USING fts5(
+      text,
+      content = '',
+      contentless_delete = 1,
+      detail = none,
+      tokenize = "unicode61 remove_diacritics 2 categories 'L* N* Co M*'"
+    );
+  `);
+  const rooms = db.prepare('SELECT id, name FROM rooms').all() as { id: number; name: string }[];
+  const read = db
+    .prepare(
+      `SELECT id & ${MAX_SEQ}, time, kind, nick, text, extra FROM events
+       WHERE id > (CAST(? AS INTEGER) << 40) + CAST(? AS INTEGER) AND id < (CAST(? AS INTEGER) + 1) << 40 ORDER BY id LIMIT ${MIGRATED_BLOCK}`,
+    )
+    .raw(true);
+  const insert = db.prepare(insertBlockSql);
+  for (const { id, name } of rooms) {
+    for (let after = 0; ; ) {
+      const rows = read.all(id, after, id) as EventRow[];
+      if (rows.length === 0) break;
+      const last = rows[rows.length - 1]!;
+      insert.run(id, rows[0]![0], last[0], rows.length, last[1], blockOf(rows.map((row) => eventOf(name, row))));
+      after = last[0];
+    }
+  }
+  db.exec('DROP TABLE events_fts; DROP TABLE events; UPDATE rooms SET indexed_seq = 0');
+}
+
+/** Inserts a block: room id, first seq, last seq, count, time of the last, body. */
+export const insertBlockSql = 'INSERT INTO blocks (room, first, last, n, time, body) VALUES (?, ?, ?, ?, ?, ?)';
+
+/**
+ * The word that stands for a room in the full-text index, so that a search asks the index
+ * for the room's blocks only: a private-use character (a letter to the tokenizer, never in a
+ * word anyone types) and the room's id.
+ */
+export function roomToken(room: number): string {
+  return `\ue000${room}`;
+}
 
 /**
  * Migrations, the n-th taking the file from version n to n + 1. Each runs in the transaction
  * that records it, so a file is never left half migrated. Never edit one that has shipped:
  * add the next.
  */
-const MIGRATIONS: readonly string[] = [
+const MIGRATIONS: readonly (string | ((db: Db) => void))[] = [
   `
   CREATE TABLE rooms (
     id INTEGER PRIMARY KEY,
@@ -70,6 +141,7 @@ const MIGRATIONS: readonly string[] = [
   -- A clean close sets it back to last_seq.
   ALTER TABLE rooms ADD COLUMN reserved_seq INTEGER NOT NULL DEFAULT 0;
   `,
+  toBlocks,
 ];
 
 const SYNCHRONOUS: Record<FsyncPolicy, string> = { always: 'FULL', batch: 'NORMAL', off: 'OFF' };
@@ -120,13 +192,16 @@ export function openDatabase(file: string, fsync: FsyncPolicy): Db {
     // the kernel drops it when the process dies, so no stale lock file is ever left behind.
     // Set before the first access, it also keeps the WAL index in this process's memory.
     db.pragma('locking_mode = EXCLUSIVE');
+    // Before the first write only (a file keeps the size it was made with): larger pages cut
+    // the system calls and page headers of a write to the WAL, mostly blocks of several KB.
+    db.pragma('page_size = 16384');
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${SYNCHRONOUS[fsync]}`);
     // A burst may grow the WAL; after the next checkpoint it is cut back to this.
     db.pragma('journal_size_limit = 33554432');
     db.exec('BEGIN EXCLUSIVE');
     try {
-      migrate(db, file);
+      migrate(db, file, SCHEMA_VERSION);
       db.exec('COMMIT');
     } finally {
       if (db.inTransaction) db.exec('ROLLBACK');
@@ -138,8 +213,11 @@ export function openDatabase(file: string, fsync: FsyncPolicy): Db {
   }
 }
 
-/** Brings the file to SCHEMA_VERSION; refuses files that are not a store, or are newer. */
-function migrate(db: Db, file: string): void {
+/**
+ * Brings the file to version `target` (SCHEMA_VERSION; tests make older files with a lower
+ * one); refuses files that are not a store, or are newer than this build.
+ */
+export function migrate(db: Db, file: string, target: number): void {
   const appId = db.pragma('application_id', { simple: true }) as number;
   const tables = db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'table'`).pluck().all() as string[];
   let version = 0;
@@ -154,8 +232,10 @@ function migrate(db: Db, file: string): void {
   if (version > SCHEMA_VERSION)
     throw new StoreError('STORE_TOO_NEW', file, `store version ${version}; this roomcast reads up to version ${SCHEMA_VERSION}`);
   const record = db.prepare('INSERT INTO schema_version (version, applied) VALUES (?, ?)');
-  for (let v = version; v < SCHEMA_VERSION; v++) {
-    db.exec(MIGRATIONS[v]!);
+  for (let v = version; v < target; v++) {
+    const step = MIGRATIONS[v]!;
+    if (typeof step === 'string') db.exec(step);
+    else step(db);
     record.run(v + 1, Date.now());
   }
 }

@@ -2,13 +2,15 @@
  * The message store in an SQLite file (better-sqlite3): synchronous calls in the hub's
  * process, WAL, and FTS5 for search.
  *
- * Writes are queued and written together in one transaction, after the deliveries: at the
- * end of the turn under `always` (acks wait) or in a burst, else a few milliseconds on, so a
- * light flow shares commits too. A transaction per message would cost a commit (and under
- * `always` an fsync) per message. The full-text index follows the events table a little behind: a room's new
- * messages are indexed together once enough have gathered or a moment has passed, since every
- * write to the index has a large cost of its own, whatever it holds (docs/performance.md).
- * Search indexes what is left first, so it never misses a message.
+ * Writes are queued per room and written together in one transaction, after the deliveries:
+ * at the end of the turn under `always` (acks wait) or in a burst, else a few milliseconds on,
+ * so a light flow shares commits too. Each room's events of one write are one row, a block
+ * (event-block.ts): a row and a commit per message would cost the hub more than the fan-out
+ * they follow.
+ *
+ * The full-text index is filled when a room is searched, with what the room has said since it
+ * was last searched, in steps between which chat goes on: indexing as messages arrive would
+ * make every room pay for search, which most rooms never use (docs/performance.md).
  *
  * When a write fails (disk full, I/O error) the events stay queued, in memory and bounded,
  * the store reports itself degraded once, and the write is retried with a growing delay
@@ -18,8 +20,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { MessageEvent, RoomEvent } from '../protocol/events.js';
 import { StoreError } from './errors.js';
-import { eventOf, rowValues, type EventRow } from './event-row.js';
-import { openDatabase, storeErrorOf, type Db } from './sqlite-schema.js';
+import { blockEvents, blockOf, blockText, BlockWriter } from './event-block.js';
+import { insertBlockSql, openDatabase, roomToken, storeErrorOf, type Db } from './sqlite-schema.js';
 import {
   checkAppend,
   MAX_SEQ,
@@ -33,7 +35,7 @@ import {
   type StoreHealth,
   type StoreObserver,
 } from './store.js';
-import { ftsQuery, markMatches, parseQuery } from './text-search.js';
+import { ftsQuery, markMatches, parseQuery, type SearchTerm } from './text-search.js';
 
 /** The file in the data directory. */
 export const STORE_FILE = 'messages.sqlite';
@@ -54,9 +56,6 @@ export interface SqliteStoreOptions {
   /** Delay before the first retry of a failed write, doubled on each failure up to retryMaxMs. */
   retryMinMs?: number;
   retryMaxMs?: number;
-  /** A room's written messages are indexed once this many wait, or after indexDelayMs. */
-  indexBatch?: number;
-  indexDelayMs?: number;
 }
 
 export const SQLITE_DEFAULTS = {
@@ -65,8 +64,6 @@ export const SQLITE_DEFAULTS = {
   syncIntervalMs: 1000,
   retryMinMs: 50,
   retryMaxMs: 2000,
-  indexBatch: 256,
-  indexDelayMs: 250,
 };
 
 /**
@@ -75,14 +72,18 @@ export const SQLITE_DEFAULTS = {
  */
 const MAX_BATCH = 5000;
 /** Events waiting that make the next write happen at the end of the turn. */
-const WRITE_SOON = 256;
+const WRITE_SOON = 4096;
 /**
  * How far ahead of the last number handed out a room's reservation is written: one small
  * write per this many events of a room.
  */
-const SEQ_RESERVE = 1000;
-/** Events deleted per step of prune(), each step its own transaction and turn. */
-const PRUNE_STEP = 500;
+const SEQ_RESERVE = 10_000;
+/** Blocks dropped per step of prune(), each step its own transaction and turn. */
+const PRUNE_STEP = 64;
+/** Events indexed per step when a room is searched, each step its own transaction and turn. */
+const INDEX_STEP = 5000;
+/** Blocks a search reads before it gives up looking for more hits (the client asks again). */
+const SEARCH_BLOCKS = 2000;
 
 /** What the store knows of a room without reading the file. */
 interface RoomState {
@@ -97,6 +98,10 @@ interface RoomState {
   /** The last seq in the file, and the last in the full-text index. */
   writtenSeq: number;
   indexedSeq: number;
+  /** Appended, not yet written, oldest first. */
+  pending: RoomEvent[];
+  /** The running catch-up of the full-text index, which concurrent searches share. */
+  indexing: Promise<void> | null;
   topic: string;
   topicNick?: string;
   topicTime?: number;
@@ -110,17 +115,21 @@ export class SqliteStore implements MessageStore {
   private db: Db | null = null;
   private stmt!: ReturnType<typeof prepare>;
   private readonly rooms = new Map<string, RoomState>();
-  /** Appended, not yet written, in the order appended. */
-  private queue: RoomEvent[] = [];
-  /** Rooms whose row (last seq, topic) must be written. */
+  /** Rooms with events waiting, in the order they first had one. */
+  private readonly waiting = new Set<RoomState>();
+  /** Events waiting, in all rooms. */
+  private queued = 0;
+  /** Rooms whose topic must be written. */
   private readonly dirty = new Set<RoomState>();
-  /** Rooms with written messages not yet in the full-text index. */
-  private readonly lagging = new Set<RoomState>();
+  /**
+   * A write failed: it may have committed all the same (an error reported after the commit),
+   * so the next write first asks the file what it holds, and writes nothing twice.
+   */
+  private uncertain = false;
   private scheduled = false;
   private writeTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private syncTimer: NodeJS.Timeout | null = null;
-  private indexTimer: NodeJS.Timeout | null = null;
   /** Committed under `batch` since the last sync. */
   private unsynced = false;
   private syncing = false;
@@ -128,6 +137,7 @@ export class SqliteStore implements MessageStore {
   private failedWrites = 0;
   private dropped = 0;
   private lastError: StoreError | null = null;
+  private readonly writer = new BlockWriter();
 
   constructor(opts: SqliteStoreOptions) {
     const { observer, now, ...rest } = opts;
@@ -148,8 +158,6 @@ export class SqliteStore implements MessageStore {
         throw storeErrorOf(err, this.file, true);
       }
       this.db = db;
-      // Messages a crash left out of the index (it follows the events by a moment) go in now.
-      this.writeAll(true);
       if (this.opts.fsync === 'batch') {
         this.syncTimer = setInterval(() => this.syncInBackground(), this.opts.syncIntervalMs);
         this.syncTimer.unref();
@@ -173,15 +181,11 @@ export class SqliteStore implements MessageStore {
     if (event.seq > room.reservedSeq && !this.lastError) this.reserve(room, event.seq + SEQ_RESERVE);
     if (room.firstSeq > room.lastSeq) room.firstSeq = event.seq;
     room.lastSeq = event.seq;
-    this.dirty.add(room);
-    if (this.queue.length >= this.opts.maxQueued) {
-      // Only while writes fail can the queue get this long; memory must stay bounded, and the
-      // oldest events are the ones clients are least likely to ask for again.
-      const n = Math.max(1, Math.floor(this.opts.maxQueued / 10));
-      this.queue.splice(0, n);
-      this.dropped += n;
-    }
-    this.queue.push(event);
+    // Only while writes fail can the queue get this long; memory must stay bounded.
+    if (this.queued >= this.opts.maxQueued) this.dropOldest();
+    if (room.pending.length === 0) this.waiting.add(room);
+    room.pending.push(event);
+    this.queued++;
     this.schedule();
   }
 
@@ -201,11 +205,21 @@ export class SqliteStore implements MessageStore {
     if (!st) return { events: [], first: 1, last: 0 };
     const n = clampCount(limit);
     const from = Number.isFinite(after) ? Math.max(0, Math.min(MAX_SEQ, Math.floor(after))) : after > 0 ? MAX_SEQ : 0;
-    const events = st.id === undefined || n === 0 ? [] : this.read(() => this.stmt.range.all(st.id, from, st.id, n), room);
+    const events: RoomEvent[] = [];
+    if (st.id !== undefined && n > 0 && from < st.writtenSeq) {
+      this.rows(() => {
+        // From the block holding from + 1 on; iterating stops reading once the page is full.
+        for (const body of this.stmt.blocksFrom.iterate(st.id, st.id, from + 1) as Iterable<Buffer>) {
+          for (const e of blockEvents(room, body)) if (e.seq > from && events.length < n) events.push(e);
+          if (events.length >= n) break;
+        }
+        return [];
+      });
+    }
     const done = events.length > 0 ? events[events.length - 1]!.seq : from;
-    for (const e of this.queue) {
+    for (const e of st.pending) {
       if (events.length >= n) break;
-      if (e.room === room && e.seq > done) events.push(e);
+      if (e.seq > done) events.push(e);
     }
     return { events, first: st.firstSeq, last: st.lastSeq };
   }
@@ -215,10 +229,23 @@ export class SqliteStore implements MessageStore {
     const st = this.rooms.get(room);
     if (!st) return { events: [], first: 1, last: 0 };
     const n = clampCount(count);
-    const queued = this.queue.filter((e) => e.room === room);
-    if (queued.length >= n) return { events: queued.slice(queued.length - n), first: st.firstSeq, last: st.lastSeq };
-    const written = st.id === undefined ? [] : this.read(() => this.stmt.latest.all(st.id, st.id, n - queued.length), room);
-    return { events: written.reverse().concat(queued), first: st.firstSeq, last: st.lastSeq };
+    const { pending } = st;
+    if (pending.length >= n) return { events: pending.slice(pending.length - n), first: st.firstSeq, last: st.lastSeq };
+    // Newest block first, until enough; then the blocks are put back in order.
+    const blocks: RoomEvent[][] = [];
+    let have = pending.length;
+    if (st.id !== undefined) {
+      this.rows(() => {
+        for (const body of this.stmt.blocksNewest.iterate(st.id) as Iterable<Buffer>) {
+          const events = blockEvents(room, body);
+          blocks.push(have + events.length > n ? events.slice(events.length - (n - have)) : events);
+          have += events.length;
+          if (have >= n) break;
+        }
+        return [];
+      });
+    }
+    return { events: blocks.reverse().flat().concat(pending), first: st.firstSeq, last: st.lastSeq };
   }
 
   async search(room: string, query: string, limit: number, beforeSeq?: number): Promise<SearchHit[]> {
@@ -226,47 +253,47 @@ export class SqliteStore implements MessageStore {
     const terms = parseQuery(query);
     const n = clampCount(limit);
     if (terms.length === 0 || n === 0) return [];
-    // Indexes what waits, so that nothing appended is missed; failing here is reported like
-    // any failed write, and the search goes on over what is indexed.
-    if (!this.retryTimer) this.writeAll(true);
+    // What waits is written and indexed first, so that nothing appended is missed; failing to
+    // write is reported like any failed write, and the search goes on over what is written.
+    if (!this.retryTimer) this.writeAll();
     const st = this.rooms.get(room);
     if (!st || st.id === undefined) return [];
+    await this.catchUpIndex(st);
+    if (!this.db) return [];
     const before = beforeSeq === undefined ? MAX_SEQ + 1 : Math.max(0, Math.min(MAX_SEQ + 1, Math.ceil(beforeSeq)));
-    let rows: EventRow[];
     try {
-      rows = this.stmt.search.all(ftsQuery(terms), st.id, st.id, before, n) as EventRow[];
+      return this.findInBlocks(st, terms, before, n);
     } catch (err) {
       // A word the index cuts in two (a character its Unicode tables class otherwise) makes a
       // phrase, which this index cannot search: nothing matches it.
       if ((err as { code?: string }).code === 'SQLITE_ERROR') return [];
       throw storeErrorOf(err, this.file, false);
     }
-    return rows.map((row) => {
-      const event = eventOf(room, row) as MessageEvent;
-      return { event, marks: markMatches(event.text, terms) ?? [] };
-    });
   }
 
   async prune(retention: Retention): Promise<PruneResult> {
     this.checkOpen();
-    if (!this.retryTimer) this.writeAll(true);
+    if (!this.retryTimer) this.writeAll();
     const cutoff = retention.maxAgeMs === undefined ? -Infinity : this.now() - retention.maxAgeMs;
     let deleted = 0;
     for (const st of [...this.rooms.values()]) {
       if (st.id === undefined) continue;
       const keepFrom = retention.maxPerRoom === undefined ? 0 : st.lastSeq - retention.maxPerRoom + 1;
+      const old = (seq: number, time: number): boolean => seq < keepFrom || time < cutoff;
       for (;;) {
         if (!this.db) return { deleted };
-        const oldest = this.rows<{ seq: number; time: number }>(() => this.stmt.oldest.all(st.id, st.id, PRUNE_STEP));
-        let k = 0;
-        while (k < oldest.length && (oldest[k]!.seq < keepFrom || oldest[k]!.time < cutoff)) k++;
-        if (k === 0) break;
-        const upTo = oldest[k - 1]!.seq;
-        // Only indexed rows are taken out of the index: taking out one that was never put in
-        // would corrupt it.
-        this.rows(() => [this.stmt.deleteTo(st.id!, upTo + 1, Math.min(upTo, st.indexedSeq) + 1)]);
-        deleted += k;
-        st.firstSeq = Math.max(st.firstSeq, upTo + 1);
+        const oldest = this.rows<BlockHead>(() => this.stmt.oldestBlocks.all(st.id, PRUNE_STEP));
+        let k = 0; // blocks dropped whole: their last event is old
+        while (k < oldest.length && old(oldest[k]!.last, oldest[k]!.time)) k++;
+        const next = oldest[k];
+        // The block after them may begin with old events: it is written again without them.
+        const trimmed = next && (next.first < keepFrom || cutoff > -Infinity) ? this.trimmed(st, next, old) : null;
+        if (k === 0 && trimmed === null) break;
+        const rewrite = next && trimmed ? { head: next, events: trimmed } : null;
+        this.rows(() => [this.stmt.dropBlocks(st.id!, k > 0 ? oldest[k - 1]!.first : 0, st.indexedSeq, rewrite)]);
+        for (let i = 0; i < k; i++) deleted += oldest[i]!.n;
+        if (next && trimmed) deleted += next.n - trimmed.length;
+        st.firstSeq = trimmed ? trimmed[0]!.seq : next ? next.first : Math.max(st.firstSeq, oldest[k - 1]!.last + 1);
         if (k < oldest.length) break;
         // Yield between steps: appends and reads go on while a long history is dropped.
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -277,19 +304,19 @@ export class SqliteStore implements MessageStore {
 
   async flush(): Promise<void> {
     this.checkOpen();
-    if (!this.writeAll(true) || !this.sync()) throw this.lastError!;
+    if (!this.writeAll() || !this.sync()) throw this.lastError!;
   }
 
   async close(): Promise<void> {
     if (!this.db) return;
-    for (const t of [this.syncTimer, this.retryTimer, this.indexTimer, this.writeTimer]) if (t) clearTimeout(t);
-    this.syncTimer = this.retryTimer = this.indexTimer = this.writeTimer = null;
-    this.writeAll(true);
-    const lost = this.queue.length;
+    for (const t of [this.syncTimer, this.retryTimer, this.writeTimer]) if (t) clearTimeout(t);
+    this.syncTimer = this.retryTimer = this.writeTimer = null;
+    this.writeAll();
+    const lost = this.queued;
     const error = this.lastError;
     try {
       // Everything handed out is written: the next start needs to skip nothing.
-      if (lost === 0) this.stmt.unreserve.run();
+      if (lost === 0) this.stmt.unreserve(this.rooms.values());
     } catch {
       // Then the next start skips what was reserved: numbers are lost, never reused.
     }
@@ -298,9 +325,10 @@ export class SqliteStore implements MessageStore {
     } finally {
       this.db = null;
     }
-    this.queue = [];
+    for (const st of this.waiting) st.pending = [];
+    this.waiting.clear();
+    this.queued = 0;
     this.dirty.clear();
-    this.lagging.clear();
     if (lost > 0)
       throw new StoreError('STORE_IO', this.file, `closed with ${lost} events not written, now lost: ${error?.message ?? 'unknown error'}`);
   }
@@ -309,7 +337,7 @@ export class SqliteStore implements MessageStore {
     const h: StoreHealth = {
       state: this.lastError ? 'degraded' : 'ok',
       failedWrites: this.failedWrites,
-      queued: this.queue.length,
+      queued: this.queued,
       dropped: this.dropped,
     };
     if (this.lastError) {
@@ -328,10 +356,28 @@ export class SqliteStore implements MessageStore {
   private reserve(st: RoomState, upTo: number): void {
     try {
       if (st.id === undefined) st.id = Number(this.stmt.insertRoom.run(st.name).lastInsertRowid);
-      this.stmt.reserve.run(upTo, st.id);
+      this.stmt.reserve.run(upTo, st.lastSeq, st.id);
       st.reservedSeq = upTo;
     } catch (err) {
       this.failed(err);
+    }
+  }
+
+  /**
+   * Gives up a tenth of what waits, the oldest events of the rooms with most waiting: the
+   * events clients are least likely to ask for again.
+   */
+  private dropOldest(): void {
+    let toDrop = Math.max(1, Math.floor(this.opts.maxQueued / 10));
+    const rooms = [...this.waiting].sort((a, b) => b.pending.length - a.pending.length);
+    for (const st of rooms) {
+      if (toDrop === 0) break;
+      const k = Math.min(toDrop, st.pending.length);
+      st.pending.splice(0, k);
+      if (st.pending.length === 0) this.waiting.delete(st);
+      this.queued -= k;
+      this.dropped += k;
+      toDrop -= k;
     }
   }
 
@@ -343,15 +389,15 @@ export class SqliteStore implements MessageStore {
    */
   private schedule(): void {
     if (this.retryTimer) return;
-    const soon = this.opts.fsync === 'always' || this.queue.length >= WRITE_SOON;
+    const soon = this.opts.fsync === 'always' || this.queued >= WRITE_SOON;
     if (this.scheduled || (this.writeTimer && !soon)) return;
     if (this.writeTimer) clearTimeout(this.writeTimer);
     this.writeTimer = null;
     const run = (): void => {
       this.scheduled = false;
       this.writeTimer = null;
-      this.write(MAX_BATCH, false);
-      if (this.queue.length > 0 && !this.retryTimer) this.schedule();
+      this.write(MAX_BATCH);
+      if (this.queued > 0 && !this.retryTimer) this.schedule();
     };
     if (soon) {
       this.scheduled = true;
@@ -362,28 +408,24 @@ export class SqliteStore implements MessageStore {
     }
   }
 
-  /** Writes everything queued, now (and with `index`, indexes everything); false on failure. */
-  private writeAll(index: boolean): boolean {
-    while (this.queue.length > 0 || this.dirty.size > 0 || (index && this.lagging.size > 0))
-      if (!this.write(Infinity, index)) return false;
+  /** Writes everything queued, now; false on failure. */
+  private writeAll(): boolean {
+    while (this.queued > 0 || this.dirty.size > 0) if (!this.write(Infinity)) return false;
     return true;
   }
 
   /**
-   * Writes up to `max` queued events, the rooms' rows, and the index of the rooms whose
-   * unindexed messages are enough (with `index`: of every room), in one transaction; then
-   * reports the events durable. On failure nothing is written, everything stays queued, and a
-   * retry is set.
+   * Writes up to `max` queued events, a block per room, and the topics that changed, in one
+   * transaction; then reports the events durable. On failure nothing is written, everything
+   * stays queued, and a retry is set.
    */
-  private write(max: number, index: boolean): boolean {
+  private write(max: number): boolean {
     const db = this.db;
-    if (!db || (this.queue.length === 0 && this.dirty.size === 0 && !(index && this.lagging.size > 0))) return true;
-    const n = Math.min(max, this.queue.length);
-    const batch = n === this.queue.length ? this.queue : this.queue.slice(0, n);
+    if (!db || (this.queued === 0 && this.dirty.size === 0)) return true;
     const created: RoomState[] = [];
-    const written = new Map<RoomState, number>();
-    const indexed = new Map<RoomState, number>();
-    const { insertEvent, insertRoom, updateRoom, indexFrom } = this.stmt;
+    /** Per room written: how many of its waiting events the write takes. */
+    const taken = new Map<RoomState, number>();
+    const { insertBlock, insertRoom, updateTopic, lastWritten } = this.stmt;
     const roomId = (st: RoomState): number => {
       if (st.id === undefined) {
         st.id = Number(insertRoom.run(st.name).lastInsertRowid);
@@ -394,45 +436,51 @@ export class SqliteStore implements MessageStore {
     try {
       db.exec('BEGIN');
       try {
-        for (const event of batch) {
-          const st = this.rooms.get(event.room)!;
-          // OR IGNORE: an event already written (a retried batch that had in fact committed)
-          // is not written twice.
-          insertEvent.run(roomId(st), event.seq, ...rowValues(event));
-          written.set(st, event.seq);
+        let budget = max;
+        for (const st of this.waiting) {
+          if (budget <= 0) break;
+          const k = Math.min(budget, st.pending.length);
+          budget -= k;
+          taken.set(st, k);
+          // After a failed write that did commit, its events are in the file already.
+          const inFile = this.uncertain && st.id !== undefined ? ((lastWritten.get(st.id) as number | undefined) ?? 0) : 0;
+          let from = 0;
+          while (from < k && st.pending[from]!.seq <= inFile) from++;
+          if (from === k) continue;
+          const { writer } = this;
+          writer.reset();
+          for (let i = from; i < k; i++) writer.add(st.pending[i]!);
+          const first = st.pending[from]!;
+          const last = st.pending[k - 1]!;
+          insertBlock.run(roomId(st), first.seq, last.seq, k - from, last.time, writer.body);
         }
-        for (const st of index ? new Set([...written.keys(), ...this.lagging]) : written.keys()) {
-          const upTo = written.get(st) ?? st.writtenSeq;
-          if (upTo > st.indexedSeq && (index || upTo - st.indexedSeq >= this.opts.indexBatch)) {
-            indexFrom.run(st.id, st.indexedSeq, st.id);
-            indexed.set(st, upTo);
-          }
-        }
-        for (const st of indexed.size === 0 ? this.dirty : new Set([...this.dirty, ...indexed.keys()]))
-          updateRoom.run(st.lastSeq, st.topic, st.topicNick ?? null, st.topicTime ?? null, indexed.get(st) ?? st.indexedSeq, roomId(st));
+        for (const st of this.dirty) updateTopic.run(st.topic, st.topicNick ?? null, st.topicTime ?? null, roomId(st));
         db.exec('COMMIT');
       } finally {
         if (db.inTransaction) db.exec('ROLLBACK');
       }
     } catch (err) {
       for (const st of created) st.id = undefined;
+      this.uncertain = true;
       this.failed(err);
       return false;
     }
-    this.queue = n === this.queue.length ? [] : this.queue.slice(n);
+    this.uncertain = false;
     this.dirty.clear();
-    for (const [st, seq] of written) st.writtenSeq = seq;
-    for (const [st, seq] of indexed) st.indexedSeq = seq;
-    for (const st of written.keys()) if (st.writtenSeq > st.indexedSeq) this.lagging.add(st);
-    for (const st of indexed.keys()) if (st.writtenSeq <= st.indexedSeq) this.lagging.delete(st);
-    this.unsynced = true;
-    if (this.lagging.size > 0 && !this.indexTimer) {
-      this.indexTimer = setTimeout(() => {
-        this.indexTimer = null;
-        if (!this.retryTimer) this.write(MAX_BATCH, true);
-      }, this.opts.indexDelayMs);
-      this.indexTimer.unref();
+    const written: [RoomState, number][] = [];
+    for (const [st, k] of taken) {
+      const seq = st.pending[k - 1]!.seq;
+      st.writtenSeq = seq;
+      written.push([st, seq]);
+      if (k === st.pending.length) {
+        st.pending = [];
+        this.waiting.delete(st);
+      } else {
+        st.pending = st.pending.slice(k);
+      }
+      this.queued -= k;
     }
+    this.unsynced = true;
     this.succeeded();
     for (const [st, seq] of written) this.observer.durable?.(st.name, seq);
     return true;
@@ -453,7 +501,7 @@ export class SqliteStore implements MessageStore {
     this.unsynced = false;
     // A failed sync may have been the only failure, which no write would then clear; while
     // writes wait, it is their success that says the store has recovered.
-    if (this.queue.length === 0 && this.dirty.size === 0) this.succeeded();
+    if (this.queued === 0 && this.dirty.size === 0) this.succeeded();
     return true;
   }
 
@@ -491,7 +539,7 @@ export class SqliteStore implements MessageStore {
       const delay = Math.min(this.opts.retryMaxMs, this.opts.retryMinMs * 2 ** Math.min(this.failures, 20));
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
-        if (this.writeAll(true) && this.sync()) this.succeeded();
+        if (this.writeAll() && this.sync()) this.succeeded();
       }, delay);
       this.retryTimer.unref();
     }
@@ -505,8 +553,78 @@ export class SqliteStore implements MessageStore {
     this.retryTimer = null;
     this.lastError = null;
     this.failures = 0;
-    if (this.queue.length === 0) this.observer.recovered?.(this.health());
+    if (this.queued === 0) this.observer.recovered?.(this.health());
     else this.schedule();
+  }
+
+  // ---- the full-text index ----
+
+  /**
+   * Indexes the room's blocks written since it was last searched, a step (INDEX_STEP events,
+   * one transaction) a turn, until it has caught up with what is written.
+   */
+  private catchUpIndex(st: RoomState): Promise<void> {
+    if (st.indexing) return st.indexing;
+    const run = async (): Promise<void> => {
+      try {
+        while (this.db && st.id !== undefined && st.indexedSeq < st.writtenSeq) {
+          this.rows(() => [this.indexStep(st)]);
+          if (st.indexedSeq < st.writtenSeq) await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      } finally {
+        st.indexing = null;
+      }
+    };
+    return (st.indexing = run());
+  }
+
+  private indexStep(st: RoomState): void {
+    const docs: [id: number, text: string][] = [];
+    let events = 0;
+    let upTo = st.indexedSeq;
+    for (const [id, last, body] of this.stmt.unindexed.iterate(st.id, st.indexedSeq) as Iterable<[number, number, Buffer]>) {
+      const inBlock = blockEvents(st.name, body);
+      const text = blockText(inBlock);
+      if (text !== '') docs.push([id, `${roomToken(st.id!)} ${text}`]);
+      upTo = last;
+      events += inBlock.length;
+      if (events >= INDEX_STEP) break;
+    }
+    // Nothing newer in the file (pruned, say): what is written counts as indexed.
+    if (upTo === st.indexedSeq) upTo = st.writtenSeq;
+    this.stmt.index(st.id!, docs, upTo);
+    st.indexedSeq = upTo;
+  }
+
+  /** Up to n messages with seq < before holding every term, newest first. */
+  private findInBlocks(st: RoomState, terms: SearchTerm[], before: number, n: number): SearchHit[] {
+    const hits: SearchHit[] = [];
+    // The newest block holding an event before `before`: where the search starts.
+    const from = this.stmt.searchFrom.get(st.id, before) as number | undefined;
+    if (from === undefined) return hits;
+    let blocks = 0;
+    const query = `"${roomToken(st.id!)}" ${ftsQuery(terms)}`;
+    for (const body of this.stmt.search.iterate(query, from) as Iterable<Buffer>) {
+      const events = blockEvents(st.name, body);
+      for (let i = events.length - 1; i >= 0 && hits.length < n; i--) {
+        const event = events[i]!;
+        if (event.type !== 'message' || event.seq >= before) continue;
+        const marks = markMatches(event.text, terms);
+        if (marks) hits.push({ event: event as MessageEvent, marks });
+      }
+      if (hits.length >= n || ++blocks >= SEARCH_BLOCKS) break;
+    }
+    return hits;
+  }
+
+  // ---- pruning ----
+
+  /** A block's events without its leading old ones; null when none is old. */
+  private trimmed(st: RoomState, head: BlockHead, old: (seq: number, time: number) => boolean): RoomEvent[] | null {
+    const events = this.rows<Buffer>(() => [this.stmt.blockBody.get(head.id) as Buffer]).flatMap((b) => blockEvents(st.name, b));
+    let k = 0;
+    while (k < events.length && old(events[k]!.seq, events[k]!.time)) k++;
+    return k === 0 || k === events.length ? null : events.slice(k);
   }
 
   // ---- reading ----
@@ -520,31 +638,40 @@ export class SqliteStore implements MessageStore {
     }
   }
 
-  private read(query: () => unknown[], room: string): RoomEvent[] {
-    return this.rows<EventRow>(query).map((row) => eventOf(room, row));
-  }
-
   private loadRooms(): void {
     for (const row of this.stmt.rooms.all() as RoomRow[]) {
+      const written = row.written ?? 0;
       const st: RoomState = {
         name: row.name,
         id: row.id,
         // After a crash, above anything that may have been handed out.
-        lastSeq: Math.max(row.last_seq, row.reserved_seq),
+        lastSeq: Math.max(row.last_seq, row.reserved_seq, written),
         reservedSeq: row.reserved_seq,
-        firstSeq: row.first ?? row.last_seq + 1,
-        writtenSeq: row.written ?? 0,
+        firstSeq: row.first ?? Math.max(row.last_seq, written) + 1,
+        writtenSeq: written,
         indexedSeq: row.indexed_seq,
+        pending: [],
+        indexing: null,
         topic: row.topic,
         ...(row.topic_time !== null && { topicNick: row.topic_nick ?? '', topicTime: row.topic_time }),
       };
       this.rooms.set(row.name, st);
-      if (st.writtenSeq > st.indexedSeq) this.lagging.add(st);
     }
   }
 
   private newRoom(name: string): RoomState {
-    const st: RoomState = { name, id: undefined, lastSeq: 0, reservedSeq: 0, firstSeq: 1, writtenSeq: 0, indexedSeq: 0, topic: '' };
+    const st: RoomState = {
+      name,
+      id: undefined,
+      lastSeq: 0,
+      reservedSeq: 0,
+      firstSeq: 1,
+      writtenSeq: 0,
+      indexedSeq: 0,
+      pending: [],
+      indexing: null,
+      topic: '',
+    };
     this.rooms.set(name, st);
     return st;
   }
@@ -552,6 +679,16 @@ export class SqliteStore implements MessageStore {
   private checkOpen(): void {
     if (!this.db) throw new StoreError('STORE_CLOSED', this.file, 'open it first, and not after close()');
   }
+}
+
+/** What prune() reads of a room's oldest blocks. */
+interface BlockHead {
+  id: number;
+  first: number;
+  last: number;
+  n: number;
+  /** Of the last event. */
+  time: number;
 }
 
 interface RoomRow {
@@ -571,68 +708,79 @@ function clampCount(n: number): number {
   return Number.isFinite(n) ? Math.max(0, Math.floor(n)) : 0;
 }
 
-/**
- * The statements, prepared once. A room's events are the ids from (room << 40) + 1 to
- * (room << 40) + MAX_SEQ. better-sqlite3 binds JavaScript numbers as floating point, so every
- * number that takes part in an id is cast to an integer first, and the ids themselves never
- * reach JavaScript (they do not fit in a double). Events are read as arrays (raw mode).
- */
+/** The statements, prepared once. */
 function prepare(db: Db) {
-  const ROOM = '(CAST(? AS INTEGER) << 40)';
-  const INT = 'CAST(? AS INTEGER)';
-  const IN_ROOM = (col: string): string => `${col} > (r.id << 40) AND ${col} < ((r.id + 1) << 40)`;
-  const SEQ = `id & ${MAX_SEQ}`;
-  const EVENT = `${SEQ}, time, kind, nick, text, extra`;
-  const unindex = db.prepare(
-    `INSERT INTO events_fts (events_fts, rowid, text) SELECT 'delete', id, text FROM events
-     WHERE id > ${ROOM} AND id < ${ROOM} + ${INT} AND text IS NOT NULL`,
-  );
-  const deleteEvents = db.prepare(`DELETE FROM events WHERE id > ${ROOM} AND id < ${ROOM} + ${INT}`);
+  const insertBlock = db.prepare(insertBlockSql);
+  const insertDocs = db.prepare(`INSERT INTO blocks_fts (rowid, text) SELECT j.value ->> 0, j.value ->> 1 FROM json_each(?) j`);
+  const setIndexed = db.prepare('UPDATE rooms SET indexed_seq = ? WHERE id = ?');
+  const unindexTo = db.prepare('DELETE FROM blocks_fts WHERE rowid IN (SELECT id FROM blocks WHERE room = ? AND first <= ?)');
+  const unindexOne = db.prepare('DELETE FROM blocks_fts WHERE rowid = ?');
+  const deleteTo = db.prepare('DELETE FROM blocks WHERE room = ? AND first <= ?');
+  const rewriteBlock = db.prepare('UPDATE blocks SET first = ?, n = ?, body = ? WHERE id = ?');
+  const reserveAt = db.prepare('UPDATE rooms SET reserved_seq = ?, last_seq = max(last_seq, ?) WHERE id = ?');
   return {
     rooms: db.prepare(
       `SELECT r.id, r.name, r.last_seq, r.reserved_seq, r.indexed_seq, r.topic, r.topic_nick, r.topic_time,
-         (SELECT min(e.id) & ${MAX_SEQ} FROM events e WHERE ${IN_ROOM('e.id')}) AS first,
-         (SELECT max(e.id) & ${MAX_SEQ} FROM events e WHERE ${IN_ROOM('e.id')}) AS written
+         (SELECT min(b.first) FROM blocks b WHERE b.room = r.id) AS first,
+         (SELECT b.last FROM blocks b WHERE b.room = r.id ORDER BY b.first DESC LIMIT 1) AS written
        FROM rooms r`,
     ),
     insertRoom: db.prepare('INSERT INTO rooms (name) VALUES (?)'),
-    reserve: db.prepare('UPDATE rooms SET reserved_seq = ? WHERE id = ?'),
-    unreserve: db.prepare('UPDATE rooms SET reserved_seq = last_seq'),
-    updateRoom: db.prepare(
-      'UPDATE rooms SET last_seq = max(last_seq, ?), topic = ?, topic_nick = ?, topic_time = ?, indexed_seq = ? WHERE id = ?',
-    ),
-    insertEvent: db.prepare(
-      `INSERT OR IGNORE INTO events (id, time, kind, nick, text, extra) VALUES (${ROOM} + ${INT}, ?, ?, ?, ?, ?)`,
-    ),
-    /** Indexes a room's messages after a seq: one statement, so FTS5 writes one segment. */
-    indexFrom: db.prepare(
-      `INSERT INTO events_fts (rowid, text) SELECT id, text FROM events
-       WHERE id > ${ROOM} + ${INT} AND id < ${ROOM} + ${MAX_SEQ + 1} AND text IS NOT NULL`,
-    ),
-    range: db
-      .prepare(`SELECT ${EVENT} FROM events WHERE id > ${ROOM} + ${INT} AND id < ${ROOM} + ${MAX_SEQ + 1} ORDER BY id LIMIT ?`)
-      .raw(true),
-    latest: db
-      .prepare(`SELECT ${EVENT} FROM events WHERE id > ${ROOM} AND id < ${ROOM} + ${MAX_SEQ + 1} ORDER BY id DESC LIMIT ?`)
-      .raw(true),
+    reserve: reserveAt,
+    /** Sets every room's reservation back to its last number, written as it closes. */
+    unreserve: db.transaction((rooms: Iterable<RoomState>) => {
+      for (const st of rooms) if (st.id !== undefined) reserveAt.run(st.lastSeq, st.lastSeq, st.id);
+    }),
+    updateTopic: db.prepare('UPDATE rooms SET topic = ?, topic_nick = ?, topic_time = ? WHERE id = ?'),
+    insertBlock,
+    lastWritten: db.prepare('SELECT last FROM blocks WHERE room = ? ORDER BY first DESC LIMIT 1').pluck(),
+    /** Bodies of the room's blocks from the one holding seq ? on. */
+    blocksFrom: db
+      .prepare(
+        `SELECT body FROM blocks
+         WHERE room = ? AND first >= coalesce((SELECT max(first) FROM blocks WHERE room = ? AND first <= ?), 0) ORDER BY first`,
+      )
+      .pluck(),
+    blocksNewest: db.prepare('SELECT body FROM blocks WHERE room = ? ORDER BY first DESC').pluck(),
+    blockBody: db.prepare('SELECT body FROM blocks WHERE id = ?').pluck(),
+    oldestBlocks: db.prepare('SELECT id, first, last, n, time FROM blocks WHERE room = ? ORDER BY first LIMIT ?'),
+    unindexed: db.prepare('SELECT id, last, body FROM blocks WHERE room = ? AND first > ? ORDER BY first').raw(true),
+    /** Puts blocks' text in the index: one statement, as FTS5 has a cost per statement as well as per word. */
+    index: db.transaction((room: number, docs: [number, string][], upTo: number) => {
+      if (docs.length > 0) insertDocs.run(JSON.stringify(docs));
+      setIndexed.run(upTo, room);
+    }),
+    /** The room's newest block holding an event before seq ?. */
+    searchFrom: db.prepare('SELECT id FROM blocks WHERE room = ? AND first < ? ORDER BY first DESC LIMIT 1').pluck(),
+    /** Blocks matching, newest first, from block ? back (the room is a word of the query). */
     search: db
       .prepare(
-        `SELECT e.id & ${MAX_SEQ}, e.time, e.kind, e.nick, e.text, e.extra
-         FROM events_fts f JOIN events e ON e.id = f.rowid
-         WHERE events_fts MATCH ? AND f.rowid > ${ROOM} AND f.rowid < ${ROOM} + ${INT}
-         ORDER BY f.rowid DESC LIMIT ?`,
+        `SELECT b.body FROM blocks_fts f JOIN blocks b ON b.id = f.rowid
+         WHERE blocks_fts MATCH ? AND f.rowid <= ? ORDER BY f.rowid DESC`,
       )
-      .raw(true),
-    oldest: db.prepare(
-      `SELECT ${SEQ} AS seq, time FROM events WHERE id > ${ROOM} AND id < ${ROOM} + ${MAX_SEQ + 1} ORDER BY id LIMIT ?`,
-    ),
+      .pluck(),
     /**
-     * Deletes a room's events below `seq`, taking those below `indexedBelow` out of the index
-     * (which needs their text to do so).
+     * Drops the room's blocks whose first seq is at most `upTo` (none when 0), and writes
+     * `rewrite` (a block without its oldest events) in place of its block; blocks the index
+     * holds (first seq at most `indexedSeq`) leave it, and a rewritten one goes back in.
      */
-    deleteTo: db.transaction((room: number, seq: number, indexedBelow: number) => {
-      unindex.run(room, room, indexedBelow);
-      deleteEvents.run(room, room, seq);
-    }),
+    dropBlocks: db.transaction(
+      (room: number, upTo: number, indexedSeq: number, rewrite: { head: BlockHead; events: RoomEvent[] } | null) => {
+        if (upTo > 0) {
+          unindexTo.run(room, Math.min(upTo, indexedSeq));
+          deleteTo.run(room, upTo);
+        }
+        if (rewrite) {
+          // In place, keeping its id: the index lists a room's blocks in the order of their ids.
+          const { head, events } = rewrite;
+          rewriteBlock.run(events[0]!.seq, events.length, blockOf(events), head.id);
+          if (head.first <= indexedSeq) {
+            unindexOne.run(head.id);
+            const text = blockText(events);
+            if (text !== '') insertDocs.run(JSON.stringify([[head.id, `${roomToken(room)} ${text}`]]));
+          }
+        }
+      },
+    ),
   };
 }
