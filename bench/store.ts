@@ -285,7 +285,8 @@ async function pageRun(base: string, count: number, runs: number): Promise<Recor
   const out: Record<string, number> = { [`first search (indexes ${fmt(count)} messages)`]: firstSearchMs };
   for (const [k, v] of Object.entries(figures)) out[k] = median(v);
   out[`prune ${fmt(pruned.deleted)} (whole)`] = pruneMs;
-  out['prune: longest turn'] = Math.max(...gaps);
+  // No gap recorded: the whole prune was one turn.
+  out['prune: longest turn'] = gaps.length > 0 ? Math.max(...gaps) : pruneMs;
   return out;
 }
 

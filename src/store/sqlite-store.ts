@@ -72,7 +72,7 @@ export const SQLITE_DEFAULTS = {
  */
 const MAX_BATCH = 5000;
 /** Events waiting that make the next write happen at the end of the turn. */
-const WRITE_SOON = 4096;
+const WRITE_SOON = 1024;
 /**
  * How far ahead of the last number handed out a room's reservation is written: one small
  * write per this many events of a room.
