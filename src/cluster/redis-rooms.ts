@@ -1,0 +1,166 @@
+/**
+ * Rooms in Redis: the one atomic publish that numbers a room's event, appends it to the room's
+ * Stream and publishes it on the room's channel, and the read of a Stream that fills a gap or
+ * a resume. Any node can number any room's events, and the Stream's order is the order every
+ * node delivers in (room-feed.ts). The design follows Centrifugo's Redis broker: a script per
+ * publish, a Stream per room with the seq as its entry ID, and an epoch that changes when Redis
+ * has lost the room, so that no client is ever given numbers from another history.
+ *
+ * Only commands reach Redis through `CommandSender`, so any client (node-redis, a test's) will
+ * do; commands sent in the same turn go out in one write (node-redis pipelines them).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { RoomEvent } from '../protocol/events.js';
+import { roomKeys } from './room-keys.js';
+
+export interface CommandSender {
+  sendCommand(args: string[]): Promise<unknown>;
+}
+
+/** What a publish gave the event: its room's epoch and the event's number. */
+export interface Published {
+  epoch: string;
+  seq: number;
+}
+
+/** Part of a room's Stream, with the room's bounds when read. */
+export interface StreamPage {
+  /** The room's epoch; '' when Redis holds nothing of the room. */
+  epoch: string;
+  /** Events with seq > after, oldest first. */
+  events: RoomEvent[];
+  /** The lowest seq the Stream still holds (last + 1 when it holds none). */
+  first: number;
+  /** The last seq given out (0: none). */
+  last: number;
+}
+
+/**
+ * KEYS: meta, stream. ARGV: a new epoch (taken only when the room's meta is made), the
+ * Stream's length bound, the channel, the event's JSON without its seq. The meta hash is made
+ * with its epoch on the room's first event, and after Redis has lost it: a new epoch then
+ * tells resuming clients that the old numbers mean nothing here.
+ */
+const PUBLISH = `
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-' .. seq, 'e', ARGV[4])
+redis.call('PUBLISH', ARGV[3], epoch .. ' ' .. seq .. ' ' .. ARGV[4])
+return {epoch, seq}
+`;
+
+/**
+ * KEYS: meta, stream. ARGV: the first seq wanted, how many. The epoch, last seq, first kept
+ * entry and the entries in one reply, so that they belong together.
+ */
+const READ = `
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then return {'', 0, {}, {}} end
+local last = tonumber(redis.call('HGET', KEYS[1], 'seq'))
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local entries = redis.call('XRANGE', KEYS[2], '0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
+return {epoch, last, first, entries}
+`;
+
+export interface RedisRoomsOptions {
+  /** Prefix of every key (several deployments may share one Redis). */
+  prefix?: string;
+  /** Entries each room's Stream keeps (about: Redis trims whole nodes of the Stream). */
+  maxLen?: number;
+  /** Makes the epoch of a room Redis does not know; random by default. */
+  newEpoch?: () => string;
+}
+
+export const REDIS_ROOMS_DEFAULTS = { prefix: 'roomcast', maxLen: 100_000 };
+
+type Stream = [id: string, fields: string[]][];
+
+export class RedisRooms {
+  private readonly prefix: string;
+  private readonly maxLen: string;
+  private readonly newEpoch: () => string;
+
+  constructor(
+    private readonly redis: CommandSender,
+    opts: RedisRoomsOptions = {},
+  ) {
+    this.prefix = opts.prefix ?? REDIS_ROOMS_DEFAULTS.prefix;
+    this.maxLen = String(opts.maxLen ?? REDIS_ROOMS_DEFAULTS.maxLen);
+    this.newEpoch = opts.newEpoch ?? (() => randomBytes(6).toString('hex'));
+  }
+
+  /** Numbers the event (its seq is ignored), keeps it in the room's Stream and publishes it. */
+  async publish(event: RoomEvent): Promise<Published> {
+    const keys = roomKeys(event.room, this.prefix);
+    const reply = (await runScript(this.redis, PUBLISH, [keys.meta, keys.stream], [this.newEpoch(), this.maxLen, keys.channel, bodyOf(event)])) as [string, number];
+    return { epoch: reply[0], seq: Number(reply[1]) };
+  }
+
+  /** Up to `limit` of the room's events with seq > after, from its Stream. */
+  async read(room: string, after: number, limit: number): Promise<StreamPage> {
+    const keys = roomKeys(room, this.prefix);
+    const [epoch, last, firstEntry, entries] = (await runScript(this.redis, READ, [keys.meta, keys.stream], [String(Math.max(0, after) + 1), String(Math.max(1, limit))])) as [string, number, Stream, Stream];
+    const lastSeq = Number(last);
+    const events = entries.map(([id, fields]) => eventOf(room, seqOfId(id), fields[1]!));
+    return { epoch, events, first: firstEntry.length > 0 ? seqOfId(firstEntry[0]![0]) : lastSeq + 1, last: lastSeq };
+  }
+}
+
+/** A message as the room's channel carries it: "EPOCH SEQ JSON". */
+export interface LiveMessage {
+  epoch: string;
+  event: RoomEvent;
+}
+
+/** The event a channel message holds, or null when it is not one of ours. */
+export function parseLive(room: string, message: string): LiveMessage | null {
+  const a = message.indexOf(' ');
+  const b = a < 0 ? -1 : message.indexOf(' ', a + 1);
+  if (b < 0) return null;
+  const seq = Number(message.slice(a + 1, b));
+  if (!Number.isSafeInteger(seq) || seq < 1) return null;
+  try {
+    return { epoch: message.slice(0, a), event: eventOf(room, seq, message.slice(b + 1)) };
+  } catch {
+    return null;
+  }
+}
+
+/** The event's JSON without its seq, which the script gives it. */
+function bodyOf(event: RoomEvent): string {
+  const { seq: _seq, ...rest } = event;
+  return JSON.stringify(rest);
+}
+
+function eventOf(room: string, seq: number, body: string): RoomEvent {
+  const event = JSON.parse(body) as RoomEvent;
+  event.room = room;
+  event.seq = seq;
+  return event;
+}
+
+function seqOfId(id: string): number {
+  return Number(id.slice(id.indexOf('-') + 1));
+}
+
+const shas = new Map<string, string>();
+
+/**
+ * Runs a script by its SHA1, sending its text only when Redis does not have it (the first
+ * time, and after Redis restarted or flushed its scripts).
+ */
+async function runScript(redis: CommandSender, script: string, keys: string[], args: string[]): Promise<unknown> {
+  let sha = shas.get(script);
+  if (sha === undefined) shas.set(script, (sha = createHash('sha1').update(script).digest('hex')));
+  const tail = [String(keys.length), ...keys, ...args];
+  try {
+    return await redis.sendCommand(['EVALSHA', sha, ...tail]);
+  } catch (err) {
+    if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+    return redis.sendCommand(['EVAL', script, ...tail]);
+  }
+}
