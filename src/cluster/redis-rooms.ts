@@ -6,16 +6,12 @@
  * publish, a Stream per room with the seq as its entry ID, and an epoch that changes when Redis
  * has lost the room, so that no client is ever given numbers from another history.
  *
- * Only commands reach Redis through `CommandSender`, so any client (node-redis, a test's) will
- * do; commands sent in the same turn go out in one write (node-redis pipelines them).
+ * Commands sent in the same turn go out in one write (node-redis pipelines them).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { RoomEvent } from '../protocol/events.js';
 import { roomKeys } from './room-keys.js';
-
-export interface CommandSender {
-  sendCommand(args: string[]): Promise<unknown>;
-}
+import { runScript, type CommandSender } from './redis-script.js';
 
 /** What a publish gave the event: its room's epoch and the event's number. */
 export interface Published {
@@ -145,22 +141,4 @@ function eventOf(room: string, seq: number, body: string): RoomEvent {
 
 function seqOfId(id: string): number {
   return Number(id.slice(id.indexOf('-') + 1));
-}
-
-const shas = new Map<string, string>();
-
-/**
- * Runs a script by its SHA1, sending its text only when Redis does not have it (the first
- * time, and after Redis restarted or flushed its scripts).
- */
-async function runScript(redis: CommandSender, script: string, keys: string[], args: string[]): Promise<unknown> {
-  let sha = shas.get(script);
-  if (sha === undefined) shas.set(script, (sha = createHash('sha1').update(script).digest('hex')));
-  const tail = [String(keys.length), ...keys, ...args];
-  try {
-    return await redis.sendCommand(['EVALSHA', sha, ...tail]);
-  } catch (err) {
-    if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-    return redis.sendCommand(['EVAL', script, ...tail]);
-  }
 }
