@@ -3,38 +3,19 @@
  * whose worker stopped claimed again once and then failed, and exactly one result per job
  * whoever finishes it, readable from any client.
  */
-import { createClient } from '@redis/client';
 import { JobQueue, type Job } from '../../src/cluster/job-queue.js';
-import { describeWithRedis, RedisServer } from '../helpers/redis-server.js';
+import { describeWithRedis, useRedis } from '../helpers/redis-server.js';
 
 type Payload = { image: number };
 
 describeWithRedis('the job queue in a real Redis', () => {
-  let redis: RedisServer;
-  const clients: { close(): Promise<unknown> }[] = [];
+  const redis = useRedis();
 
   async function queue(consumer: string, opts: ConstructorParameters<typeof JobQueue>[2] = {}) {
-    const c = createClient({ url: redis.url });
-    await c.connect();
-    clients.push(c);
-    const q = new JobQueue<Payload, string[]>(c, consumer, opts);
+    const q = new JobQueue<Payload, string[]>(await redis.connect(), consumer, opts);
     await q.init();
     return q;
   }
-
-  beforeAll(async () => {
-    redis = await RedisServer.start();
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0)) await c.close();
-    const c = createClient({ url: redis.url });
-    await c.connect();
-    await c.sendCommand(['FLUSHALL']);
-    await c.close();
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
 
   test('two workers share the jobs, each job once; results from any client; the queue empties', async () => {
     const node = await queue('node');
@@ -101,9 +82,7 @@ describeWithRedis('the job queue in a real Redis', () => {
 
   test('results are announced on the channel, once per job', async () => {
     const q = await queue('w');
-    const sub = createClient({ url: redis.url });
-    await sub.connect();
-    clients.push(sub);
+    const sub = await redis.connect();
     const heard: string[] = [];
     await sub.subscribe(q.channel, (m) => heard.push(m));
     await q.enqueue('t1', { image: 1 });

@@ -4,12 +4,11 @@
  * behind a subscriber that Redis cuts off fills the gap from the Stream, and a Redis that lost
  * everything gives the room a new epoch.
  */
-import { createClient } from '@redis/client';
 import type { MessageEvent, RoomEvent } from '../../src/protocol/events.js';
 import { parseLive, RedisRooms } from '../../src/cluster/redis-rooms.js';
 import { roomKeys, roomOfChannel } from '../../src/cluster/room-keys.js';
 import { RoomFeed } from '../../src/cluster/room-feed.js';
-import { describeWithRedis, RedisServer } from '../helpers/redis-server.js';
+import { describeWithRedis, useRedis } from '../helpers/redis-server.js';
 
 const message = (room: string, text: string): MessageEvent => ({ type: 'message', room, seq: 0, nick: 'ann', text, time: 1_767_225_600_000 });
 
@@ -31,32 +30,8 @@ test('a channel message that is not ours is ignored', () => {
 });
 
 describeWithRedis('rooms in a real Redis', () => {
-  let redis: RedisServer;
-  const clients: { close(): Promise<unknown>; destroy(): void }[] = [];
-
-  async function client() {
-    const c = createClient({ url: redis.url, socket: { reconnectStrategy: () => 50 } });
-    c.on('error', () => {}); // reconnects are the point of some tests; each reports through its own checks
-    await c.connect();
-    clients.push(c);
-    return c;
-  }
-
-  beforeAll(async () => {
-    redis = await RedisServer.start();
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0)) await c.close().catch(() => c.destroy());
-    if (redis) {
-      const c = createClient({ url: redis.url });
-      await c.connect();
-      await c.sendCommand(['FLUSHALL']);
-      await c.close();
-    }
-  });
-  afterAll(async () => {
-    await redis?.stop();
-  });
+  const redis = useRedis();
+  const client = () => redis.connect();
 
   test('two clients publishing at once: numbers 1..N, each once, in the Stream in that order', async () => {
     const [a, b] = [new RedisRooms(await client()), new RedisRooms(await client())];
@@ -136,8 +111,8 @@ describeWithRedis('rooms in a real Redis', () => {
     await feed.catchUp();
     expect(delivered).toEqual([1, 2]);
 
-    await redis.stop();
-    await redis.start();
+    await redis.server.stop();
+    await redis.server.start();
     const deadline = Date.now() + 10_000;
     while (!pubClient.isReady && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     const after = await rooms.publish(message('lobby', 'c'));

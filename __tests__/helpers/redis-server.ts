@@ -5,8 +5,10 @@
  * ROOMCAST_REQUIRE_REDIS=1, which makes them fail instead.
  */
 import { spawnSync } from 'node:child_process';
+import { createClient } from '@redis/client';
+import { RedisServer } from '../../bench/redis-server.js';
 
-export { RedisServer } from '../../bench/redis-server.js';
+export { RedisServer };
 
 export const REQUIRE_REDIS_ENV = 'ROOMCAST_REQUIRE_REDIS';
 
@@ -31,4 +33,39 @@ export function describeWithRedis(title: string, body: () => void): void {
     console.warn(`Redis tests skipped: ${why}`);
     describe.skip(`${title} (skipped: ${why})`, body);
   }
+}
+
+/**
+ * A Redis of the test file's own: started before its tests, flushed after each, stopped after
+ * all. connect() makes a client (reconnecting every 50 ms when cut off) closed after each test.
+ */
+export function useRedis() {
+  let server: RedisServer | undefined;
+  const clients: { close(): Promise<unknown>; destroy(): void }[] = [];
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.close().catch(() => c.destroy());
+    const c = createClient({ url: server!.url });
+    await c.connect();
+    await c.sendCommand(['FLUSHALL']);
+    await c.close();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return {
+    get server(): RedisServer {
+      return server!;
+    },
+    async connect() {
+      const c = createClient({ url: server!.url, socket: { reconnectStrategy: () => 50 } });
+      // Reconnects are the point of some tests; each checks what it needs through its results.
+      c.on('error', () => {});
+      await c.connect();
+      clients.push(c);
+      return c;
+    },
+  };
 }
