@@ -26,6 +26,7 @@ import { CLASSIFIER_SCENARIOS, type ClassifierContext, type ClassifierRun, type 
 import { SCENARIOS, runScenario, type RunResult, type Scenario, type Target } from './scenarios.js';
 import { compareTransports } from './ws-scenarios.js';
 import { runHistoryFigures, type HistoryFigures } from './history.js';
+import { redisMissing, redisTable, runRedisFigures, type RedisFigures } from './redis.js';
 import { PROJECT_ROOT } from './server-process.js';
 import { spread, type Spread } from './stats.js';
 import { formatTable } from './table.js';
@@ -79,6 +80,7 @@ function usage(): string {
     `                    chat:       ${SCENARIOS.map((s) => s.name).join(', ')}`,
     `                    classifier: ${CLASSIFIER_SCENARIOS.map((s) => s.name).join(', ')}`,
     '                    history:    the history store through the server: stored messages/s by --fsync, bytes on disk, resume time',
+    '                    redis:      one room through Redis: published messages/s, Redis CPU per message (skipped, with a notice, without redis-server)',
     '                    all:        every group (the classifier group is skipped, with a notice, when the model kit is missing)',
     '  --runs N          runs per scenario, each against a fresh server (default 3); the chat',
     '                    scenarios take turns: run 1 of each, then run 2 of each, ...',
@@ -135,7 +137,8 @@ async function main(): Promise<number> {
   const all = wanted.includes('all');
   // The history figures are a run of their own, not a scenario of rounds.
   const history = all || wanted.includes('history');
-  let entries = [...new Set(wanted.filter((w) => w !== 'history').flatMap(findEntries))];
+  const redis = all || wanted.includes('redis');
+  let entries = [...new Set(wanted.filter((w) => w !== 'history' && w !== 'redis').flatMap(findEntries))];
 
   // With --json, stdout carries only the JSON document.
   const say = values.json ? (m: string) => console.error(m) : (m: string) => console.log(m);
@@ -214,12 +217,21 @@ async function main(): Promise<number> {
     historyFigures = await runHistoryFigures(say, seconds);
   }
 
+  let redisFigures: RedisFigures | undefined;
+  const noRedis = redis ? redisMissing() : null;
+  if (noRedis) say(`redis: skipped: ${noRedis}`);
+  else if (redis) {
+    say('redis: one room through Redis (the atomic publish, a subscriber feed)');
+    redisFigures = await runRedisFigures(200_000, 1000, runs);
+  }
+
   const chatSummaries = summaries.filter((s): s is Summary => s.group === 'chat');
   for (const line of compareTransports(chatSummaries)) say(line);
   const classifierSummaries = summaries.filter((s): s is Summary<ClassifierRun> => s.group === 'classifier');
   say('');
   if (chatSummaries.length > 0) say(table(chatSummaries));
   if (historyFigures) say(historyTable(historyFigures));
+  if (redisFigures) say(redisTable(redisFigures));
   if (classifierSummaries.length > 0) {
     if (chatSummaries.length > 0) say('');
     say(classifierTable(classifierSummaries));
@@ -234,6 +246,7 @@ async function main(): Promise<number> {
     ...(kit ? { kit: { model: kit.model, labels: kit.labels, photos: kit.photosDir, images: kit.images.length } } : {}),
     scenarios: summaries,
     ...(historyFigures ? { history: historyFigures } : {}),
+    ...(redisFigures ? { redis: redisFigures } : {}),
   };
   if (values.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
   else {
@@ -241,7 +254,7 @@ async function main(): Promise<number> {
     writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
     say(`results: ${out}`);
   }
-  const ok = summaries.every((s) => s.correct);
+  const ok = summaries.every((s) => s.correct) && redisFigures?.allDelivered !== false;
   if (!ok) say('SOME DELIVERIES WERE LOST, DUPLICATED OR OUT OF ORDER, OR A RUN FAILED (see above)');
   return ok ? 0 : 1;
 }
@@ -251,7 +264,7 @@ function findEntries(name: string): Entry[] {
   if (name === 'all') return ENTRIES;
   if (name === 'chat' || name === 'classifier') return ENTRIES.filter((e) => e.group === name);
   const entry = ENTRIES.find((e) => e.sc.name === name);
-  if (!entry) throw new Error(`unknown scenario "${name}"; known: ${ENTRIES.map((e) => e.sc.name).join(', ')}, or chat, classifier, history, all`);
+  if (!entry) throw new Error(`unknown scenario "${name}"; known: ${ENTRIES.map((e) => e.sc.name).join(', ')}, or chat, classifier, history, redis, all`);
   return [entry];
 }
 

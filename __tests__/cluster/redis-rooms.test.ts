@@ -14,7 +14,7 @@ const message = (room: string, text: string): MessageEvent => ({ type: 'message'
 
 test('room keys share one hash tag, and a channel names its room', () => {
   const k = roomKeys('lab-2');
-  expect([k.meta, k.stream, k.channel].map((key) => key.match(/\{[^}]*\}/)![0])).toEqual(['{room:lab-2}', '{room:lab-2}', '{room:lab-2}']);
+  expect([k.meta, k.stream, k.channel, k.members].map((key) => key.match(/\{[^}]*\}/)![0])).toEqual(Array(4).fill('{room:lab-2}'));
   expect(roomOfChannel(k.channel)).toBe('lab-2');
   expect(roomOfChannel('other:channel')).toBeNull();
 });

@@ -11,11 +11,18 @@ export interface RoomKeys {
   stream: string;
   /** Pub/sub channel the room's events are published on as they are numbered. */
   channel: string;
+  /** Hash of the room's members on every node: nick key -> "NODE NICK" (presence.ts). */
+  members: string;
 }
 
 export function roomKeys(room: string, prefix = 'roomcast'): RoomKeys {
   const tag = `{room:${room}}`;
-  return { meta: `${prefix}:${tag}:meta`, stream: `${prefix}:${tag}:stream`, channel: `${prefix}:${tag}:live` };
+  return {
+    meta: `${prefix}:${tag}:meta`,
+    stream: `${prefix}:${tag}:stream`,
+    channel: `${prefix}:${tag}:live`,
+    members: `${prefix}:${tag}:members`,
+  };
 }
 
 /** The room a channel of roomKeys() belongs to, or null for another channel. */
