@@ -3,7 +3,7 @@
  * form (binary record or JSON) it took, and the binary record is the smaller.
  */
 import type { LabelsEvent, MessageEvent, RoomEvent } from '../../src/protocol/events.js';
-import { blockEvents, blockOf, blockText, BlockWriter } from '../../src/store/event-block.js';
+import { blockEvents, blockOf, blockText, BlockWriter, firstTime, FIRST_TIME_BYTES } from '../../src/store/event-block.js';
 
 const room = 'lobby';
 const msg = (seq: number, text: string, extra: Partial<MessageEvent> = {}): MessageEvent => ({
@@ -66,4 +66,12 @@ test("a block's index text is its messages' text, a line each", () => {
   expect(blockText([msg(1, 'red sky'), msg(2, 'blue sea'), { type: 'labels', room, seq: 3, nick: 'c', image: 1, name: 'x', time: 1 }])).toBe(
     'red sky\nblue sea\n',
   );
+});
+
+test("a block's first time is read from its head when the first event is a message record, else null", () => {
+  const head = (events: RoomEvent[]): Buffer => blockOf(events).subarray(0, FIRST_TIME_BYTES);
+  expect(firstTime(head([msg(7, 'hi'), msg(8, 'there')]))).toBe(msg(7, '').time);
+  expect(firstTime(head([msg(7, 'waves', { action: true })]))).toBe(msg(7, '').time);
+  expect(firstTime(head([{ type: 'labels', room, seq: 1, nick: 'c', image: 1, name: 'x', time: 5 }]))).toBeNull();
+  expect(firstTime(Buffer.alloc(3))).toBeNull();
 });

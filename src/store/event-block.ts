@@ -131,6 +131,19 @@ export function blockEvents(room: string, body: Uint8Array): RoomEvent[] {
   return events;
 }
 
+/** Bytes from a block's start that hold its first event's time, when that event is a message record. */
+export const FIRST_TIME_BYTES = 17;
+
+/**
+ * The time of a block's first event from its first FIRST_TIME_BYTES bytes, or null when that
+ * event is JSON (the whole block must be read for it).
+ */
+export function firstTime(head: Uint8Array): number | null {
+  const buf = Buffer.isBuffer(head) ? head : Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+  if (buf.length < FIRST_TIME_BYTES || (buf[0] !== KIND_MESSAGE && buf[0] !== KIND_ACTION)) return null;
+  return buf.readDoubleLE(9);
+}
+
 /**
  * What the full-text index holds for a block: its messages' text, one a line. A block
  * matches when all of a query's words are somewhere in it; the store then keeps the messages

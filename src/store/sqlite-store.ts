@@ -20,7 +20,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { MessageEvent, RoomEvent } from '../protocol/events.js';
 import { StoreError } from './errors.js';
-import { blockEvents, blockOf, blockText, BlockWriter } from './event-block.js';
+import { blockEvents, blockOf, blockText, BlockWriter, firstTime, FIRST_TIME_BYTES } from './event-block.js';
 import { insertBlockSql, openDatabase, roomToken, storeErrorOf, type Db } from './sqlite-schema.js';
 import {
   checkAppend,
@@ -81,7 +81,7 @@ const SEQ_RESERVE = 10_000;
 /** Blocks dropped per step of prune(), each step its own transaction and turn. */
 const PRUNE_STEP = 64;
 /** Events indexed per step when a room is searched, each step its own transaction and turn. */
-const INDEX_STEP = 5000;
+const INDEX_STEP = 2000;
 /** Blocks a search reads before it gives up looking for more hits (the client asks again). */
 const SEARCH_BLOCKS = 2000;
 
@@ -276,8 +276,12 @@ export class SqliteStore implements MessageStore {
     if (!this.retryTimer) this.writeAll();
     const cutoff = retention.maxAgeMs === undefined ? -Infinity : this.now() - retention.maxAgeMs;
     let deleted = 0;
+    let rooms = 0;
     for (const st of [...this.rooms.values()]) {
       if (st.id === undefined) continue;
+      // A server of many rooms checks them a hundred a turn.
+      if (++rooms % 100 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!this.db) return { deleted };
       const keepFrom = retention.maxPerRoom === undefined ? 0 : st.lastSeq - retention.maxPerRoom + 1;
       const old = (seq: number, time: number): boolean => seq < keepFrom || time < cutoff;
       for (;;) {
@@ -287,7 +291,7 @@ export class SqliteStore implements MessageStore {
         while (k < oldest.length && old(oldest[k]!.last, oldest[k]!.time)) k++;
         const next = oldest[k];
         // The block after them may begin with old events: it is written again without them.
-        const trimmed = next && (next.first < keepFrom || cutoff > -Infinity) ? this.trimmed(st, next, old) : null;
+        const trimmed = next && (next.first < keepFrom || this.startsOld(next, cutoff)) ? this.trimmed(st, next, old) : null;
         if (k === 0 && trimmed === null) break;
         const rewrite = next && trimmed ? { head: next, events: trimmed } : null;
         this.rows(() => [this.stmt.dropBlocks(st.id!, k > 0 ? oldest[k - 1]!.first : 0, st.indexedSeq, rewrite)]);
@@ -619,6 +623,13 @@ export class SqliteStore implements MessageStore {
 
   // ---- pruning ----
 
+  /** Whether the block's first event is older than `cutoff`, reading only its head when it can. */
+  private startsOld(head: BlockHead, cutoff: number): boolean {
+    if (cutoff === -Infinity) return false;
+    const bytes = this.rows<Buffer>(() => [this.stmt.blockHead.get(FIRST_TIME_BYTES, head.id) as Buffer])[0]!;
+    return (firstTime(bytes) ?? -Infinity) < cutoff;
+  }
+
   /** A block's events without its leading old ones; null when none is old. */
   private trimmed(st: RoomState, head: BlockHead, old: (seq: number, time: number) => boolean): RoomEvent[] | null {
     const events = this.rows<Buffer>(() => [this.stmt.blockBody.get(head.id) as Buffer]).flatMap((b) => blockEvents(st.name, b));
@@ -743,6 +754,7 @@ function prepare(db: Db) {
       .pluck(),
     blocksNewest: db.prepare('SELECT body FROM blocks WHERE room = ? ORDER BY first DESC').pluck(),
     blockBody: db.prepare('SELECT body FROM blocks WHERE id = ?').pluck(),
+    blockHead: db.prepare('SELECT substr(body, 1, ?) FROM blocks WHERE id = ?').pluck(),
     oldestBlocks: db.prepare('SELECT id, first, last, n, time FROM blocks WHERE room = ? ORDER BY first LIMIT ?'),
     unindexed: db.prepare('SELECT id, last, body FROM blocks WHERE room = ? AND first > ? ORDER BY first').raw(true),
     /** Puts blocks' text in the index: one statement, as FTS5 has a cost per statement as well as per word. */
