@@ -100,6 +100,28 @@ describeWithRedis('rooms in a real Redis', () => {
     expect((delivered.at(-1) as MessageEvent).text).toBe('end');
   }, 30_000);
 
+  test('a client resuming on another node (epoch, last seq) while the room goes on: subscribe, read the Stream after its seq, then the channel, each event once', async () => {
+    const pub = new RedisRooms(await client());
+    let epoch = '';
+    for (let i = 1; i <= 100; i++) epoch = (await pub.publish(message('lobby', `m${i}`))).epoch;
+    // The node the client comes to: a feed from where the client left off (seq 40).
+    const reader = new RedisRooms(await client());
+    const sub = await client();
+    const delivered: number[] = [];
+    const feed = new RoomFeed({ room: 'lobby', read: (after, n) => reader.read('lobby', after, n), deliver: (e) => delivered.push(e.seq) }, { epoch, last: 40 });
+    await sub.subscribe(roomKeys('lobby').channel, (msg) => {
+      const live = parseLive('lobby', msg);
+      if (live) feed.live(live);
+    });
+    const more = Array.from({ length: 200 }, (_, i) => pub.publish(message('lobby', `n${i}`)));
+    await feed.catchUp();
+    await Promise.all(more);
+    await feed.catchUp();
+    const deadline = Date.now() + 5000;
+    while (delivered.length < 260 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(delivered).toEqual(Array.from({ length: 260 }, (_, i) => 41 + i));
+  });
+
   test('Redis restarted without persistence: the room gets a new epoch, numbering starts again, and the feed says what was lost', async () => {
     const pubClient = await client();
     const rooms = new RedisRooms(pubClient);
