@@ -50,7 +50,9 @@ class Recorder {
   readonly log: string[] = [];
   constructor(readonly client: ChatClient) {
     client.on('event', (event, answered) => this.events.push({ event, answered }));
-    client.on('connected', (w, info) => this.log.push(`${info.reconnected ? 'reconnected' : 'connected'} ${w.nick}`));
+    client.on('connected', (w, info) =>
+      this.log.push(`${info.reconnected ? 'reconnected' : 'connected'} ${w.nick}${info.historyLost ? ' to another history' : ''}`),
+    );
     client.on('disconnected', (d) => this.log.push(`disconnected ${d.retryInMs}`));
     client.on('retrying', (r) => this.log.push(`retrying ${r.retryInMs}`));
     client.on('closed', (c) => this.log.push(`closed ${c.reason}`));
@@ -337,7 +339,7 @@ describe('ChatClient against a scripted server', () => {
   });
 
   const m = (seq: number, text = `m${seq}`) => ({ type: 'message', room: 'lobby', seq, nick: 'bob', text, time: 0 });
-  const welcome = { type: 'welcome', nick: 'alice', server: 'fake', version: '0', rooms: ['lobby'], limits: {} };
+  const welcome = { type: 'welcome', nick: 'alice', server: 'fake', version: '0', history: 'h1', rooms: ['lobby'], limits: {} };
 
   test('duplicates are dropped by seq, and a rejoin asks for what came after the last one seen', async () => {
     script = (send, cmd, conn) => {
@@ -373,6 +375,39 @@ describe('ChatClient against a scripted server', () => {
     expect(received[1]).toEqual([
       { type: 'hello', nick: 'alice', rooms: [] },
       { type: 'join', room: 'lobby', after: 4, id: expect.any(Number) },
+    ]);
+    client.close();
+    await client.closed;
+  });
+
+  test('a reconnect answered with another history: told so, and every room counts afresh (no "after", nothing dropped as seen)', async () => {
+    script = (send, cmd, conn) => {
+      if (cmd.type === 'hello' && conn === 0) {
+        send(welcome);
+        send({ type: 'joined', room: 'lobby', nick: 'alice', self: true, members: ['alice'], seq: 3, topic: '' });
+        send({ type: 'history', room: 'lobby', messages: [m(1), m(2), m(3)], first: 1, last: 3, missed: 0 });
+      } else if (cmd.type === 'hello') {
+        // Restarted without its history, and busy since: its numbering is already past ours.
+        send({ ...welcome, history: 'h2', rooms: [] });
+      } else if (cmd.type === 'join') {
+        send({ type: 'joined', id: cmd.id, room: 'lobby', nick: 'alice', self: true, members: ['alice'], seq: 5, topic: '' });
+        send({ type: 'history', id: cmd.id, room: 'lobby', messages: [1, 2, 3, 4, 5].map((s) => m(s, `new${s}`)), first: 1, last: 5, missed: 0 });
+      }
+    };
+    const timers = new ManualTimers();
+    const client = new ChatClient({ host: HOST, port, nick: 'alice', timers, random: () => 0, heartbeatMs: 0 });
+    const rec = new Recorder(client);
+    await client.connect();
+    await until(() => rec.texts('lobby').length === 3, 3000, 'the first history');
+    for (const s of sockets) s.destroy();
+    await until(() => timers.has(500), 3000, 'the drop to be noticed');
+    timers.fire(500);
+    await until(() => rec.texts('lobby').includes('new5'), 3000, 'the rejoin');
+    expect(rec.texts('lobby')).toEqual(['m1', 'm2', 'm3', 'new1', 'new2', 'new3', 'new4', 'new5']);
+    expect(rec.log).toContain('reconnected alice to another history');
+    expect(received[1]).toEqual([
+      { type: 'hello', nick: 'alice', rooms: [] },
+      { type: 'join', room: 'lobby', after: 0, id: expect.any(Number) },
     ]);
     client.close();
     await client.closed;

@@ -99,7 +99,7 @@ describe('render: control characters from the network are neutralised', () => {
       { type: 'notice', text: nasty },
       { type: 'error', code: 'INTERNAL', message: nasty },
       { type: 'bye', code: 'SHUTTING_DOWN', reason: nasty },
-      { type: 'welcome', nick: nasty, server: nasty, version: nasty, rooms: [], limits: {} },
+      { type: 'welcome', nick: nasty, server: nasty, version: nasty, history: 'h', rooms: [], limits: {} },
     ];
     for (const e of events) {
       const plain = texts(e);

@@ -192,6 +192,8 @@ test('a page comes back after the server restarts (seqs start again at 1) and sh
     await page.locator('.msg .text', { hasText: 'second life' }).waitFor({ timeout: WAIT });
     expect(await messageTexts(page)).toEqual(['first life 1', 'first life 2', 'second life']);
     expect(await page.locator('.msg.divider').count()).toBe(1);
+    // Told by the welcome's history id (a memory store's is its process's), not guessed.
+    expect(await page.locator('.msg.divider').textContent()).toContain('without its history');
     expect(problemsOf(page)).toEqual([]);
   } finally {
     await contexts.splice(0).reduce((p, c) => p.then(() => c.close()), Promise.resolve());

@@ -16,8 +16,8 @@ function run(name: string, args: string[]): CliChild {
   return child;
 }
 
-async function startServer(port = 0): Promise<{ server: CliChild; port: number }> {
-  const server = run('serve', ['serve', '--port', String(port), '--host', '127.0.0.1', '--greet-delay', '50']);
+async function startServer(port = 0, ...extra: string[]): Promise<{ server: CliChild; port: number }> {
+  const server = run('serve', ['serve', '--port', String(port), '--host', '127.0.0.1', '--greet-delay', '50', ...extra]);
   await server.waitOutput(/roomcast listening on 127\.0\.0\.1:\d+/);
   return { server, port: Number(/roomcast listening on 127\.0\.0\.1:(\d+)/.exec(server.stdout)![1]) };
 }
@@ -161,4 +161,32 @@ describe('roomcast join, end to end', () => {
     expect(await erin.waitExit()).toBe(0);
     expect(await frank.waitExit()).toBe(0);
   }, 30_000);
+
+  test('when the server comes back without its history (--store memory), the client says so and shows the new numbering from its start', async () => {
+    process.kill(server.proc.pid!, 'SIGTERM');
+    expect(await server.waitExit()).toBe(0);
+    ({ server, port } = await startServer(port, '--store', 'memory'));
+    const gina = join('gina', port, '--room', 'mem');
+    const hal = join('hal', port, '--room', 'mem');
+    await gina.waitOutput('you are in [mem]');
+    hal.proc.stdin.write('before the restart\n');
+    await gina.waitOutput('hal: before the restart');
+
+    process.kill(server.proc.pid!, 'SIGTERM');
+    expect(await server.waitExit()).toBe(0);
+    ({ server, port } = await startServer(port, '--store', 'memory'));
+    // The new server's numbering passes gina's before she is back: only the history id tells.
+    const ivy = join('ivy', port, '--room', 'mem');
+    for (const text of ['one', 'two', 'three']) ivy.proc.stdin.write(`${text}\n`);
+    await ivy.waitOutput('ivy: three');
+
+    await gina.waitOutput("the server's history is not the one it had", 15_000);
+    await gina.waitOutput('ivy: three');
+    expect(gina.stdout).toContain('ivy: one');
+    expect(gina.stdout).toContain('ivy: two');
+    for (const c of [gina, hal, ivy]) c.proc.stdin.end();
+    expect(await gina.waitExit()).toBe(0);
+    expect(await ivy.waitExit()).toBe(0);
+    hal.kill();
+  }, 40_000);
 });

@@ -57,7 +57,7 @@ describe('Hub', () => {
     const s = hub.attach(link);
     expect(s.nick).toBe('guest1');
     expect(link.events).toEqual([
-      { type: 'welcome', nick: 'guest1', server: 'roomcast', version: '0.1.0', rooms: ['lobby'], limits: { maxLine: 10 } },
+      { type: 'welcome', nick: 'guest1', server: 'roomcast', version: '0.1.0', history: expect.stringMatching(/^[0-9a-f]{16}$/), rooms: ['lobby'], limits: { maxLine: 10 } },
       { type: 'joined', room: 'lobby', nick: 'guest1', self: true, topic: '', members: ['guest1'], seq: 0 },
       { type: 'history', room: 'lobby', messages: [], first: 1, last: 0, missed: 0 },
     ]);

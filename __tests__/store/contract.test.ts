@@ -65,6 +65,19 @@ describe.each(STORES)('%s store', (_name, make) => {
     return out;
   }
 
+  test('its history has a name: the same each time it is asked, another for another store', async () => {
+    const other = make(() => clock, {});
+    try {
+      await other.store.open();
+      expect(store.historyId()).toMatch(/^[0-9a-f]{16}$/);
+      expect(store.historyId()).toBe(store.historyId());
+      expect(other.store.historyId()).not.toBe(store.historyId());
+    } finally {
+      await other.store.close();
+      other.cleanup();
+    }
+  });
+
   test('range: events after a seq, oldest first, with the room bounds', async () => {
     const events = fill('lobby', 1, 5);
     expect(await store.range('lobby', 0, 100)).toEqual({ events, first: 1, last: 5 });

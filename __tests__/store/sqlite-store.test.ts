@@ -71,6 +71,7 @@ test('a reopened store has the rooms, their numbering, topics and events as they
   await first.prune({ maxPerRoom: 20 });
   expect(await first.search('lobby', '5', 10)).toEqual([]);
   expect((await first.search('lobby', '15', 10)).map((h) => h.event.seq)).toEqual([15]);
+  const historyOfFirst = first.historyId();
   await first.close();
   // The full-text index, written and pruned by the store itself, is sound and holds the one
   // block searched (the other room's waits for its first search).
@@ -81,6 +82,9 @@ test('a reopened store has the rooms, their numbering, topics and events as they
 
   const again = store();
   const rooms = await again.open();
+  // The same history, named the same; another store's is another.
+  expect(again.historyId()).toMatch(/^[0-9a-f]{16}$/);
+  expect(again.historyId()).toBe(historyOfFirst);
   expect(rooms.sort((a, b) => a.room.localeCompare(b.room))).toEqual([
     { room: 'lobby', lastSeq: 30, firstSeq: 11, topic: 'a newer topic', topicNick: 'bob', topicTime: 6_000 },
     { room: 'other', lastSeq: 1, firstSeq: 1, topic: '' },
@@ -212,7 +216,7 @@ describe('schema versions', () => {
     await s.close();
 
     const check = new Database(file);
-    expect(check.prepare('SELECT max(version) FROM schema_version').pluck().get()).toBe(3);
+    expect(check.prepare('SELECT max(version) FROM schema_version').pluck().get()).toBe(4);
     expect(check.prepare(`SELECT name FROM sqlite_schema WHERE name LIKE 'events%'`).pluck().all()).toEqual([]);
     check.close();
     const again = store();
@@ -226,12 +230,12 @@ describe('files and directories it refuses', () => {
     await store().open();
     await open[0]!.close();
     const db = new Database(path.join(dir, STORE_FILE));
-    db.prepare('INSERT INTO schema_version (version, applied) VALUES (4, 0)').run();
+    db.prepare('INSERT INTO schema_version (version, applied) VALUES (5, 0)').run();
     db.close();
     const err = await openError(store());
     expect(err.code).toBe('STORE_TOO_NEW');
     expect(err.message).toContain(path.join(dir, STORE_FILE));
-    expect(err.message).toMatch(/store version 4; this roomcast reads up to version 3/);
+    expect(err.message).toMatch(/store version 5; this roomcast reads up to version 4/);
   });
 
   test('a file that is not SQLite: STORE_CORRUPT', async () => {

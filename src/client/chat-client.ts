@@ -191,7 +191,12 @@ export interface ChatClientEvents {
   /** Every event worth a listener's attention; duplicate messages are never reported. */
   event: [event: ServerEvent, answered: Answered | undefined];
   /** Registered, the first time or again after a drop. */
-  connected: [welcome: Welcome, info: { reconnected: boolean; wantedNick: string | undefined }];
+  /**
+   * historyLost: the server that answered a reconnect has another history than before (it
+   * restarted without keeping its history, or another server answered), so every room starts
+   * counting afresh and what was said while away is not to be had.
+   */
+  connected: [welcome: Welcome, info: { reconnected: boolean; wantedNick: string | undefined; historyLost: boolean }];
   /** The connection dropped; retryInMs is null when no reconnect will follow. */
   disconnected: [info: { reason: string; retryInMs: number | null }];
   /** A reconnect attempt failed; another follows after retryInMs. */
@@ -631,13 +636,16 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   private registered(welcome: Welcome, hs: Handshake): void {
+    const before = this.welcome?.history;
+    const historyLost = hs.reconnecting && typeof before === 'string' && typeof welcome.history === 'string' && welcome.history !== before;
+    if (historyLost) for (const room of this.rooms.keys()) this.startCounting(room);
     this.welcome = welcome;
     this.nick = welcome.nick;
     this.state = 'ready';
     this.retries = 0;
     this.lastHeard = this.opts.now();
     this.armHeartbeat();
-    this.emit('connected', welcome, { reconnected: hs.reconnecting, wantedNick: hs.baseNick });
+    this.emit('connected', welcome, { reconnected: hs.reconnecting, wantedNick: hs.baseNick, historyLost });
     if (hs.reconnecting) this.rejoin();
     for (const w of this.readyWaiters.splice(0)) w.resolve();
     hs.resolve(welcome);
@@ -913,12 +921,18 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     // The room's numbering is behind what we saw: the server restarted, or the room emptied and
     // was made anew. Its messages are all new to us, so fetch them and start counting afresh.
     if (typeof event.seq === 'number' && event.seq < state.lastSeq) {
-      state.lastSeq = 0;
-      this.seen.get(event.room)?.clear();
-      // Image ids are numbered by the server too, and a restarted one reuses them.
-      this.labels.clear();
+      this.startCounting(event.room);
       if (event.seq > 0) void this.send({ type: 'history', room: event.room, after: 0, limit: 1_000_000 }, true, false);
     }
+  }
+
+  /** Forgets the room's numbering: what comes next is all new to us. */
+  private startCounting(room: string): void {
+    const state = this.rooms.get(room);
+    if (state) state.lastSeq = 0;
+    this.seen.get(room)?.clear();
+    // Image ids are numbered by the server too, and a restarted one reuses them.
+    this.labels.clear();
   }
 
   /** Keeps a bot answer for waitForLabels() and hands it to whoever waits for it. */

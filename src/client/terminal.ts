@@ -146,6 +146,14 @@ export class Terminal {
           s,
         ),
       ];
+      if (info.historyLost)
+        lines.push(
+          notice(
+            "the server's history is not the one it had: it restarted without keeping it (--store memory), or another server answered. What was said while you were away is lost; its messages are numbered afresh",
+            this.now(),
+            s,
+          ),
+        );
       if (info.wantedNick !== undefined && nickKey(info.wantedNick) !== nickKey(welcome.nick))
         lines.push(notice(`the nick ${clean(info.wantedNick)} is taken, so you are ${clean(welcome.nick)} (/nick NAME to change)`, this.now(), s));
       if (!info.reconnected && opts.interactive) lines.push(notice('type /help for commands, /quit to leave', this.now(), s));

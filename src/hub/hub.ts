@@ -188,6 +188,7 @@ export class Hub {
       nick,
       server: this.opts.serverName,
       version: this.opts.version,
+      history: this.store.historyId(),
       rooms,
       limits: this.opts.limits,
     });

@@ -92,6 +92,8 @@ export type ServerEvent =
       nick: string;
       server: string;
       version: string;
+      /** Names the server's history: a client coming back to another one starts counting afresh. */
+      history: string;
       rooms: string[];
       limits: Record<string, number>;
     }

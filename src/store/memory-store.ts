@@ -2,6 +2,7 @@
  * The store that keeps nothing on disk: each room's newest events in a ring of fixed size, as
  * the hub has always kept them. For `--store memory` and for tests; nothing survives a restart.
  */
+import { randomBytes } from 'node:crypto';
 import type { MessageEvent, RoomEvent } from '../protocol/events.js';
 import { StoreError } from './errors.js';
 import {
@@ -92,6 +93,7 @@ export class MemoryStore implements MessageStore {
   /** Highest seq per room appended this turn, reported durable at the end of the turn. */
   private marks = new Map<string, number>();
   private marking = false;
+  private readonly id = randomBytes(8).toString('hex');
 
   constructor(private readonly opts: MemoryStoreOptions) {
     this.now = opts.now ?? Date.now;
@@ -175,6 +177,10 @@ export class MemoryStore implements MessageStore {
   async close(): Promise<void> {
     this.reportDurable();
     this.open_ = false;
+  }
+
+  historyId(): string {
+    return this.id;
   }
 
   health(): StoreHealth {

@@ -14,7 +14,7 @@ import { MAX_SEQ, type FsyncPolicy } from './store.js';
 export type Db = Database.Database;
 
 /** The schema this build writes; a file at a higher version was written by a newer roomcast. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** "RCMS" in the file header, so that a roomcast store is told from any other SQLite file. */
 const APPLICATION_ID = 0x52434d53;
@@ -142,6 +142,12 @@ const MIGRATIONS: readonly (string | ((db: Db) => void))[] = [
   ALTER TABLE rooms ADD COLUMN reserved_seq INTEGER NOT NULL DEFAULT 0;
   `,
   toBlocks,
+  `
+  -- Facts about the store itself. 'history' names this history (a random id made once), so
+  -- that a client coming back after a restart can tell the history it knew from another.
+  CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+  INSERT INTO store_meta (key, value) VALUES ('history', lower(hex(randomblob(8))));
+  `,
 ];
 
 const SYNCHRONOUS: Record<FsyncPolicy, string> = { always: 'FULL', batch: 'NORMAL', off: 'OFF' };

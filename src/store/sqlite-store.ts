@@ -138,6 +138,7 @@ export class SqliteStore implements MessageStore {
   private dropped = 0;
   private lastError: StoreError | null = null;
   private readonly writer = new BlockWriter();
+  private history = '';
 
   constructor(opts: SqliteStoreOptions) {
     const { observer, now, ...rest } = opts;
@@ -153,6 +154,7 @@ export class SqliteStore implements MessageStore {
       try {
         this.stmt = prepare(db);
         this.loadRooms();
+        this.history = String(db.prepare(`SELECT value FROM store_meta WHERE key = 'history'`).pluck().get());
       } catch (err) {
         db.close();
         throw storeErrorOf(err, this.file, true);
@@ -335,6 +337,10 @@ export class SqliteStore implements MessageStore {
     this.dirty.clear();
     if (lost > 0)
       throw new StoreError('STORE_IO', this.file, `closed with ${lost} events not written, now lost: ${error?.message ?? 'unknown error'}`);
+  }
+
+  historyId(): string {
+    return this.history;
   }
 
   health(): StoreHealth {

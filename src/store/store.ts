@@ -129,6 +129,12 @@ export interface MessageStore {
   /** Writes what is queued and closes. Rejects (after closing) if events could not be written. */
   close(): Promise<void>;
   health(): StoreHealth;
+  /**
+   * Names this history: the same for as long as its events are kept (a memory store: the
+   * process; the SQLite store: its file). A client that comes back to a server with another
+   * history knows its sequence numbers mean nothing there. Valid once open() has resolved.
+   */
+  historyId(): string;
 }
 
 /** Sequence numbers the stores accept: the SQLite store packs them into 40 bits. */

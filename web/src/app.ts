@@ -70,6 +70,8 @@ let current: RoomState | null = null;
 let nick = '';
 let registered = false;
 let everRegistered = false;
+/** The server's history id from its last welcome: a different one means our seqs mean nothing now. */
+let history: string | null = null;
 let nickRetries = 0;
 let maxImageBytes = Infinity;
 let nextId = 1;
@@ -433,6 +435,16 @@ function handle(ev: ServerEvent): void {
       conn.registered();
       setNick(ev.nick);
       maxImageBytes = ev.limits.maxImageBytes ?? Infinity;
+      if (history !== null && ev.history !== history) {
+        // Another history: our numbers mean nothing to this server, so each room counts afresh.
+        for (const r of rooms.values()) {
+          r.pane.append(el('div', 'msg divider', 'The server restarted without its history: what was said while you were away is lost.'));
+          r.seen.clear();
+          r.images.clear();
+          r.lastSeq = 0;
+        }
+      }
+      history = ev.history;
       // (A login waits for its room: the chat shows when that is joined, or the form says why not.)
       for (const r of rooms.values()) conn.send(joinRequest(r));
       requestRooms();
