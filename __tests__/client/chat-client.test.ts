@@ -245,6 +245,42 @@ describe('ChatClient against a real server', () => {
     }
   });
 
+  test('several addresses: one that does not answer is passed over, and when the node in use is lost the client goes on at the next', async () => {
+    const a = await h.server();
+    const b = await h.server();
+    const nobody = net.createServer();
+    await new Promise<void>((resolve) => nobody.listen(0, HOST, resolve));
+    const deadPort = (nobody.address() as net.AddressInfo).port;
+    await new Promise((resolve) => nobody.close(resolve));
+    const { client, rec, timers } = makeClient(a, {
+      port: deadPort,
+      alternates: [
+        { host: HOST, port: a.port },
+        { host: HOST, port: b.port },
+      ],
+      nick: 'alice',
+      rooms: ['lobby'],
+    });
+    const infos: { moved: boolean; port: number }[] = [];
+    client.on('connected', (_w, info) => infos.push({ moved: info.moved, port: info.address.port }));
+    await client.connect();
+    expect(client.address.port).toBe(a.port);
+
+    await a.stop();
+    await until(() => client.phase === 'waiting', 3000, 'the loss to be noticed');
+    expect(timers.fire(500)).toBe(1);
+    await until(() => rec.log.length === 3, 3000, 'the reconnect');
+    // Another server, so another history: the client knows its numbers mean nothing there.
+    expect(rec.log).toEqual(['connected alice', 'disconnected 500', 'reconnected alice to another history']);
+    expect(infos).toEqual([
+      { moved: false, port: a.port },
+      { moved: true, port: b.port },
+    ]);
+    const poster = await h.json(b, 'poster', ['lobby']);
+    await post(poster, 'lobby', 'on b');
+    await until(() => rec.texts('lobby').includes('on b'), 3000, 'a message on the next node');
+  });
+
   test('requests in flight when the connection drops are failed, not left hanging', async () => {
     const server = await h.server();
     const { client, timers } = makeClient(server, { nick: 'alice' });

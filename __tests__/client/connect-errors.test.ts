@@ -9,7 +9,7 @@ import {
   isLinkLocalWithoutZone,
   isLoopbackHost,
 } from '../../src/client/connect-errors.js';
-import { parseServerAddress } from '../../src/client/address.js';
+import { AddressError, parseServerAddress, parseServerAddresses } from '../../src/client/address.js';
 
 function errno(code: string, message = `connect ${code}`): NodeJS.ErrnoException {
   return Object.assign(new Error(message), { code });
@@ -129,6 +129,17 @@ describe('which addresses are which', () => {
     expect(isLinkLocalWithoutZone('fe80::1%rc0')).toBe(false);
     expect(isLinkLocalWithoutZone('fd77::1')).toBe(false);
     expect(isLinkLocalWithoutZone('10.77.0.1')).toBe(false);
+  });
+
+  test('several addresses, comma-separated, each read as one; an empty one is refused', () => {
+    expect(parseServerAddresses('a:1,[::1]:2, b', 7447)).toEqual([
+      { host: 'a', port: 1 },
+      { host: '::1', port: 2 },
+      { host: 'b', port: 7447 },
+    ]);
+    expect(parseServerAddresses('a', 7447)).toEqual([{ host: 'a', port: 7447 }]);
+    expect(() => parseServerAddresses('a,,b', 7447)).toThrow(/empty address between its commas/);
+    expect(() => parseServerAddresses('a,b:x', 7447)).toThrow(AddressError);
   });
 
   test('the client parses a zone in brackets and bare', () => {

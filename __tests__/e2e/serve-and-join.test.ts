@@ -189,4 +189,22 @@ describe('roomcast join, end to end', () => {
     expect(await ivy.waitExit()).toBe(0);
     hal.kill();
   }, 40_000);
+
+  test('given two servers (a:PORT,b:PORT), the client goes on at the second when the first goes away', async () => {
+    const first = await startServer(0, '--store', 'memory');
+    const second = await startServer(0, '--store', 'memory');
+    const jo = run('jo', ['join', `127.0.0.1:${first.port},127.0.0.1:${second.port}`, '--nick', 'jo', '--room', 'two']);
+    await jo.waitOutput('you are in [two]');
+    process.kill(first.server.proc.pid!, 'SIGTERM');
+    expect(await first.server.waitExit()).toBe(0);
+    await jo.waitOutput(`-- reconnected to 127.0.0.1:${second.port} as jo`, 15_000);
+    expect(jo.stdout).toContain("the server's history is not the one it had");
+    const kim = join('kim', second.port, '--room', 'two');
+    kim.proc.stdin.write('hello from the second\n');
+    await jo.waitOutput('[two] kim: hello from the second');
+    for (const c of [jo, kim]) c.proc.stdin.end();
+    expect(await jo.waitExit()).toBe(0);
+    expect(await kim.waitExit()).toBe(0);
+    second.server.kill();
+  }, 40_000);
 });

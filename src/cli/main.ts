@@ -109,7 +109,10 @@ export function buildProgram(): Command {
   program
     .command('join')
     .description('chat in a terminal (JSON mode); HOST[:PORT], IPv6 as [::1]:PORT')
-    .argument('[address]', `server to join (default: the one found on the LAN or on this machine's port ${DEFAULT_PORT}; several: pick one)`)
+    .argument(
+      '[address]',
+      `server to join (default: the one found on the LAN or on this machine's port ${DEFAULT_PORT}; several found: pick one); the nodes of one service as A:PORT,B:PORT, the next tried when one is lost`,
+    )
     .option('-n, --nick <nick>', 'your nick (default: one the server picks)')
     .option('-r, --room <room>', 'room to join; repeat for several', collect)
     .option('--no-reconnect', 'exit when the connection drops instead of reconnecting')

@@ -77,6 +77,17 @@ export function parseServerAddress(text: string, defaultPort: number): ServerAdd
   throw new AddressError(`"${s}" is not a valid address: write IPv6 with a port as [::1]:PORT`);
 }
 
+/**
+ * Several addresses of one service (the nodes of a cluster), comma-separated: `a:7447,b:7447`.
+ * Each is read as parseServerAddress reads one.
+ */
+export function parseServerAddresses(text: string, defaultPort: number): ServerAddress[] {
+  const parts = text.split(',');
+  if (parts.length > 1 && parts.some((p) => p.trim() === ''))
+    throw new AddressError(`"${text.trim()}" has an empty address between its commas: write a:7447,b:7447`);
+  return parts.map((p) => parseServerAddress(p, defaultPort));
+}
+
 export function formatServerAddress(a: ServerAddress): string {
   return isIP(a.host) ? hostPort(a.host, a.port) : `${a.host}:${a.port}`;
 }

@@ -62,6 +62,11 @@ export interface Backoff {
 }
 
 export interface ChatClientOptions extends ServerAddress {
+  /**
+   * Other addresses of the same service (the nodes of a cluster): when the one in use cannot be
+   * reached, or its connection is lost, the next one is tried, in turn.
+   */
+  alternates: ServerAddress[];
   /** Wanted nick; taken ones get a suffix (alice_2). None: the server picks one. */
   nick?: string;
   /** Rooms to join at first; none: the server's default room. */
@@ -80,6 +85,7 @@ export interface ChatClientOptions extends ServerAddress {
 }
 
 export const CLIENT_DEFAULTS: Omit<ChatClientOptions, 'host' | 'port'> = {
+  alternates: [],
   reconnect: true,
   backoff: { initialMs: 500, maxMs: 10_000, jitter: 0.25 },
   connectTimeoutMs: 10_000,
@@ -163,6 +169,8 @@ export class ConnectError extends Error {
     readonly code: string | undefined,
     /** A few words for a repeated report, such as a failed reconnect ("connection refused"). */
     readonly brief: string = message,
+    /** The server answered and said no (a nick, a full server), rather than not answering. */
+    readonly refused = false,
   ) {
     super(message);
   }
@@ -196,7 +204,10 @@ export interface ChatClientEvents {
    * restarted without keeping its history, or another server answered), so every room starts
    * counting afresh and what was said while away is not to be had.
    */
-  connected: [welcome: Welcome, info: { reconnected: boolean; wantedNick: string | undefined; historyLost: boolean }];
+  connected: [
+    welcome: Welcome,
+    info: { reconnected: boolean; wantedNick: string | undefined; historyLost: boolean; address: ServerAddress; moved: boolean },
+  ];
   /** The connection dropped; retryInMs is null when no reconnect will follow. */
   disconnected: [info: { reason: string; retryInMs: number | null }];
   /** A reconnect attempt failed; another follows after retryInMs. */
@@ -294,6 +305,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /** When an upload last made progress: a long upload is not a silent server. */
   private lastSent = 0;
   private retries = 0;
+  /** The service's addresses, the one given first; `at` is the one in use. */
+  private readonly addresses: ServerAddress[];
+  private at = 0;
+  /** The address of the last connection that registered. */
+  private lastAt: number | null = null;
   private quitting = false;
   private closeReason = 'quit';
   private readyWaiters: { resolve(): void; reject(err: Error): void }[] = [];
@@ -303,6 +319,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   constructor(opts: Partial<ChatClientOptions> & ServerAddress) {
     super();
     this.opts = { ...CLIENT_DEFAULTS, ...opts };
+    this.addresses = [{ host: opts.host, port: opts.port }, ...this.opts.alternates];
     this.closedPromise = new Promise((resolve) => (this.markClosed = resolve));
   }
 
@@ -340,12 +357,26 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /** Connects and registers. Rejects with a ConnectError saying why, in words for a person. */
   async connect(): Promise<Welcome> {
     if (this.state !== 'idle') throw new Error(`connect() called twice (client is ${this.state})`);
-    try {
-      return await this.attempt(false);
-    } catch (err) {
-      this.finish((err as Error).message);
-      throw err;
+    const n = this.addresses.length;
+    for (let i = 0; ; i++) {
+      try {
+        return await this.attempt(false);
+      } catch (err) {
+        // A server that answered and said no speaks for the service; only one that did not
+        // answer makes the next address worth a try.
+        if (i + 1 < n && err instanceof ConnectError && !err.refused) {
+          this.nextAddress();
+          continue;
+        }
+        this.finish((err as Error).message);
+        throw err;
+      }
     }
+  }
+
+  /** The address in use, or to be tried next. */
+  get address(): ServerAddress {
+    return this.addresses[this.at]!;
   }
 
   /** Resolves when the client is registered; rejects if it closes first. */
@@ -580,7 +611,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.socketError = null;
     this.bye = null;
     this.reader = new LineReader(1 << 24);
-    const socket = this.opts.openSocket({ host: this.opts.host, port: this.opts.port });
+    const socket = this.opts.openSocket(this.address);
     this.socket = socket;
     this.out = { socket, queue: [], busy: false };
     const promise = new Promise<Welcome>((resolve, reject) => {
@@ -628,7 +659,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         return;
       }
       // Rejected when the socket has closed, like every other way registration can fail.
-      hs.refusal = new ConnectError(event.message, event.code);
+      hs.refusal = new ConnectError(event.message, event.code, event.message, true);
       this.socket?.destroy();
       return;
     }
@@ -645,7 +676,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.retries = 0;
     this.lastHeard = this.opts.now();
     this.armHeartbeat();
-    this.emit('connected', welcome, { reconnected: hs.reconnecting, wantedNick: hs.baseNick, historyLost });
+    const moved = this.lastAt !== null && this.lastAt !== this.at;
+    this.lastAt = this.at;
+    this.emit('connected', welcome, { reconnected: hs.reconnecting, wantedNick: hs.baseNick, historyLost, address: this.address, moved });
     if (hs.reconnecting) this.rejoin();
     for (const w of this.readyWaiters.splice(0)) w.resolve();
     hs.resolve(welcome);
@@ -677,11 +710,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     if (hs) {
       this.handshake = null;
       if (hs.refusal) hs.reject(hs.refusal);
-      else if (this.bye) hs.reject(new ConnectError(`the server refused the connection: ${this.bye.reason}`, this.bye.code));
+      else if (this.bye) {
+        const message = `the server refused the connection: ${this.bye.reason}`;
+        hs.reject(new ConnectError(message, this.bye.code, message, true));
+      }
       else
         hs.reject(
           new ConnectError(
-            explainConnectError(this.socketError ?? new Error('the server closed the connection'), this.opts),
+            explainConnectError(this.socketError ?? new Error('the server closed the connection'), { ...this.opts, ...this.address }),
             connectErrorCode(this.socketError),
             briefConnectError(this.socketError),
           ),
@@ -695,6 +731,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     // A server that says it is leaving for good would say so in its bye; every other loss is
     // worth retrying, including "shutting down", since servers are restarted.
     if (this.state === 'ready' && this.opts.reconnect) {
+      // Another node of the service may well be up while this one is not.
+      this.nextAddress();
       const delay = this.nextDelay();
       this.state = 'waiting'; // before listeners hear of it: they may ask whether we are connected
       this.emit('disconnected', { reason, retryInMs: delay });
@@ -703,6 +741,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       this.emit('disconnected', { reason, retryInMs: null });
       this.finish(reason);
     }
+  }
+
+  private nextAddress(): void {
+    this.at = (this.at + 1) % this.addresses.length;
   }
 
   private nextDelay(): number {
@@ -719,6 +761,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
           this.finish(this.closeReason);
           return;
         }
+        this.nextAddress();
         const next = this.nextDelay();
         const reason = err instanceof ConnectError ? err.brief : err.message;
         this.emit('retrying', { reason, attempt: this.retries, retryInMs: next });

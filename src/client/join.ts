@@ -4,13 +4,13 @@
  * on the other side.
  */
 import { DEFAULT_PORT } from '../protocol/port.js';
-import { AddressError, parseServerAddress } from './address.js';
+import { AddressError, parseServerAddresses, type ServerAddress } from './address.js';
 import { ChatClient, ConnectError } from './chat-client.js';
 import { colorLevel, createStyle } from './render.js';
 import { Terminal } from './terminal.js';
 
 export interface JoinOptions {
-  /** HOST[:PORT]; absent: find a server on the LAN or on this machine. */
+  /** HOST[:PORT], or several (the nodes of a cluster) comma-separated; absent: find a server on the LAN or on this machine. */
   address?: string;
   nick?: string;
   rooms: string[];
@@ -21,7 +21,8 @@ export interface JoinOptions {
 export async function runJoin(opts: JoinOptions): Promise<number> {
   const { stdin, stdout, stderr } = process;
   const interactive = Boolean(stdin.isTTY && stdout.isTTY);
-  let address;
+  let address: ServerAddress | number;
+  let alternates: ServerAddress[] = [];
   if (opts.address === undefined) {
     // Only a join without an address looks on the LAN, so only it loads the mDNS browser.
     const { pickServer } = await import('./pick-server.js');
@@ -29,14 +30,14 @@ export async function runJoin(opts: JoinOptions): Promise<number> {
     if (typeof address === 'number') return address;
   } else {
     try {
-      address = parseServerAddress(opts.address, DEFAULT_PORT);
+      [address, ...alternates] = parseServerAddresses(opts.address, DEFAULT_PORT) as [ServerAddress, ...ServerAddress[]];
     } catch (err) {
       if (!(err instanceof AddressError)) throw err;
       process.stderr.write(`roomcast: ${err.message}\n`);
       return 2;
     }
   }
-  const client = new ChatClient({ ...address, nick: opts.nick, rooms: opts.rooms, reconnect: opts.reconnect });
+  const client = new ChatClient({ ...address, alternates, nick: opts.nick, rooms: opts.rooms, reconnect: opts.reconnect });
   const terminal = new Terminal({
     client,
     input: stdin,

@@ -21,6 +21,7 @@ import { IMAGE_FORMAT_LIST, sniffImageFormat } from '../protocol/image-format.js
 import { nickKey, normalizeRoom } from '../protocol/text.js';
 import { NotConnectedError, RequestError, type Answered, type ChatClient, type Request } from './chat-client.js';
 import { clean, errorLine, notice, renderEvent, renderHelp, withClientCommands, type Line, type Style } from './render.js';
+import { formatServerAddress } from './address.js';
 
 export interface TerminalOptions {
   client: ChatClient;
@@ -140,7 +141,7 @@ export class Terminal {
       const lines = [
         notice(
           info.reconnected
-            ? `reconnected as ${clean(welcome.nick)}`
+            ? `reconnected${info.moved ? ` to ${formatServerAddress(info.address)}` : ''} as ${clean(welcome.nick)}`
             : `connected to ${clean(welcome.server)} ${clean(welcome.version)} as ${clean(welcome.nick)}`,
           this.now(),
           s,
