@@ -133,3 +133,18 @@ test('a failed read is reported; the next message tries again and nothing is los
   await settle();
   expect(delivered).toEqual([1, 2, 3, 4]);
 });
+
+test('a late message of an epoch Redis has since lost is dropped after one read, not read for again and again', async () => {
+  const s = new FakeStream();
+  s.epoch = 'e2';
+  s.add(2);
+  const { f, delivered } = feed(s);
+  f.live(s.live(1));
+  f.live(s.live(2));
+  f.live(s.live(7, 'e1')); // published before the loss, delivered by the channel late
+  await f.catchUp();
+  await settle();
+  await settle();
+  expect(delivered).toEqual([1, 2]);
+  expect(s.reads).toBe(1);
+});

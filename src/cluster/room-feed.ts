@@ -87,8 +87,11 @@ export class RoomFeed {
         this.catching = null;
       }
       // After a failed read the held messages wait for the next try: retrying at once would
-      // spin while Redis is away.
-      const held = this.held.splice(0).sort((a, b) => a.event.seq - b.event.seq);
+      // spin while Redis is away. After a good one the Stream has said which epoch is current:
+      // a message of another (one published before Redis lost the room, arriving late) is
+      // dropped, or it would start a read again and again.
+      const held = this.held.splice(0).filter((m) => this.epoch === null || m.epoch === this.epoch);
+      held.sort((a, b) => a.event.seq - b.event.seq);
       for (const m of held) this.live(m);
     })());
   }
