@@ -86,8 +86,8 @@ export class RedisRooms {
   ) {
     this.prefix = opts.prefix ?? REDIS_ROOMS_DEFAULTS.prefix;
     this.maxLen = String(opts.maxLen ?? REDIS_ROOMS_DEFAULTS.maxLen);
-    // Random once, then counted: every publish offers an epoch (used only when it makes the
-    // room), and random bytes for each were a third of a publish's cost.
+    // Random once, then counted: every publish offers an epoch, used only when it makes the
+    // room, so it must be unique but need not cost a draw of random bytes each time.
     const stem = randomBytes(6).toString('hex');
     let n = 0;
     this.newEpoch = opts.newEpoch ?? (() => `${stem}.${(n++).toString(36)}`);

@@ -4,10 +4,10 @@
  * work per write, not per message.
  *
  * A message is a small binary record (its text and nick as UTF-8, its numbers as doubles):
- * cheaper to make than JSON, and about a third smaller, which is what the hub pays for on
- * every write. Any other event, and a message with fields beyond today's, is kept as JSON,
- * so that fields added to the protocol later are kept without a migration. The room is the
- * block's and is not repeated.
+ * cheaper to make than JSON, and smaller, and bytes are what the hub pays for on every write
+ * (docs/performance.md has the figures). Any other event, and a message with fields beyond
+ * today's, is kept as JSON, so that fields added to the protocol later are kept without a
+ * migration. The room is the block's and is not repeated.
  *
  *   message: kind (0, or 1 for /me) u8, seq f64, time f64, nick bytes u16, text bytes u32, nick, text
  *   other:   kind 2 u8, JSON bytes u32, JSON (the whole event)
@@ -22,7 +22,7 @@ const JSON_HEAD = 1 + 4;
 
 /**
  * Buffer's own UTF-8 writer, which buf.write(s, at, 'utf8') calls after checking and sorting
- * out its arguments: that part was a third of the cost of a record. The caller has made room.
+ * out its arguments: a record makes room first, so the checks are skipped on this path.
  */
 type Utf8Writable = Buffer & { utf8Write(s: string, at: number, most: number): number };
 
