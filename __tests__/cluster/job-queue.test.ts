@@ -51,7 +51,8 @@ describeWithRedis('the job queue in a real Redis', () => {
   });
 
   test('a worker that stops mid-job: the job is claimed again once, one result only; a second stop fails it', async () => {
-    const opts = { claimAfterMs: 100 };
+    // Long enough that a loaded machine does not make "not yet" a claim, short enough to wait out.
+    const opts = { claimAfterMs: 500 };
     const node = await queue('node', opts);
     await node.enqueue('t1', { image: 1 });
     await node.enqueue('t2', { image: 2 });
@@ -61,7 +62,7 @@ describeWithRedis('the job queue in a real Redis', () => {
 
     const second = await queue('second', opts);
     expect(await second.take(2, 10)).toEqual([]); // not yet: the dead worker might still finish
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await new Promise((resolve) => setTimeout(resolve, 600));
     const claimed = await second.take(2, 10);
     expect(claimed.map((j) => [j.id, j.delivery])).toEqual([
       ['t1', 2],
@@ -73,7 +74,7 @@ describeWithRedis('the job queue in a real Redis', () => {
     expect(await node.result('t1')).toEqual({ id: 't1', ok: true, value: ['second'] });
 
     // t2's second worker stops too: the next claim fails it instead of handing it out again.
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await new Promise((resolve) => setTimeout(resolve, 600));
     const third = await queue('third', opts);
     expect(await third.take(2, 10)).toEqual([]);
     expect(await node.result('t2')).toMatchObject({ id: 't2', ok: false, code: 'INTERRUPTED' });
