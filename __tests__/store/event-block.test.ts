@@ -62,6 +62,39 @@ test('a message record is smaller than its JSON, and the writer reuses its buffe
   }
 });
 
+test('a writer holding events until a write: slices, the part after a seq, and dropping the written part', () => {
+  // Small to start with, so that both the bytes and the record table grow on the way.
+  const writer = new BlockWriter(64, 2);
+  const events: RoomEvent[] = [];
+  for (let seq = 10; seq < 40; seq++) {
+    const e: RoomEvent =
+      seq % 7 === 0 ? { type: 'image', room, seq, nick: 'ann', image: seq, name: `${seq}.png`, size: seq * 100, time: seq } : msg(seq, `text ${seq} ` + 'é'.repeat(seq));
+    events.push(e);
+    writer.add(e);
+  }
+  expect(writer.count).toBe(30);
+  expect(writer.seqAt(0)).toBe(10);
+  expect(writer.timeAt(29)).toBe(events[29]!.time);
+  expect(writer.after(9)).toBe(0);
+  expect(writer.after(24)).toBe(15);
+  expect(writer.after(39)).toBe(30);
+  expect(blockEvents(room, writer.slice(5, 12))).toEqual(events.slice(5, 12));
+  expect(writer.events(room, 28)).toEqual(events.slice(28));
+  expect(writer.events(room, 30)).toEqual([]);
+
+  writer.dropFirst(12);
+  expect(writer.count).toBe(18);
+  expect(writer.seqAt(0)).toBe(22);
+  expect(writer.events(room)).toEqual(events.slice(12));
+  expect(Buffer.from(writer.body)).toEqual(blockOf(events.slice(12)));
+  writer.add(msg(40, 'after the drop'));
+  expect(writer.events(room, writer.after(38))).toEqual([events[29], msg(40, 'after the drop')]);
+
+  writer.dropFirst(writer.count);
+  expect(writer.count).toBe(0);
+  expect(writer.body.length).toBe(0);
+});
+
 test("a block's index text is its messages' text, a line each", () => {
   expect(blockText([msg(1, 'red sky'), msg(2, 'blue sea'), { type: 'labels', room, seq: 3, nick: 'c', image: 1, name: 'x', time: 1 }])).toBe(
     'red sky\nblue sea\n',

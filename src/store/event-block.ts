@@ -29,11 +29,26 @@ type Utf8Writable = Buffer & { utf8Write(s: string, at: number, most: number): n
 /** The fields a message record holds; a message with any other is kept as JSON. */
 const MESSAGE_FIELDS = new Set(['type', 'room', 'seq', 'nick', 'text', 'time', 'action']);
 
-/** Builds one block's body at a time in a buffer it reuses. */
+/**
+ * A block being built: events encoded as they come, so that a store holding events until its
+ * next write holds bytes, not objects. Objects that wait a few milliseconds outlive the
+ * young generation and make every scavenge copy them (docs/performance.md).
+ */
 export class BlockWriter {
-  private buf = Buffer.allocUnsafe(64 * 1024);
+  private buf: Buffer;
   private at = 0;
+  /** Per record: its seq, its time and the offset where it ends. */
+  private seqs: Float64Array;
+  private times: Float64Array;
+  private ends: Float64Array;
   count = 0;
+
+  constructor(bytes = 64 * 1024, records = 256) {
+    this.buf = Buffer.allocUnsafeSlow(bytes);
+    this.seqs = new Float64Array(records);
+    this.times = new Float64Array(records);
+    this.ends = new Float64Array(records);
+  }
 
   /** Starts the next block. */
   reset(): void {
@@ -42,7 +57,6 @@ export class BlockWriter {
   }
 
   add(event: RoomEvent): void {
-    this.count++;
     if (event.type === 'message' && isPlainMessage(event)) {
       const { nick, text } = event;
       this.ensure(MESSAGE_HEAD + 3 * (nick.length + text.length));
@@ -67,6 +81,11 @@ export class BlockWriter {
       this.buf.writeUInt32LE(n, head + 1);
       this.at = head + JSON_HEAD + n;
     }
+    if (this.count === this.seqs.length) this.growRecords();
+    this.seqs[this.count] = event.seq;
+    this.times[this.count] = event.time;
+    this.ends[this.count] = this.at;
+    this.count++;
   }
 
   /** The block so far: a view of the writer's buffer, valid until the next add() or reset(). */
@@ -74,11 +93,73 @@ export class BlockWriter {
     return this.buf.subarray(0, this.at);
   }
 
+  /** Bytes the writer holds on to, used or not. */
+  get capacity(): number {
+    return this.buf.length;
+  }
+
+  /** Records from..to-1 as a block body: a view, valid like body. */
+  slice(from: number, to: number): Buffer {
+    return this.buf.subarray(this.start(from), this.start(to));
+  }
+
+  seqAt(i: number): number {
+    return this.seqs[i]!;
+  }
+
+  timeAt(i: number): number {
+    return this.times[i]!;
+  }
+
+  /** The index of the first record with a seq above `seq` (count when none is). */
+  after(seq: number): number {
+    let lo = 0;
+    let hi = this.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.seqs[mid]! <= seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** The events of records from..count-1, decoded. */
+  events(room: string, from = 0): RoomEvent[] {
+    return from >= this.count ? [] : blockEvents(room, this.slice(from, this.count));
+  }
+
+  /** Forgets the first k records, keeping the rest in order. */
+  dropFirst(k: number): void {
+    if (k >= this.count) return this.reset();
+    const cut = this.start(k);
+    this.buf.copy(this.buf, 0, cut, this.at);
+    this.at -= cut;
+    const rest = this.count - k;
+    this.seqs.copyWithin(0, k, this.count);
+    this.times.copyWithin(0, k, this.count);
+    this.ends.copyWithin(0, k, this.count);
+    for (let i = 0; i < rest; i++) this.ends[i] = this.ends[i]! - cut;
+    this.count = rest;
+  }
+
+  private start(i: number): number {
+    return i === 0 ? 0 : this.ends[i - 1]!;
+  }
+
   private ensure(more: number): void {
     if (this.at + more <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + more));
+    const grown = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.at + more));
     this.buf.copy(grown, 0, 0, this.at);
     this.buf = grown;
+  }
+
+  private growRecords(): void {
+    const n = this.seqs.length * 2;
+    for (const key of ['seqs', 'times', 'ends'] as const) {
+      const grown = new Float64Array(n);
+      grown.set(this[key]);
+      this[key] = grown;
+    }
   }
 }
 
@@ -96,7 +177,7 @@ function isPlainMessage(event: MessageEvent): boolean {
 
 /** A block's body for these events (one-off: prune's rewrites, the migration). */
 export function blockOf(events: readonly RoomEvent[]): Buffer {
-  const writer = new BlockWriter();
+  const writer = new BlockWriter(4096, 16);
   for (const e of events) writer.add(e);
   return Buffer.from(writer.body);
 }

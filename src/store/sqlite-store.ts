@@ -78,6 +78,14 @@ const WRITE_SOON = 1024;
  * write per this many events of a room.
  */
 const SEQ_RESERVE = 10_000;
+/** A room's first writer: enough for a few hundred messages; it grows for more. */
+const PENDING_BYTES = 16 * 1024;
+const PENDING_RECORDS = 128;
+/**
+ * Bytes of writers kept for reuse: a busy room's writer, grown to its bursts, is not grown
+ * again for each, and memory is spent on rooms that wait, not on every room.
+ */
+const SPARE_BYTES = 4 * 1024 * 1024;
 /** Blocks dropped per step of prune(), each step its own transaction and turn. */
 const PRUNE_STEP = 64;
 /** Events indexed per step when a room is searched, each step its own transaction and turn. */
@@ -98,8 +106,8 @@ interface RoomState {
   /** The last seq in the file, and the last in the full-text index. */
   writtenSeq: number;
   indexedSeq: number;
-  /** Appended, not yet written, oldest first. */
-  pending: RoomEvent[];
+  /** Appended, not yet written, oldest first; null when none is. */
+  pending: BlockWriter | null;
   /** The running catch-up of the full-text index, which concurrent searches share. */
   indexing: Promise<void> | null;
   topic: string;
@@ -137,7 +145,9 @@ export class SqliteStore implements MessageStore {
   private failedWrites = 0;
   private dropped = 0;
   private lastError: StoreError | null = null;
-  private readonly writer = new BlockWriter();
+  /** Writers of rooms that had events waiting, kept for the next room that has some. */
+  private readonly spare: BlockWriter[] = [];
+  private spareBytes = 0;
   private history = '';
 
   constructor(opts: SqliteStoreOptions) {
@@ -185,8 +195,11 @@ export class SqliteStore implements MessageStore {
     room.lastSeq = event.seq;
     // Only while writes fail can the queue get this long; memory must stay bounded.
     if (this.queued >= this.opts.maxQueued) this.dropOldest();
-    if (room.pending.length === 0) this.waiting.add(room);
-    room.pending.push(event);
+    if (room.pending === null) {
+      room.pending = this.spareWriter();
+      this.waiting.add(room);
+    }
+    room.pending.add(event);
     this.queued++;
     this.schedule();
   }
@@ -219,9 +232,12 @@ export class SqliteStore implements MessageStore {
       });
     }
     const done = events.length > 0 ? events[events.length - 1]!.seq : from;
-    for (const e of st.pending) {
-      if (events.length >= n) break;
-      if (e.seq > done) events.push(e);
+    if (st.pending && events.length < n) {
+      const i = st.pending.after(done);
+      for (const e of st.pending.events(room, i)) {
+        if (events.length >= n) break;
+        events.push(e);
+      }
     }
     return { events, first: st.firstSeq, last: st.lastSeq };
   }
@@ -231,8 +247,9 @@ export class SqliteStore implements MessageStore {
     const st = this.rooms.get(room);
     if (!st) return { events: [], first: 1, last: 0 };
     const n = clampCount(count);
-    const { pending } = st;
-    if (pending.length >= n) return { events: pending.slice(pending.length - n), first: st.firstSeq, last: st.lastSeq };
+    const waiting = st.pending?.count ?? 0;
+    const pending = st.pending ? st.pending.events(room, Math.max(0, waiting - n)) : [];
+    if (pending.length >= n) return { events: pending, first: st.firstSeq, last: st.lastSeq };
     // Newest block first, until enough; then the blocks are put back in order.
     const blocks: RoomEvent[][] = [];
     let have = pending.length;
@@ -331,8 +348,10 @@ export class SqliteStore implements MessageStore {
     } finally {
       this.db = null;
     }
-    for (const st of this.waiting) st.pending = [];
+    for (const st of this.waiting) st.pending = null;
     this.waiting.clear();
+    this.spare.length = 0;
+    this.spareBytes = 0;
     this.queued = 0;
     this.dirty.clear();
     if (lost > 0)
@@ -379,13 +398,11 @@ export class SqliteStore implements MessageStore {
    */
   private dropOldest(): void {
     let toDrop = Math.max(1, Math.floor(this.opts.maxQueued / 10));
-    const rooms = [...this.waiting].sort((a, b) => b.pending.length - a.pending.length);
+    const rooms = [...this.waiting].sort((a, b) => b.pending!.count - a.pending!.count);
     for (const st of rooms) {
       if (toDrop === 0) break;
-      const k = Math.min(toDrop, st.pending.length);
-      st.pending.splice(0, k);
-      if (st.pending.length === 0) this.waiting.delete(st);
-      this.queued -= k;
+      const k = Math.min(toDrop, st.pending!.count);
+      this.unqueue(st, k);
       this.dropped += k;
       toDrop -= k;
     }
@@ -449,20 +466,15 @@ export class SqliteStore implements MessageStore {
         let budget = max;
         for (const st of this.waiting) {
           if (budget <= 0) break;
-          const k = Math.min(budget, st.pending.length);
+          const pending = st.pending!;
+          const k = Math.min(budget, pending.count);
           budget -= k;
           taken.set(st, k);
           // After a failed write that did commit, its events are in the file already.
           const inFile = this.uncertain && st.id !== undefined ? ((lastWritten.get(st.id) as number | undefined) ?? 0) : 0;
-          let from = 0;
-          while (from < k && st.pending[from]!.seq <= inFile) from++;
+          const from = Math.min(k, pending.after(inFile));
           if (from === k) continue;
-          const { writer } = this;
-          writer.reset();
-          for (let i = from; i < k; i++) writer.add(st.pending[i]!);
-          const first = st.pending[from]!;
-          const last = st.pending[k - 1]!;
-          insertBlock.run(roomId(st), first.seq, last.seq, k - from, last.time, writer.body);
+          insertBlock.run(roomId(st), pending.seqAt(from), pending.seqAt(k - 1), k - from, pending.timeAt(k - 1), pending.slice(from, k));
         }
         for (const st of this.dirty) updateTopic.run(st.topic, st.topicNick ?? null, st.topicTime ?? null, roomId(st));
         db.exec('COMMIT');
@@ -479,16 +491,10 @@ export class SqliteStore implements MessageStore {
     this.dirty.clear();
     const written: [RoomState, number][] = [];
     for (const [st, k] of taken) {
-      const seq = st.pending[k - 1]!.seq;
+      const seq = st.pending!.seqAt(k - 1);
       st.writtenSeq = seq;
       written.push([st, seq]);
-      if (k === st.pending.length) {
-        st.pending = [];
-        this.waiting.delete(st);
-      } else {
-        st.pending = st.pending.slice(k);
-      }
-      this.queued -= k;
+      this.unqueue(st, k);
     }
     this.unsynced = true;
     this.succeeded();
@@ -667,7 +673,7 @@ export class SqliteStore implements MessageStore {
         firstSeq: row.first ?? Math.max(row.last_seq, written) + 1,
         writtenSeq: written,
         indexedSeq: row.indexed_seq,
-        pending: [],
+        pending: null,
         indexing: null,
         topic: row.topic,
         ...(row.topic_time !== null && { topicNick: row.topic_nick ?? '', topicTime: row.topic_time }),
@@ -685,12 +691,33 @@ export class SqliteStore implements MessageStore {
       firstSeq: 1,
       writtenSeq: 0,
       indexedSeq: 0,
-      pending: [],
+      pending: null,
       indexing: null,
       topic: '',
     };
     this.rooms.set(name, st);
     return st;
+  }
+
+  private spareWriter(): BlockWriter {
+    const writer = this.spare.pop();
+    if (!writer) return new BlockWriter(PENDING_BYTES, PENDING_RECORDS);
+    this.spareBytes -= writer.capacity;
+    return writer;
+  }
+
+  /** Forgets the oldest k events waiting in a room; its writer is kept for another when none is left. */
+  private unqueue(st: RoomState, k: number): void {
+    const pending = st.pending!;
+    this.queued -= Math.min(k, pending.count);
+    if (k < pending.count) return pending.dropFirst(k);
+    st.pending = null;
+    this.waiting.delete(st);
+    pending.reset();
+    if (this.spareBytes + pending.capacity <= SPARE_BYTES) {
+      this.spare.push(pending);
+      this.spareBytes += pending.capacity;
+    }
   }
 
   private checkOpen(): void {
