@@ -35,8 +35,14 @@ import { WebServer, type Upgraded } from './http/web-server.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { FsyncPolicy, MessageStore, Retention } from './store/store.js';
 import { StoreError } from './store/errors.js';
+import { ClusterNode, redactedUrl, type ClusterHealth, type ClusterOptions } from './cluster/cluster-node.js';
 
 export interface ServerOptions {
+  /**
+   * Rooms shared with every other server on the same Redis (`serve --redis`): Redis numbers
+   * and keeps every room's events, and `store` is not used.
+   */
+  cluster?: ClusterOptions;
   hosts: string[];
   port: number;
   hub: Partial<HubOptions>;
@@ -133,6 +139,8 @@ export class RoomcastServer {
   /** The on-disk store, when there is one (in memory the hub keeps its own). */
   readonly store: MessageStore | null = null;
   private pruneTimer: NodeJS.Timeout | null = null;
+  /** This server as a node of a cluster, when started with one. */
+  readonly cluster: ClusterNode | null = null;
 
   constructor(opts: Partial<ServerOptions> = {}) {
     this.opts = {
@@ -145,7 +153,23 @@ export class RoomcastServer {
     const c = this.opts.connection;
     this.admission = new Admission(this.opts.maxConnections, this.opts.maxPerAddress);
     const st = this.opts.store;
-    if (st.engine === 'sqlite') {
+    if (this.opts.cluster) {
+      const where = redactedUrl(this.opts.cluster.url);
+      this.cluster = new ClusterNode(this.opts.cluster, {
+        arrive: (room, event) => this.hub.arrive(room, event),
+        restarted: (room, start) => this.hub.restartRoom(room, start),
+        skipped: (room, from, to) => this.hub.skippedEvents(room, from, to),
+        down: (reason) => {
+          log.error(`cluster: lost Redis at ${where} (${reason}); local members stay connected, retrying`);
+          this.hub.noticeAll('the server lost its cluster (Redis): you stay connected, but messages fail with CLUSTER_UNAVAILABLE until it is back');
+        },
+        up: (h) => {
+          log.info(`cluster: Redis at ${where} is back (outage ${h.outages}); rooms are read up from their Streams`);
+          this.hub.noticeAll('the cluster is back: messages go out again');
+        },
+      });
+      this.store = this.cluster.store;
+    } else if (st.engine === 'sqlite') {
       this.store = new SqliteStore({
         dir: st.dir,
         fsync: st.fsync,
@@ -185,7 +209,7 @@ export class RoomcastServer {
       },
     );
     const w = this.opts.web;
-    if (st.engine === 'sqlite') {
+    if (st.engine === 'sqlite' && !this.cluster) {
       // Opened here, not in start(): the image posts and the tasks are built on it. A
       // StoreError (locked, not writable) reaches whoever constructs the server.
       this.archive = ImageArchive.open({
@@ -230,6 +254,7 @@ export class RoomcastServer {
           stopping: this.stopping !== null,
           bot: this.bot?.status() ?? null,
           store: this.store?.health() ?? null,
+          cluster: this.cluster?.health() ?? null,
         }),
       },
       { websocket: (upgraded, req) => this.acceptWebSocket(upgraded, req) },
@@ -242,6 +267,12 @@ export class RoomcastServer {
    * listens. Rooms take up their numbering from the store before anyone can say a word.
    */
   async start(): Promise<Listening[]> {
+    if (this.cluster) {
+      await this.cluster.connect();
+      // Image ids are shown and fetched by number: each node takes its own block of them.
+      this.hub.continueImagesAfter(await this.cluster.imageIdBlock());
+      this.hub.useRelay(this.cluster.relay);
+    }
     if (this.store) {
       this.hub.restore(await this.store.open());
       this.schedulePrune();
@@ -449,5 +480,6 @@ export class RoomcastServer {
     } catch (err) {
       this.opts.logger.error(`history: ${(err as Error)?.message ?? err}`);
     }
+    await this.cluster?.close();
   }
 }

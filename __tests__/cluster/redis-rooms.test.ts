@@ -48,7 +48,20 @@ describeWithRedis('rooms in a real Redis', () => {
     const bySeq = new Map(sent.map((p, i) => [p.seq, `m${i}`]));
     for (const e of page.events) expect((e as MessageEvent).text).toBe(bySeq.get(e.seq));
     expect((await a.read('lobby', 595, 3)).events.map((e) => e.seq)).toEqual([596, 597, 598]);
-    expect(await a.read('empty', 0, 10)).toEqual({ epoch: '', events: [], first: 1, last: 0 });
+    expect(await a.read('empty', 0, 10)).toEqual({ epoch: '', events: [], first: 1, last: 0, topic: '' });
+  });
+
+  test('the newest events oldest first, and a topic kept beside the numbers (only for a room Redis has)', async () => {
+    const rooms = new RedisRooms(await client());
+    for (let i = 1; i <= 10; i++) await rooms.publish(message('lab', `m${i}`));
+    const latest = await rooms.latest('lab', 3);
+    expect(latest.events.map((e) => [e.seq, (e as MessageEvent).text])).toEqual([[8, 'm8'], [9, 'm9'], [10, 'm10']]);
+    expect([latest.first, latest.last]).toEqual([1, 10]);
+    expect((await rooms.latest('lab', 50)).events.map((e) => e.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+    expect(await rooms.setTopic('lab', 'microscopes', 'ann', 5)).toBe(true);
+    expect((await rooms.read('lab', 10, 1)).topic).toBe('microscopes');
+    expect(await rooms.setTopic('nowhere', 'x', 'ann', 5)).toBe(false);
+    expect((await rooms.read('nowhere', 0, 1)).epoch).toBe('');
   });
 
   test('a Stream keeps about maxLen entries; reads report where it now starts', async () => {

@@ -39,7 +39,7 @@ class FakeStream {
     this.reads++;
     if (this.gate) await this.gate;
     const events = this.events.filter((e) => e.seq > after).slice(0, limit);
-    return { epoch: this.epoch, events, first: this.events.length > 0 ? this.first : this.last + 1, last: this.last };
+    return { epoch: this.epoch, events, first: this.events.length > 0 ? this.first : this.last + 1, last: this.last, topic: '' };
   };
 }
 
@@ -100,6 +100,25 @@ test('a new epoch (Redis lost the room): reported once with what was delivered, 
   expect(lost).toEqual([{ kind: 'epoch', previous: 'e1', epoch: 'e2', last: 5 }]);
   expect(delivered).toEqual([1, 2, 3, 4, 5, 1, 2]);
   expect(f.epoch).toBe('e2');
+});
+
+test('Redis holding nothing of a room it had (restarted without its data): reported at the next read, and the next publish starts at 1', async () => {
+  const s = new FakeStream();
+  s.add(3);
+  const { f, delivered, lost } = feed(s);
+  for (const seq of [1, 2, 3]) f.live(s.live(seq));
+  s.epoch = '';
+  s.events = [];
+  await f.catchUp();
+  expect(lost).toEqual([{ kind: 'epoch', previous: 'e1', epoch: '', last: 3 }]);
+  expect(f.last).toBe(0);
+  await f.catchUp(); // nothing new to say: reported once
+  expect(lost).toHaveLength(1);
+  s.epoch = 'e3';
+  s.add(1);
+  f.live(s.live(1, 'e3'));
+  expect(delivered).toEqual([1, 2, 3, 1]);
+  expect(f.epoch).toBe('e3');
 });
 
 test('a Stream trimmed past what was delivered: the missing run is reported, and the feed goes on from what is there', async () => {

@@ -68,6 +68,8 @@ export function buildProgram(): Command {
     .option('-p, --port <port>', 'TCP port; 0 picks a free one and prints it', port(), DEFAULT_PORT)
     .option('--room <name>', 'a room that always exists; repeat for several', collect)
     .addOption(new Option('--store <engine>', 'where history is kept: sqlite (a file in --data-dir; survives restarts) or memory (nothing survives)').choices(['sqlite', 'memory']))
+    .option('--redis <url>', 'share rooms with every server on this Redis (redis://HOST:PORT): a cluster; history is then kept in Redis and search is off')
+    .option('--redis-prefix <prefix>', 'prefix of this cluster\'s Redis keys, for clusters that share one Redis (default: roomcast)')
     .option('--data-dir <dir>', 'directory for the history and posted images (default: $XDG_STATE_HOME/roomcast, else ~/.local/state/roomcast)')
     .addOption(
       new Option('--fsync <when>', 'when history is forced to disk: always (before each ack; nothing acked is lost on power loss), batch (every second), off (when the system likes)').choices(['always', 'batch', 'off']),

@@ -15,6 +15,7 @@ import { describeListening, explainListenError } from './banner.js';
 import { tuneHeapForLatency } from './heap.js';
 import { defaultDataDir } from '../store/data-dir.js';
 import { StoreError } from '../store/errors.js';
+import { ClusterUnreachable, redactedUrl } from '../cluster/cluster-node.js';
 import type { FsyncPolicy, Retention } from '../store/store.js';
 
 export interface ServeFlags {
@@ -24,6 +25,8 @@ export interface ServeFlags {
   port: number;
   room?: string[];
   store: 'sqlite' | 'memory';
+  redis?: string;
+  redisPrefix?: string;
   /** Absent: the per-user state directory (the option's help says which). */
   dataDir?: string;
   fsync: FsyncPolicy;
@@ -125,6 +128,7 @@ function age(ms: number): string {
 
 /** Where history goes and what survives, for the banner. */
 function describeHistory(flags: ServeFlags, dataDir: string): string {
+  if (flags.redis) return `Cluster: rooms shared through Redis at ${redactedUrl(flags.redis)}; history kept there (search is off)\n`;
   if (flags.store === 'memory') return 'History: in memory only (--store memory): rooms start empty after a restart\n';
   const r = flags.retain;
   const count = r?.maxPerRoom === undefined ? null : `${r.maxPerRoom} messages a room`;
@@ -149,6 +153,7 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
     maxPerAddress: flags.maxPerAddress,
     shutdownTimeout: flags.shutdownTimeout,
     logger,
+    ...(flags.redis ? { cluster: { url: flags.redis, prefix: flags.redisPrefix } } : {}),
     store:
       flags.store === 'memory'
         ? { engine: 'memory' }
@@ -192,7 +197,7 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
   try {
     await server.start();
   } catch (err) {
-    if (err instanceof StoreError) {
+    if (err instanceof StoreError || err instanceof ClusterUnreachable) {
       console.error(`roomcast: ${err.message}`);
       return 1;
     }

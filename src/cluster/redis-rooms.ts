@@ -29,6 +29,8 @@ export interface StreamPage {
   first: number;
   /** The last seq given out (0: none). */
   last: number;
+  /** The room's topic ('' when none was set). */
+  topic: string;
 }
 
 /**
@@ -50,16 +52,30 @@ return {epoch, seq}
 `;
 
 /**
- * KEYS: meta, stream. ARGV: the first seq wanted, how many. The epoch, last seq, first kept
- * entry and the entries in one reply, so that they belong together.
+ * KEYS: meta, stream. ARGV: the first seq wanted (0: the newest entries instead), how many.
+ * The epoch, last seq, first kept entry, the entries (oldest first) and the topic in one
+ * reply, so that they belong together.
  */
 const READ = `
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then return {'', 0, {}, {}} end
-local last = tonumber(redis.call('HGET', KEYS[1], 'seq'))
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'topic')
+if not meta[1] then return {'', 0, {}, {}, ''} end
 local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
-local entries = redis.call('XRANGE', KEYS[2], '0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
-return {epoch, last, first, entries}
+local entries
+if ARGV[1] == '0' then
+  entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[2])
+  local n = #entries
+  for i = 1, math.floor(n / 2) do entries[i], entries[n - i + 1] = entries[n - i + 1], entries[i] end
+else
+  entries = redis.call('XRANGE', KEYS[2], '0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
+end
+return {meta[1], tonumber(meta[2]), first, entries, meta[3] or ''}
+`;
+
+/** KEYS: meta. ARGV: topic, nick, time. Only a room that exists (has an epoch) keeps one. */
+const SET_TOPIC = `
+if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'topic', ARGV[1], 'topic_nick', ARGV[2], 'topic_time', ARGV[3])
+return 1
 `;
 
 export interface RedisRoomsOptions {
@@ -101,12 +117,27 @@ export class RedisRooms {
   }
 
   /** Up to `limit` of the room's events with seq > after, from its Stream. */
-  async read(room: string, after: number, limit: number): Promise<StreamPage> {
+  read(room: string, after: number, limit: number): Promise<StreamPage> {
+    return this.readFrom(room, String(Math.max(0, Math.floor(after)) + 1), limit);
+  }
+
+  /** The room's newest `limit` events, oldest first. */
+  latest(room: string, limit: number): Promise<StreamPage> {
+    return this.readFrom(room, '0', limit);
+  }
+
+  /** Keeps a room's topic in its meta hash; false when Redis holds nothing of the room. */
+  async setTopic(room: string, topic: string, nick: string, time: number): Promise<boolean> {
+    return Number(await runScript(this.redis, SET_TOPIC, [roomKeys(room, this.prefix).meta], [topic, nick, String(time)])) === 1;
+  }
+
+  private async readFrom(room: string, from: string, limit: number): Promise<StreamPage> {
     const keys = roomKeys(room, this.prefix);
-    const [epoch, last, firstEntry, entries] = (await runScript(this.redis, READ, [keys.meta, keys.stream], [String(Math.max(0, after) + 1), String(Math.max(1, limit))])) as [string, number, Stream, Stream];
+    const reply = (await runScript(this.redis, READ, [keys.meta, keys.stream], [from, String(Math.max(1, Math.floor(limit)))])) as [string, number, Stream, Stream, string];
+    const [epoch, last, firstEntry, entries, topic] = reply;
     const lastSeq = Number(last);
     const events = entries.map(([id, fields]) => eventOf(room, seqOfId(id), fields[1]!));
-    return { epoch, events, first: firstEntry.length > 0 ? seqOfId(firstEntry[0]![0]) : lastSeq + 1, last: lastSeq };
+    return { epoch, events, first: firstEntry.length > 0 ? seqOfId(firstEntry[0]![0]) : lastSeq + 1, last: lastSeq, topic: String(topic ?? '') };
   }
 }
 

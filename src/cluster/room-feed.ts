@@ -103,7 +103,16 @@ export class RoomFeed {
   private async readStream(): Promise<void> {
     for (;;) {
       const page = await this.opts.read(this.last, this.pageSize);
-      if (page.epoch === '') return; // Redis holds nothing of the room (yet)
+      if (page.epoch === '') {
+        // Redis holds nothing of the room: not yet, or no longer (restarted without its data).
+        if (this.epoch !== null) {
+          this.opts.lost?.({ kind: 'epoch', previous: this.epoch, epoch: '', last: this.last });
+          this.epoch = null;
+          this.last = 0;
+          this.held = [];
+        }
+        return;
+      }
       if (this.epoch !== null && page.epoch !== this.epoch) {
         this.opts.lost?.({ kind: 'epoch', previous: this.epoch, epoch: page.epoch, last: this.last });
         this.epoch = page.epoch;

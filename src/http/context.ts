@@ -17,6 +17,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { OriginPolicy } from './origin.js';
 import type { TaskStore } from '../images/task-store.js';
 import type { StoreHealth } from '../store/store.js';
+import type { ClusterHealth } from '../cluster/cluster-node.js';
 
 /** The package root: this module is in dist/http/ (or src/http/ under ts-jest). */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -68,6 +69,8 @@ export interface Readiness {
   bot: BotStatus | null;
   /** The on-disk history's health; null when history is kept in memory only. */
   store: StoreHealth | null;
+  /** Whether Redis can be reached, for a node of a cluster; null for a single server. */
+  cluster: ClusterHealth | null;
 }
 
 export interface WebContext {

@@ -19,12 +19,15 @@ export function healthRoutes(ctx: WebContext): Route[] {
       methods: ['GET'],
       pattern: /^\/readyz$/,
       handle({ req, res }) {
-        const { listening, stopping, bot, store } = ctx.readiness();
+        const { listening, stopping, bot, store, cluster } = ctx.readiness();
         // Chat works while the model loads, but image posts would only hear "loading" or "down":
         // not ready until the bot is (a server started without a model is ready as it is).
         const reasons: string[] = [];
         if (!listening) reasons.push('not listening');
         if (stopping) reasons.push('shutting down');
+        // Local members keep chatting, but nothing reaches the other nodes: a balancer should
+        // send newcomers elsewhere.
+        if (cluster?.state === 'down') reasons.push(`cluster: Redis unreachable (${cluster.reason ?? 'unknown'})`);
         if (bot && (bot.state === 'loading' || bot.state === 'down'))
           reasons.push(`classifier ${bot.state}${bot.reason ? `: ${bot.reason}` : ''}`);
         const ready = reasons.length === 0;
@@ -37,6 +40,7 @@ export function healthRoutes(ctx: WebContext): Route[] {
           ...(degraded ? { degraded: [`history: ${store.reason ?? 'writes are failing'}`] } : {}),
           listening,
           history: store ? { state: store.state, queued: store.queued, failedWrites: store.failedWrites } : { state: 'memory' },
+          ...(cluster ? { cluster: { state: cluster.state, outages: cluster.outages } } : {}),
           classifier: bot ? { state: bot.state, reason: bot.reason, ...(bot.model ? { model: bot.model } : {}) } : null,
         });
       },

@@ -95,7 +95,7 @@ export function roomRoutes(ctx: WebContext): Route[] {
         const nick = posterNick(ctx, body.nick as string | undefined);
         // The room may have emptied (and gone) while the body was read.
         const room = existingRoom(ctx, params[0]);
-        const event = hub.say(room, nick, body.text, body.action === true);
+        const event = await hub.say(room, nick, body.text, body.action === true);
         sendJson(req, res, 200, { room: room.name, seq: event.seq, nick, time: event.time });
       },
     },

@@ -62,9 +62,7 @@ export const HANDLERS: Table = {
   message: {
     room: true,
     run(hub, s, cmd, room) {
-      const event = hub.say(room, s.nick, cmd.text, cmd.action, s);
-      // Every sender gets its ack; a wire format that shows none (text) drops it when encoding.
-      hub.ack(s, cmd.id, { type: 'ack', room: room.name, seq: event.seq, time: event.time });
+      hub.say(room, s.nick, cmd.text, cmd.action, s, cmd.id);
     },
   },
 

@@ -12,8 +12,10 @@ import type { Command } from '../protocol/commands.js';
 import { checkText, echoed, HANDLERS } from './handlers.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { HistoryPage, MessageStore, StoredRoom } from '../store/store.js';
+import { StoreError } from '../store/errors.js';
 import { Room } from './room.js';
 import { RoomLog, type LogStart } from './room-log.js';
+import type { RoomRelay, RoomStart } from './room-relay.js';
 import { Session, type Link } from './session.js';
 
 /** Search hits per answer: by default, and at most. */
@@ -130,6 +132,12 @@ export class Hub {
     post: (room, nick, name, bytes, from, id) => this.postImage(room, nick, name, bytes, from, id).event,
     botStatus: () => null,
   };
+  /**
+   * Set when the rooms span a cluster: the relay numbers every room event and brings it back
+   * through arrive(), on this node as on every other. Null: the hub numbers events itself.
+   * Set by useRelay() before any traffic.
+   */
+  private relay: RoomRelay | null = null;
   private nextImage = 1;
   private nextId = 1;
   private nextGuest = 1;
@@ -165,11 +173,110 @@ export class Hub {
     }
   }
 
+  /** Makes the rooms span a cluster from now on (see relay); rooms already here are followed. */
+  useRelay(relay: RoomRelay): void {
+    this.relay = relay;
+    for (const room of this.rooms.values()) this.follow(room);
+  }
+
   private newRoom(name: string, predefined: boolean): Room {
     const start = this.dormant.get(name);
     this.dormant.delete(name);
     const log = new RoomLog(name, this.store, this.opts.historySize, start, (err) => this.observer.storeFailed?.(err), this.ownStore);
-    return new Room(name, predefined, log);
+    const room = new Room(name, predefined, log);
+    if (this.relay) this.follow(room);
+    return room;
+  }
+
+  /**
+   * A room of a cluster is ready once the relay follows it: its numbers and topic are then
+   * known, and joins that came meanwhile finish (their reply and history).
+   */
+  private follow(room: Room): void {
+    room.pending = [];
+    this.relay!.follow(room.name).then(
+      (start) => {
+        if (this.rooms.get(room.name) !== room) return;
+        room.log.begin(start);
+        const waiting = room.pending ?? [];
+        room.pending = null;
+        for (const finish of waiting) finish();
+      },
+      (err: unknown) => this.observer.storeFailed?.(err),
+    );
+  }
+
+  /**
+   * An event of a followed room, numbered by the relay, in order: into the room's window and
+   * to its members. Whoever posted it (a member with its nick) has had an ack instead.
+   */
+  arrive(name: string, event: RoomEvent): void {
+    const room = this.rooms.get(name);
+    if (!room || event.seq <= room.log.seq) return;
+    const frame = new Frame(event);
+    room.log.record(frame);
+    const poster = event.type === 'labels' ? undefined : this.sessions.get(nickKey(event.nick));
+    this.broadcast(room, frame, poster);
+    if (event.type === 'message') {
+      this.stats.messages++;
+      this.stats.deliveries += poster && room.members.has(poster) ? room.members.size - 1 : room.members.size;
+    }
+  }
+
+  /**
+   * The cluster lost a room's history (Redis restarted without its data): the window goes, the
+   * numbers start again, and the members are told why the seqs they see went back.
+   */
+  restartRoom(name: string, start: RoomStart): void {
+    const room = this.rooms.get(name);
+    if (!room) return;
+    room.log.begin(start);
+    this.broadcast(room, new Frame({ type: 'notice', text: `[${name}] the cluster lost this room's history (Redis restarted without its data): numbering starts again from ${start.lastSeq + 1}` }));
+  }
+
+  /** A notice to every room of this server (the cluster went away, or came back). */
+  noticeAll(text: string): void {
+    for (const room of this.rooms.values()) this.broadcast(room, new Frame({ type: 'notice', text: `[${room.name}] ${text}` }));
+  }
+
+  /** Events of a followed room that will never come: the members hear of the hole. */
+  skippedEvents(name: string, from: number, to: number): void {
+    const room = this.rooms.get(name);
+    if (!room) return;
+    const which = from === to ? `message ${from} was` : `messages ${from}-${to} were`;
+    this.broadcast(room, new Frame({ type: 'notice', text: `[${name}] ${which} dropped from the cluster's history before this server could deliver them` }));
+  }
+
+  /**
+   * A room event, numbered and delivered to the room's members but `except`: here and now, or
+   * through the relay (which delivers it on every node, this one included). The relay's
+   * answer is a promise, rejected with CLUSTER_UNAVAILABLE when the event went nowhere.
+   */
+  private emit<E extends RoomEvent>(room: Room, event: E, except?: Session): E | Promise<E> {
+    if (this.relay) {
+      return this.relay.publish(event).then(
+        (seq) => {
+          event.seq = seq;
+          return event;
+        },
+        (err: unknown) => {
+          throw new RoomcastError('CLUSTER_UNAVAILABLE', (err as Error)?.message ?? String(err));
+        },
+      );
+    }
+    event.seq = room.log.next();
+    const frame = new Frame(event);
+    room.log.append(frame);
+    this.broadcast(room, frame, except);
+    return event;
+  }
+
+  /** Runs `then` with an emitted event when it is numbered; a failure goes to `from` when given. */
+  private numbered<E extends RoomEvent>(emitted: E | Promise<E>, then: (e: E) => void, from?: Session, id?: RequestId): void {
+    if (!(emitted instanceof Promise)) return then(emitted);
+    emitted.then(then, (err: unknown) => {
+      if (from && !from.detached) this.fail(from, err, id);
+    });
   }
 
   /**
@@ -250,9 +357,9 @@ export class Hub {
   postAs<E extends RoomEvent>(roomName: string, build: (seq: number, time: number) => E): boolean {
     const room = this.rooms.get(roomName);
     if (!room) return false;
-    const frame = new Frame(build(room.log.next(), this.opts.now()));
-    room.log.append(frame);
-    this.broadcast(room, frame);
+    const emitted = this.emit(room, build(0, this.opts.now()));
+    // The answer is built at once; through a relay its number follows.
+    if (emitted instanceof Promise) emitted.catch((err: unknown) => this.observer.storeFailed?.(err));
     return true;
   }
 
@@ -260,18 +367,20 @@ export class Hub {
    * A message to a room, from a member (`except`: the sender, who gets an ack instead) or from
    * someone who is not one (the HTTP API). Throws EMPTY_MESSAGE or TEXT_TOO_LONG.
    */
-  say(room: Room, nick: string, raw: string, action = false, except?: Session): MessageEvent {
+  say(room: Room, nick: string, raw: string, action = false, from?: Session, id?: RequestId): MessageEvent | Promise<MessageEvent> {
     // Whatever a transport parsed, what enters a room is checked here (clean text passes as is).
     const text = sanitize(raw);
     checkText(this, text);
-    const event: MessageEvent = { type: 'message', room: room.name, seq: room.log.next(), nick, text, time: this.opts.now() };
+    const event: MessageEvent = { type: 'message', room: room.name, seq: 0, nick, text, time: this.opts.now() };
     if (action) event.action = true;
-    const frame = new Frame(event);
-    room.log.append(frame);
-    this.broadcast(room, frame, except);
-    this.stats.messages++;
-    this.stats.deliveries += except ? room.members.size - 1 : room.members.size;
-    return event;
+    const emitted = this.emit(room, event, from);
+    if (!this.relay) {
+      this.stats.messages++;
+      this.stats.deliveries += from ? room.members.size - 1 : room.members.size;
+    }
+    // Every sender gets its ack; a wire format that shows none (text) drops it when encoding.
+    if (from) this.numbered(emitted, (e) => this.ack(from, id, { type: 'ack', room: room.name, seq: e.seq, time: e.time }), from, id);
+    return emitted;
   }
 
   /**
@@ -280,27 +389,25 @@ export class Hub {
    * anyone hears of them, and the name is neutralised like any text; every transport posts
    * through here (by way of the image port), so none can skip either.
    */
-  postImage(room: Room, nick: string, name: string, data: Buffer, from?: Session, id?: RequestId): { event: ImageEvent; post: ImagePost } {
+  postImage(room: Room, nick: string, name: string, data: Buffer, from?: Session, id?: RequestId): { event: ImageEvent; post: ImagePost; emitted: ImageEvent | Promise<ImageEvent> } {
     // Only the file's own name is shown: a path says nothing to the room and may say too much.
     const shown = sanitize(name.split(/[\\/]/).pop()!.slice(0, 100)) || 'image';
     if (sniffImageFormat(data) === null) throw new RoomcastError('NOT_AN_IMAGE', data.length === 0 ? `"${shown}" (0 bytes)` : `"${shown}"`);
     const event: ImageEvent = {
       type: 'image',
       room: room.name,
-      seq: room.log.next(),
+      seq: 0,
       nick,
       image: this.imageId(),
       name: shown,
       size: data.length,
       time: this.opts.now(),
     };
-    const frame = new Frame(event);
-    room.log.append(frame);
-    this.broadcast(room, frame, from);
-    if (from) this.ack(from, id, { type: 'ack', room: room.name, seq: event.seq, time: event.time, image: event.image });
+    const emitted = this.emit(room, event, from);
+    if (from) this.numbered(emitted, (e) => this.ack(from, id, { type: 'ack', room: room.name, seq: e.seq, time: e.time, image: e.image }), from, id);
     this.stats.images++;
     const post: ImagePost = { room: room.name, image: event.image, name: shown, nick, bytes: data };
-    return { event, post };
+    return { event, post, emitted };
   }
 
   /** Writes one frame to every member but `except`, the same bytes for each. */
@@ -380,6 +487,29 @@ export class Hub {
       this.observer.joined?.(session, room);
     }
     session.current = room;
+    if (room.pending) {
+      // A room of a cluster not followed yet: its numbers are not known, so the reply and the
+      // history wait; what the room says meanwhile waits too (held), and follows them.
+      const held = (room.held ??= new Map());
+      if (!held.has(session)) held.set(session, []);
+      const joined = room;
+      room.pending.push(() => {
+        const waiting = held.get(session);
+        held.delete(session);
+        if (held.size === 0 && joined.held === held) joined.held = null;
+        if (session.detached || !joined.members.has(session)) return;
+        this.welcomeTo(session, joined, opts);
+        if (waiting) for (const f of waiting) session.link.send(f);
+      });
+      return room;
+    }
+    this.welcomeTo(session, room, opts);
+    return room;
+  }
+
+  /** The reply to a join, and the history it brings. */
+  private welcomeTo(session: Session, room: Room, opts: { id?: RequestId; after?: number; history?: number }): void {
+    const { name } = room;
     this.reply(session, opts.id, {
       type: 'joined',
       room: name,
@@ -399,7 +529,6 @@ export class Hub {
       const from = Math.max(after, room.seq - this.opts.maxResume);
       this.replay(session, room, after, from, room.seq, opts.id);
     }
-    return room;
   }
 
   /**
@@ -476,8 +605,10 @@ export class Hub {
       return room.log.page(from, limit);
     }
     const start = this.dormant.get(name);
-    if (!start) return null;
-    return after === null ? this.store.latest(name, limit) : this.store.range(name, after, limit);
+    if (!start && !this.relay) return null;
+    const page = await (after === null ? this.store.latest(name, limit) : this.store.range(name, after, limit));
+    // Any node may have made the room: the shared store is the one to ask.
+    return start || page.last > 0 ? page : null;
   }
 
   /**
@@ -498,6 +629,7 @@ export class Hub {
         more: found.length > n,
       }),
       (err: unknown) => {
+        if (err instanceof StoreError && err.code === 'STORE_NO_SEARCH') throw new RoomcastError('SEARCH_OFF', err.detail);
         this.observer.storeFailed?.(err);
         throw new RoomcastError('SEARCH_UNAVAILABLE', (err as Error)?.message ?? String(err));
       },
@@ -518,7 +650,7 @@ export class Hub {
 
   /** Whether a room is alive or has a history to come back to. */
   knowsRoom(name: string): boolean {
-    return this.rooms.has(name) || this.dormant.has(name);
+    return this.rooms.has(name) || this.dormant.has(name) || this.relay !== null;
   }
 
   /** Runs `then` with a read's result, or tells the session the history could not be read. */
@@ -620,6 +752,11 @@ export class Hub {
   private dropIfEmpty(room: Room): void {
     if (room.members.size > 0 || room.predefined) return;
     this.rooms.delete(room.name);
+    if (this.relay) {
+      // The cluster keeps its numbers; the room comes back from there.
+      this.relay.unfollow(room.name);
+      return;
+    }
     this.dormant.set(room.name, { lastSeq: room.log.seq, firstSeq: room.log.first, topic: room.log.topic });
   }
 }

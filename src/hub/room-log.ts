@@ -49,16 +49,40 @@ export class RoomLog {
 
   /** Keeps a numbered event: in the window now, in the store at the end of the turn. */
   append(frame: Frame): void {
-    if (this.ring.length > 0) {
-      this.ring[this.head] = frame;
-      this.head = (this.head + 1) % this.ring.length;
-      if (this.count < this.ring.length) this.count++;
-    }
+    this.keep(frame);
     try {
       this.store.append(frame.event as RoomEvent);
     } catch (err) {
       this.refused(err);
     }
+  }
+
+  /**
+   * Where a room numbered elsewhere (a cluster's relay) stands when this node starts to follow
+   * it: nothing is in the window yet, and everything up to lastSeq is in the shared store.
+   */
+  begin(start: LogStart): void {
+    this.seq = start.lastSeq;
+    this.storedFirst = start.firstSeq;
+    this.topic = start.topic;
+    this.head = 0;
+    this.count = 0;
+  }
+
+  /** An event numbered and stored elsewhere (a cluster's relay), the next after seq: into the window. */
+  record(frame: Frame): void {
+    const { seq } = frame.event as RoomEvent;
+    // A gap the relay reports lost: the window must not pretend to hold it.
+    if (seq !== this.seq + 1) this.count = 0;
+    this.seq = seq;
+    this.keep(frame);
+  }
+
+  private keep(frame: Frame): void {
+    if (this.ring.length === 0) return;
+    this.ring[this.head] = frame;
+    this.head = (this.head + 1) % this.ring.length;
+    if (this.count < this.ring.length) this.count++;
   }
 
   setTopic(topic: string, nick: string): void {

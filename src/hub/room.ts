@@ -16,6 +16,11 @@ export class Room {
    * a broadcast pays one check, not one per member.
    */
   held: Map<Session, Frame[]> | null = null;
+  /**
+   * A room of a cluster that is not followed yet: what waits for it (the joins that came
+   * meanwhile). Null when the room is ready, as every room of a single server is.
+   */
+  pending: (() => void)[] | null = null;
 
   constructor(
     readonly name: string,

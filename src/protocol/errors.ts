@@ -40,6 +40,8 @@ export const ERRORS = {
   SEARCH_EMPTY: 'Say what to look for: /search WORDS finds the messages that hold every word (word* matches words that start so).',
   SEARCH_UNAVAILABLE: 'The search could not be run ({detail}); the chat goes on. Try again later.',
   HISTORY_UNAVAILABLE: 'The history could not be read ({detail}); the chat goes on. Ask again with /history later.',
+  SEARCH_OFF: 'This server has no search: {detail}. /history and the web page still show the room.',
+  CLUSTER_UNAVAILABLE: 'That was not sent: the server could not reach the rest of its cluster ({detail}). It retries by itself; send it again in a moment.',
   INTERNAL: 'Something went wrong on the server ({detail}); the server carries on.',
 } as const;
 

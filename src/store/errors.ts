@@ -20,6 +20,10 @@ const MESSAGES = {
   /** A write failed while running (disk full, I/O error); events are kept in memory and retried. */
   STORE_IO:
     'Writing the history store {path} failed ({detail}). Recent messages are kept in memory and written again once the disk recovers: free some space or check the disk.',
+  /** A store over the network (Redis) did not answer a read. */
+  STORE_UNREACHABLE: 'The history store at {path} could not be reached ({detail}). The chat goes on; ask again in a moment.',
+  /** The store has no full-text search (Redis): the detail says why. */
+  STORE_NO_SEARCH: 'The history store at {path} cannot search: {detail}.',
   /** Used before open() or after close(). */
   STORE_CLOSED: 'The history store {path} is not open ({detail}).',
   /** An event the store cannot keep: a bug in the caller, never the user's input. */
@@ -32,11 +36,14 @@ export class StoreError extends Error {
   readonly code: StoreErrorCode;
   /** The file (or directory) the error is about. */
   readonly path: string;
+  /** What the message says of this case in particular. */
+  readonly detail: string;
 
   constructor(code: StoreErrorCode, path: string, detail = '', options?: { cause?: unknown }) {
     super(MESSAGES[code].replaceAll('{path}', path).replaceAll('{detail}', detail), options);
     this.name = 'StoreError';
     this.code = code;
     this.path = path;
+    this.detail = detail;
   }
 }

@@ -1,0 +1,171 @@
+/**
+ * A cluster end to end: three built `roomcast serve --redis` processes on one real Redis (its
+ * own, on a free loopback port, stopped by PID), with JSON clients spread over them. Every
+ * client must see every room message once, in the one order Redis gave them, whatever happens
+ * to the subscriber connections or to Redis itself.
+ */
+import { spawn } from 'node:child_process';
+import { createClient } from '@redis/client';
+import { BIN, CLI_ENV, CliChild, ROOT } from '../helpers/cli-child.js';
+import { JsonClient, type Ev } from '../helpers/clients.js';
+import { describeWithRedis, RedisServer } from '../helpers/redis-server.js';
+
+const WAIT = 15_000;
+
+
+describeWithRedis('a cluster of three servers over Redis', () => {
+  let redis: RedisServer;
+  const children: CliChild[] = [];
+  const clients: JsonClient[] = [];
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.socket.destroy();
+    for (const c of children.splice(0)) {
+      c.kill();
+      await c.waitExit(WAIT).catch(() => {});
+    }
+    if (!redis.pid) await redis.start();
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    await admin.sendCommand(['FLUSHALL']);
+    await admin.close();
+  });
+
+  async function node(args: string[] = []): Promise<number> {
+    const child = new CliChild(
+      'serve',
+      spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--no-bot', '--flood-rate', '0', '--redis', redis.url, ...args], { cwd: ROOT, env: CLI_ENV }),
+      WAIT,
+    );
+    children.push(child);
+    await child.waitFor(() => /listening on 127\.0\.0\.1:\d+/.test(child.stdout) || child.exitCode !== null, 'roomcast listening on ...');
+    if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}:\n${child.stderr}`);
+    return Number(/listening on 127\.0\.0\.1:(\d+)/.exec(child.stdout)![1]);
+  }
+
+  async function client(port: number, nick: string, rooms = ['dev']): Promise<JsonClient> {
+    const c = await JsonClient.registered(port, nick, rooms);
+    clients.push(c);
+    return c;
+  }
+
+  /** What a client saw of a room: the others' messages and its own acks, by seq. */
+  function seen(c: JsonClient, room = 'dev'): Map<number, string> {
+    const bySeq = new Map<number, string>();
+    for (const e of c.events) {
+      if (e.room !== room || typeof e.seq !== 'number') continue;
+      if (e.type === 'message') {
+        if (bySeq.has(e.seq)) throw new Error(`${e.seq} delivered twice`);
+        bySeq.set(e.seq, `${e.nick}: ${e.text}`);
+      }
+    }
+    return bySeq;
+  }
+
+  const messagesOf = (c: JsonClient, room = 'dev'): Ev[] => c.events.filter((e) => e.type === 'message' && e.room === room);
+  const acksOf = (c: JsonClient): Ev[] => c.events.filter((e) => e.type === 'ack');
+
+  test('clients on three nodes: every message reaches every other client once, in the same order, numbered 1..N without a gap', async () => {
+    const ports = [await node(), await node(), await node()];
+    const people = await Promise.all(['ann', 'bob', 'cat', 'dan', 'eve', 'fay'].map((nick, i) => client(ports[i % 3]!, nick)));
+    const per = 25;
+    for (let i = 0; i < per; i++) for (const [k, c] of people.entries()) c.sendJson({ type: 'message', room: 'dev', text: `${k}-${i}`, id: i });
+    const total = per * people.length;
+    for (const c of people) await c.waitFor(() => messagesOf(c).length + acksOf(c).length >= total, WAIT, 'every message or its ack');
+    const texts = new Map<number, string>();
+    for (const [k, c] of people.entries()) {
+      const msgs = messagesOf(c);
+      expect(msgs.length).toBe(total - per);
+      // In the order of their numbers, each once.
+      const seqs = msgs.map((e) => e.seq as number);
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      expect(new Set(seqs).size).toBe(seqs.length);
+      // With its own acks, every number from 1 to total, and every text under one number everywhere.
+      const own = acksOf(c).map((a) => a.seq as number);
+      expect([...seqs, ...own].sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      for (const [seq, text] of seen(c)) {
+        if (texts.has(seq)) expect(texts.get(seq)).toBe(text);
+        else texts.set(seq, text);
+      }
+      // A sender's own messages keep their order too.
+      const mine = [...texts.entries()].filter(([, t]) => t.startsWith(`${['ann', 'bob', 'cat', 'dan', 'eve', 'fay'][k]}: `));
+      expect(mine.map(([, t]) => t)).toEqual([...mine].sort((a, b) => a[0] - b[0]).map(([, t]) => t));
+    }
+    // Someone who joins later, on any node, gets the history from Redis.
+    const late = await client(ports[2]!, 'gus');
+    const history = late.events.find((e) => e.type === 'history' && e.room === 'dev')!;
+    expect(history.last).toBe(total);
+    expect((history.messages as Ev[]).map((e) => e.seq)).toEqual(Array.from({ length: 20 }, (_, i) => total - 19 + i));
+  });
+
+  test('CLIENT KILL TYPE pubsub: what was published while the subscribers reconnected is filled from the Stream', async () => {
+    const [a, b] = [await node(), await node()];
+    const sender = await client(a, 'ann');
+    const reader = await client(b, 'bob');
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    try {
+      await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+    } finally {
+      await admin.close();
+    }
+    for (let i = 1; i <= 30; i++) sender.sendJson({ type: 'message', room: 'dev', text: `after the kill ${i}`, id: i });
+    await reader.waitFor(() => messagesOf(reader).length >= 30, WAIT, '30 messages');
+    expect(messagesOf(reader).map((e) => e.text)).toEqual(Array.from({ length: 30 }, (_, i) => `after the kill ${i + 1}`));
+    expect(messagesOf(reader).map((e) => e.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+  });
+
+  test('Redis restarted without its data: members are told the history is gone, readiness says why meanwhile, and chat goes on from 1', async () => {
+    const [a, b] = [await node(), await node()];
+    const ann = await client(a, 'ann');
+    const bob = await client(b, 'bob');
+    ann.sendJson({ type: 'message', room: 'dev', text: 'before', id: 1 });
+    await bob.waitEvent((e) => e.type === 'message' && e.text === 'before');
+    const welcomeBefore = ann.events.find((e) => e.type === 'welcome')!;
+
+    await redis.stop();
+    await bob.waitEvent((e) => e.type === 'notice' && /lost its cluster/.test(e.text), WAIT);
+    const ready = await fetch(`http://127.0.0.1:${b}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { reasons: string[] }).reasons.join()).toMatch(/cluster: Redis unreachable/);
+    // A message now fails clearly, and the connection stays.
+    ann.sendJson({ type: 'message', room: 'dev', text: 'while down', id: 2 });
+    const err = await ann.waitEvent((e) => e.type === 'error' && e.id === 2, WAIT);
+    expect(err.code).toBe('CLUSTER_UNAVAILABLE');
+
+    await redis.start();
+    await bob.waitEvent((e) => e.type === 'notice' && /lost this room's history/.test(e.text), WAIT);
+    await ann.waitEvent((e) => e.type === 'notice' && /lost this room's history/.test(e.text), WAIT);
+    ann.sendJson({ type: 'message', room: 'dev', text: 'after', id: 3 });
+    const after = await bob.waitEvent((e) => e.type === 'message' && e.text === 'after', WAIT);
+    expect(after.seq).toBe(1);
+    expect((await fetch(`http://127.0.0.1:${b}/readyz`)).status).toBe(200);
+    // Someone new is given another history id, so a client resuming with old numbers knows.
+    const carl = await client(a, 'carl');
+    expect(carl.events.find((e) => e.type === 'welcome')!.history).not.toBe(welcomeBefore.history);
+  });
+
+  test('search says plainly that it is off; an unreachable Redis at start-up is one line and exit 1', async () => {
+    const a = await node();
+    const ann = await client(a, 'ann');
+    ann.sendJson({ type: 'search', room: 'dev', q: 'anything', id: 5 });
+    const off = await ann.waitEvent((e) => e.type === 'error' && e.id === 5);
+    expect(off.code).toBe('SEARCH_OFF');
+    expect(off.message).toMatch(/off in a cluster/);
+
+    const child = new CliChild(
+      'serve',
+      spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--no-bot', '--redis', 'redis://127.0.0.1:1'], { cwd: ROOT, env: CLI_ENV }),
+      WAIT,
+    );
+    children.push(child);
+    expect(await child.waitExit(WAIT)).toBe(1);
+    expect(child.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^roomcast: cannot reach Redis at redis:\/\/127\.0\.0\.1:1.*start redis-server there, or fix --redis$/)]);
+  });
+});

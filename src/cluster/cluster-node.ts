@@ -1,0 +1,154 @@
+/**
+ * One node of a cluster (`serve --redis URL`): its two Redis connections (commands, and the
+ * subscriber that pub/sub needs to itself), the relay that numbers and shares the rooms, the
+ * store that reads their history, and whether Redis can be reached now. The server wires it to
+ * the hub; nothing here knows about sockets of clients.
+ *
+ * Commands are not queued while Redis is away (node-redis' offline queue is off): a message
+ * then fails at once with CLUSTER_UNAVAILABLE instead of leaving its sender waiting for an
+ * ack that may come minutes later, or never.
+ */
+import { createClient } from '@redis/client';
+import type { RoomEvent } from '../protocol/events.js';
+import type { RoomStart } from '../hub/room-relay.js';
+import { ClusterRelay, type RelaySink } from './cluster-relay.js';
+import { RedisStore } from './redis-store.js';
+
+export interface ClusterOptions {
+  /** redis://[user:password@]host:port[/db] */
+  url: string;
+  /** Prefix of every key: clusters may share one Redis. */
+  prefix?: string;
+  /** Entries each room's Stream keeps (its history). */
+  maxLen?: number;
+  positionCheckMs?: number;
+}
+
+export interface ClusterHealth {
+  state: 'ok' | 'down';
+  /** Why Redis cannot be reached (when down). */
+  reason?: string;
+  /** Times the node lost Redis since it started. */
+  outages: number;
+}
+
+/** What the node reports: the hub's side of the relay, plus the outages for the log. */
+export interface ClusterObserver extends Omit<RelaySink, 'failed'> {
+  down(reason: string): void;
+  up(health: ClusterHealth): void;
+}
+
+type Client = ReturnType<typeof createClient>;
+
+/** Image ids a node takes at a time. */
+const IMAGE_ID_BLOCK = 1_000_000;
+
+/** Redis could not be reached at start-up: the message says where and what to do. */
+export class ClusterUnreachable extends Error {
+  override name = 'ClusterUnreachable';
+}
+
+/** The URL as logs and errors may show it: without its password. */
+export function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+export class ClusterNode {
+  readonly relay: ClusterRelay;
+  readonly store: RedisStore;
+  private readonly commands: Client;
+  private readonly subscriber: Client;
+  private down: string | null = null;
+  private outages = 0;
+  private started = false;
+
+  constructor(
+    readonly opts: ClusterOptions,
+    private readonly observer: ClusterObserver,
+  ) {
+    // At start-up a Redis that is not there is an error to report; once running, an outage to
+    // ride out, retrying with a growing pause.
+    const socket = {
+      reconnectStrategy: (retries: number, cause: Error) => (this.started ? Math.min(50 * 2 ** Math.min(retries, 6), 2000) : cause),
+      connectTimeout: 2000,
+    };
+    this.commands = createClient({ url: opts.url, socket, disableOfflineQueue: true });
+    this.subscriber = this.commands.duplicate();
+    for (const client of [this.commands, this.subscriber]) {
+      client.on('error', (err: Error) => this.lost(err.message || String(err)));
+      client.on('ready', () => this.ready());
+    }
+    this.relay = new ClusterRelay(
+      this.commands,
+      this.subscriber,
+      {
+        arrive: (room: string, event: RoomEvent) => observer.arrive(room, event),
+        restarted: (room: string, start: RoomStart) => observer.restarted(room, start),
+        skipped: (room: string, from: number, to: number) => observer.skipped(room, from, to),
+        // Redis being away shows in every command; the outage is reported once (lost()).
+        failed: (err: unknown) => this.lost((err as Error)?.message ?? String(err)),
+      },
+      { prefix: opts.prefix, maxLen: opts.maxLen, positionCheckMs: opts.positionCheckMs },
+    );
+    this.store = new RedisStore(this.commands, this.relay.rooms, redactedUrl(opts.url), opts.prefix);
+  }
+
+  /** Connects both connections; rejects with an Error that says where and what to do. */
+  async connect(): Promise<void> {
+    try {
+      await Promise.all([this.commands.connect(), this.subscriber.connect()]);
+    } catch (err) {
+      await this.close();
+      throw new ClusterUnreachable(
+        `cannot reach Redis at ${redactedUrl(this.opts.url)} (${(err as Error)?.message || err}): start redis-server there, or fix --redis`,
+      );
+    }
+    this.started = true;
+    this.down = null;
+  }
+
+  /**
+   * The first of a block of image ids no other node uses (ids go on above it): an image is
+   * fetched by its number, so two nodes must never hand out the same one.
+   */
+  async imageIdBlock(): Promise<number> {
+    const top = Number(await this.commands.sendCommand(['INCRBY', `${this.opts.prefix ?? 'roomcast'}:image-ids`, String(IMAGE_ID_BLOCK)]));
+    return top - IMAGE_ID_BLOCK;
+  }
+
+  health(): ClusterHealth {
+    return this.down === null ? { state: 'ok', outages: this.outages } : { state: 'down', reason: this.down, outages: this.outages };
+  }
+
+  async close(): Promise<void> {
+    this.relay.close();
+    for (const client of [this.subscriber, this.commands]) {
+      if (!client.isOpen) continue;
+      await client.close().catch(() => client.destroy());
+    }
+  }
+
+  private lost(reason: string): void {
+    if (!this.started || this.down !== null) return;
+    this.down = reason;
+    this.outages++;
+    this.observer.down(reason);
+  }
+
+  private ready(): void {
+    if (!this.started || this.down === null) return;
+    // Both connections must be back: the subscriber's channels are subscribed again by then.
+    if (!this.commands.isReady || !this.subscriber.isReady) return;
+    this.down = null;
+    this.observer.up(this.health());
+    // What was published while the subscriber was away never came: read every room up.
+    this.relay.resync();
+    this.store.refreshHistory().catch(() => {});
+  }
+}
