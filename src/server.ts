@@ -159,6 +159,8 @@ export class RoomcastServer {
         arrive: (room, event) => this.hub.arrive(room, event),
         restarted: (room, start) => this.hub.restartRoom(room, start),
         skipped: (room, from, to) => this.hub.skippedEvents(room, from, to),
+        announced: (room, event) => this.hub.announced(room, event),
+        privateMessage: (key, event) => this.hub.privateFromElsewhere(key, event),
         down: (reason) => {
           log.error(`cluster: lost Redis at ${where} (${reason}); local members stay connected, retrying`);
           this.hub.noticeAll('the server lost its cluster (Redis): you stay connected, but messages fail with CLUSTER_UNAVAILABLE until it is back');
@@ -166,6 +168,7 @@ export class RoomcastServer {
         up: (h) => {
           log.info(`cluster: Redis at ${where} is back (outage ${h.outages}); rooms are read up from their Streams`);
           this.hub.noticeAll('the cluster is back: messages go out again');
+          this.hub.reannounce();
         },
       });
       this.store = this.cluster.store;

@@ -70,6 +70,9 @@ describeWithRedis('a cluster of three servers over Redis', () => {
 
   const messagesOf = (c: JsonClient, room = 'dev'): Ev[] => c.events.filter((e) => e.type === 'message' && e.room === room);
   const acksOf = (c: JsonClient): Ev[] => c.events.filter((e) => e.type === 'ack');
+  /** The seqs a client got after joining with `after`: its history (the gap), then what followed live. */
+  const seqsAfterJoin = (c: JsonClient): number[] =>
+    c.events.flatMap((e) => (e.type === 'history' && e.room === 'dev' ? (e.messages as Ev[]).map((m) => m.seq as number) : e.type === 'message' && e.room === 'dev' ? [e.seq as number] : []));
 
   test('clients on three nodes: every message reaches every other client once, in the same order, numbered 1..N without a gap', async () => {
     const ports = [await node(), await node(), await node()];
@@ -149,6 +152,79 @@ describeWithRedis('a cluster of three servers over Redis', () => {
     // Someone new is given another history id, so a client resuming with old numbers knows.
     const carl = await client(a, 'carl');
     expect(carl.events.find((e) => e.type === 'welcome')!.history).not.toBe(welcomeBefore.history);
+    // The nicks and members Redis forgot are claimed and listed again: ann is still ann everywhere.
+    const impostor = await JsonClient.open(b, { nick: 'ann' });
+    clients.push(impostor);
+    expect((await impostor.waitEvent((e) => e.type === 'error')).code).toBe('NICK_TAKEN');
+  });
+
+  test('who is where: /who, join and part notices, /msg, topics and nick uniqueness span the nodes', async () => {
+    const [a, b] = [await node(), await node()];
+    const ann = await client(a, 'ann');
+    const bob = await client(b, 'bob');
+    await ann.waitEvent((e) => e.type === 'joined' && e.nick === 'bob' && !e.self);
+    expect(bob.events.find((e) => e.type === 'joined' && e.self)!.members).toEqual(['ann', 'bob']);
+    ann.sendJson({ type: 'who', room: 'dev', id: 1 });
+    expect((await ann.waitEvent((e) => e.type === 'who' && e.id === 1)).members).toEqual(['ann', 'bob']);
+
+    // A nick held on one node cannot be had on another, in any case.
+    const taken = await JsonClient.open(b, { nick: 'ANN' });
+    clients.push(taken);
+    expect((await taken.waitEvent((e) => e.type === 'error')).code).toBe('NICK_TAKEN');
+    bob.sendJson({ type: 'nick', nick: 'Ann', id: 2 });
+    expect((await bob.waitEvent((e) => e.type === 'error' && e.id === 2)).code).toBe('NICK_TAKEN');
+
+    ann.sendJson({ type: 'privmsg', to: 'bob', text: 'psst', id: 3 });
+    expect(await bob.waitEvent((e) => e.type === 'privmsg')).toMatchObject({ from: 'ann', to: 'bob', text: 'psst' });
+    expect(await ann.waitEvent((e) => e.type === 'privmsg' && e.id === 3)).toMatchObject({ text: 'psst' });
+    ann.sendJson({ type: 'privmsg', to: 'nobody', text: 'hello?', id: 4 });
+    expect((await ann.waitEvent((e) => e.type === 'error' && e.id === 4)).code).toBe('NO_SUCH_NICK');
+
+    ann.sendJson({ type: 'topic', room: 'dev', topic: 'cluster talk' });
+    expect(await bob.waitEvent((e) => e.type === 'topic')).toMatchObject({ topic: 'cluster talk', nick: 'ann' });
+    bob.sendJson({ type: 'nick', nick: 'robert', id: 5 });
+    expect(await ann.waitEvent((e) => e.type === 'nick')).toMatchObject({ old: 'bob', nick: 'robert' });
+    bob.sendJson({ type: 'part', room: 'dev' });
+    expect(await ann.waitEvent((e) => e.type === 'parted')).toMatchObject({ nick: 'robert' });
+    ann.sendJson({ type: 'who', room: 'dev', id: 6 });
+    expect((await ann.waitEvent((e) => e.type === 'who' && e.id === 6)).members).toEqual(['ann']);
+    // The old nick is free again, on any node.
+    const newBob = await client(a, 'bob');
+    expect(newBob.events.find((e) => e.type === 'welcome')!.nick).toBe('bob');
+  });
+
+  test('SIGKILL a node under load: its clients resume on another node with contiguous seqs, and its members leave within the lease', async () => {
+    const lease = ['--lease', '1500'];
+    const [a, b] = [await node(lease), await node(lease)];
+    const writer = await client(a, 'ann');
+    const reader = await client(b, 'bob');
+    const victim = children[1]!;
+    let sent = 0;
+    const load = setInterval(() => {
+      if (sent >= 400) return;
+      for (let i = 0; i < 20; i++) writer.sendJson({ type: 'message', room: 'dev', text: `m${++sent}` });
+    }, 10);
+    try {
+      await reader.waitFor(() => messagesOf(reader).length >= 100, WAIT, '100 messages before the kill');
+      victim.proc.kill('SIGKILL');
+      await victim.waitExit(WAIT);
+      const last = Math.max(...messagesOf(reader).map((e) => e.seq as number));
+      // bob comes back on the other node and asks for everything after what he saw.
+      const back = await JsonClient.open(a, { nick: 'bob2', rooms: [] });
+      clients.push(back);
+      await back.waitEvent((e) => e.type === 'welcome');
+      back.sendJson({ type: 'join', room: 'dev', after: last });
+      await back.waitFor(() => sent >= 400 && Math.max(0, ...seqsAfterJoin(back)) >= 400, WAIT, 'the rest of the 400');
+      const seqs = [...messagesOf(reader).map((e) => e.seq as number), ...seqsAfterJoin(back)];
+      expect(seqs).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    } finally {
+      clearInterval(load);
+    }
+    // bob's node is gone: within the lease (and a reap), the room says he left.
+    const gone = await writer.waitEvent((e) => e.type === 'parted' && e.nick === 'bob', WAIT);
+    expect(gone.quit).toBe(true);
+    writer.sendJson({ type: 'who', room: 'dev', id: 9 });
+    expect((await writer.waitEvent((e) => e.type === 'who' && e.id === 9)).members).toEqual(['ann', 'bob2']);
   });
 
   test('search says plainly that it is off; an unreachable Redis at start-up is one line and exit 1', async () => {

@@ -27,6 +27,7 @@ export interface ServeFlags {
   store: 'sqlite' | 'memory';
   redis?: string;
   redisPrefix?: string;
+  lease?: number;
   /** Absent: the per-user state directory (the option's help says which). */
   dataDir?: string;
   fsync: FsyncPolicy;
@@ -153,7 +154,7 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
     maxPerAddress: flags.maxPerAddress,
     shutdownTimeout: flags.shutdownTimeout,
     logger,
-    ...(flags.redis ? { cluster: { url: flags.redis, prefix: flags.redisPrefix } } : {}),
+    ...(flags.redis ? { cluster: { url: flags.redis, prefix: flags.redisPrefix, leaseMs: flags.lease } } : {}),
     store:
       flags.store === 'memory'
         ? { engine: 'memory' }

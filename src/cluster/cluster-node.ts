@@ -10,7 +10,7 @@
  */
 import { createClient } from '@redis/client';
 import type { RoomEvent } from '../protocol/events.js';
-import type { RoomStart } from '../hub/room-relay.js';
+import type { Announcement, PrivateMessage, RoomStart } from '../hub/room-relay.js';
 import { ClusterRelay, type RelaySink } from './cluster-relay.js';
 import { RedisStore } from './redis-store.js';
 
@@ -22,6 +22,8 @@ export interface ClusterOptions {
   /** Entries each room's Stream keeps (its history). */
   maxLen?: number;
   positionCheckMs?: number;
+  /** How long a node's lease lasts unrenewed (its members leave within about this when it dies). */
+  leaseMs?: number;
 }
 
 export interface ClusterHealth {
@@ -91,10 +93,12 @@ export class ClusterNode {
         arrive: (room: string, event: RoomEvent) => observer.arrive(room, event),
         restarted: (room: string, start: RoomStart) => observer.restarted(room, start),
         skipped: (room: string, from: number, to: number) => observer.skipped(room, from, to),
+        announced: (room: string, event: Announcement) => observer.announced(room, event),
+        privateMessage: (key: string, event: PrivateMessage) => observer.privateMessage(key, event),
         // Redis being away shows in every command; the outage is reported once (lost()).
         failed: (err: unknown) => this.lost((err as Error)?.message ?? String(err)),
       },
-      { prefix: opts.prefix, maxLen: opts.maxLen, positionCheckMs: opts.positionCheckMs },
+      { prefix: opts.prefix, maxLen: opts.maxLen, positionCheckMs: opts.positionCheckMs, leaseMs: opts.leaseMs },
     );
     this.store = new RedisStore(this.commands, this.relay.rooms, redactedUrl(opts.url), opts.prefix);
   }
@@ -111,6 +115,7 @@ export class ClusterNode {
     }
     this.started = true;
     this.down = null;
+    await this.relay.start();
   }
 
   /**
@@ -127,7 +132,7 @@ export class ClusterNode {
   }
 
   async close(): Promise<void> {
-    this.relay.close();
+    await this.relay.close();
     for (const client of [this.subscriber, this.commands]) {
       if (!client.isOpen) continue;
       await client.close().catch(() => client.destroy());

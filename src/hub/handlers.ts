@@ -71,7 +71,13 @@ export const HANDLERS: Table = {
       const text = sanitize(cmd.text);
       checkText(hub, text);
       const to = hub.sessions.get(nickKey(cmd.to));
-      if (!to) throw new RoomcastError('NO_SUCH_NICK', echoed(cmd.to));
+      if (!to) {
+        // Perhaps on another node of a cluster (NO_SUCH_NICK on a single server).
+        const elsewhere = { type: 'privmsg' as const, from: s.nick, to: cmd.to, text, time: hub.opts.now(), ...(cmd.action ? { action: true as const } : {}) };
+        hub.sendPrivate(s, cmd.to, elsewhere, cmd.id);
+        hub.stats.privmsgs++;
+        return;
+      }
       const event = { type: 'privmsg' as const, from: s.nick, to: to.nick, text, time: hub.opts.now() };
       const withAction = cmd.action ? { ...event, action: true as const } : event;
       if (to !== s) hub.send(to, withAction);
@@ -100,7 +106,7 @@ export const HANDLERS: Table = {
     run(hub, s, cmd) {
       const rooms = [...hub.rooms.values()]
         .sort((a, b) => a.name.localeCompare(b.name))
-        .map((r) => ({ room: r.name, members: r.members.size, topic: r.topic }));
+        .map((r) => ({ room: r.name, members: hub.memberCount(r), topic: r.topic }));
       hub.reply(s, cmd.id, { type: 'rooms', rooms });
     },
   },
@@ -128,6 +134,7 @@ export const HANDLERS: Table = {
       if (cmd.topic.length > TOPIC_MAX) throw new RoomcastError('TEXT_TOO_LONG', TOPIC_MAX);
       room.log.setTopic(sanitize(cmd.topic).trim(), s.nick);
       hub.broadcast(room, new Frame({ type: 'topic', room: room.name, topic: room.topic, nick: s.nick }), s);
+      hub.announce({ type: 'topic', room: room.name, topic: room.topic, nick: s.nick }, s.key);
       hub.reply(s, cmd.id, { type: 'topic', room: room.name, topic: room.topic, nick: s.nick });
     },
   },

@@ -15,7 +15,7 @@ import type { HistoryPage, MessageStore, StoredRoom } from '../store/store.js';
 import { StoreError } from '../store/errors.js';
 import { Room } from './room.js';
 import { RoomLog, type LogStart } from './room-log.js';
-import type { RoomRelay, RoomStart } from './room-relay.js';
+import type { Announcement, PrivateMessage, RoomRelay, RoomStart } from './room-relay.js';
 import { Session, type Link } from './session.js';
 
 /** Search hits per answer: by default, and at most. */
@@ -198,6 +198,8 @@ export class Hub {
       (start) => {
         if (this.rooms.get(room.name) !== room) return;
         room.log.begin(start);
+        room.remote = new Map();
+        for (const m of start.members) if (!this.sessions.has(m.key)) room.remote.set(m.key, m.nick);
         const waiting = room.pending ?? [];
         room.pending = null;
         for (const finish of waiting) finish();
@@ -285,6 +287,40 @@ export class Hub {
    */
   attach(link: Link, hello: Hello = {}): Session {
     const nick = hello.nick === undefined ? this.guestNick() : this.checkNick(hello.nick);
+    return this.register(link, hello, nick);
+  }
+
+  /** attach() as the transports call it: in a cluster, once the nick is claimed there. */
+  admit(link: Link, hello: Hello = {}): Session | Promise<Session> {
+    return this.relay ? this.attachInCluster(this.relay, link, hello) : this.attach(link, hello);
+  }
+
+  /**
+   * In a cluster a nick is claimed in Redis first, so that no two nodes give it out; a guest
+   * nick is taken the same way, trying the next number while one is in use elsewhere.
+   */
+  private async attachInCluster(relay: RoomRelay, link: Link, hello: Hello): Promise<Session> {
+    let nick: string;
+    if (hello.nick !== undefined) {
+      nick = this.checkNick(hello.nick);
+      if (!(await relay.claimNick(nickKey(nick)))) throw new RoomcastError('NICK_TAKEN', nick);
+    } else {
+      for (let tries = 0; ; tries++) {
+        nick = this.guestNick();
+        if (await relay.claimNick(nickKey(nick))) break;
+        if (tries >= 50) throw new RoomcastError('NICK_TAKEN', nick);
+      }
+    }
+    try {
+      // Another of this node's connections may have taken it meanwhile: that one keeps it.
+      return this.register(link, hello, this.checkNick(nick));
+    } catch (err) {
+      if (!this.sessions.has(nickKey(nick))) relay.releaseNick(nickKey(nick));
+      throw err;
+    }
+  }
+
+  private register(link: Link, hello: Hello, nick: string): Session {
     const rooms = [...new Set((hello.rooms ?? [this.opts.defaultRoom]).map((r) => this.checkRoom(r)))];
     if (rooms.length > this.opts.maxRoomsPerSession)
       throw new RoomcastError('TOO_MANY_ROOMS', this.opts.maxRoomsPerSession);
@@ -312,8 +348,10 @@ export class Hub {
     for (const room of session.rooms.values()) {
       room.members.delete(session);
       this.broadcast(room, new Frame({ type: 'parted', room: room.name, nick: session.nick, reason, quit: true }));
+      this.relay?.announce({ type: 'parted', room: room.name, nick: session.nick, reason, quit: true }, session.key);
       this.dropIfEmpty(room);
     }
+    if (this.relay && !this.sessions.has(session.key)) this.relay.releaseNick(session.key);
     session.rooms.clear();
     session.current = null;
     this.observer.left?.(session, reason);
@@ -484,6 +522,7 @@ export class Hub {
       this.broadcast(room, new Frame({ type: 'joined', room: name, nick: session.nick }));
       room.members.add(session);
       session.rooms.set(name, room);
+      this.relay?.announce({ type: 'joined', room: name, nick: session.nick }, session.key);
       this.observer.joined?.(session, room);
     }
     session.current = room;
@@ -681,6 +720,7 @@ export class Hub {
     session.rooms.delete(room.name);
     if (session.current === room) session.current = [...session.rooms.values()].pop() ?? null;
     this.broadcast(room, new Frame({ type: 'parted', room: room.name, nick: session.nick, reason }));
+    this.relay?.announce({ type: 'parted', room: room.name, nick: session.nick, reason }, session.key);
     this.dropIfEmpty(room);
     this.observer.parted?.(session, room);
   }
@@ -690,7 +730,30 @@ export class Hub {
     // A change of case keeps the key, but the new spelling must still be a valid nick.
     if (key === session.key && !isValidNick(wanted)) throw new RoomcastError('NICK_INVALID', echoed(wanted));
     const nick = key === session.key ? wanted.normalize('NFC') : this.checkNick(wanted);
+    const relay = this.relay;
+    if (relay && key !== session.key) {
+      // Claimed in the cluster first; the rename happens when Redis says it is this node's.
+      relay.claimNick(key).then(
+        (mine) => {
+          if (session.detached) return relay.releaseNick(key);
+          if (!mine) return this.fail(session, new RoomcastError('NICK_TAKEN', nick), id);
+          try {
+            this.renameNow(session, this.checkNick(nick), id);
+          } catch (err) {
+            this.fail(session, err, id);
+          }
+        },
+        (err: unknown) => this.fail(session, new RoomcastError('CLUSTER_UNAVAILABLE', (err as Error)?.message ?? String(err)), id),
+      );
+      return;
+    }
+    this.renameNow(session, nick, id);
+  }
+
+  private renameNow(session: Session, nick: string, id?: RequestId): void {
+    const key = nickKey(nick);
     const old = session.nick;
+    const oldKey = session.key;
     if (nick === old) {
       this.reply(session, id, { type: 'nick', old, nick, self: true });
       return;
@@ -699,6 +762,10 @@ export class Hub {
     session.nick = nick;
     session.key = key;
     this.sessions.set(key, session);
+    if (this.relay) {
+      for (const room of session.rooms.values()) this.relay.announce({ type: 'nick', room: room.name, old, nick }, key, oldKey);
+      if (oldKey !== key) this.relay.releaseNick(oldKey);
+    }
     const notice = new Frame({ type: 'nick', old, nick });
     const told = new Set<Session>([session]);
     for (const room of session.rooms.values())
@@ -711,8 +778,83 @@ export class Hub {
     this.observer.renamed?.(session, old);
   }
 
+  /** Everyone in the room, on this node and (in a cluster) on the others. */
   memberNicks(room: Room): string[] {
-    return [...room.members].map((m) => m.nick).sort((a, b) => a.localeCompare(b));
+    const nicks = [...room.members].map((m) => m.nick);
+    if (room.remote) for (const [key, nick] of room.remote) if (!this.sessions.has(key)) nicks.push(nick);
+    return nicks.sort((a, b) => a.localeCompare(b));
+  }
+
+  /** How many are in the room, everywhere. */
+  memberCount(room: Room): number {
+    return room.remote ? this.memberNicks(room).length : room.members.size;
+  }
+
+  /** Tells the other nodes of a room about a change made here (a topic); nothing on a single server. */
+  announce(event: Announcement, key: string): void {
+    this.relay?.announce(event, key);
+  }
+
+  /**
+   * Says again who is here, after Redis was away (it may have come back without its data):
+   * every local nick claimed, every local member listed in its rooms. The other nodes already
+   * listing them take it as nothing new.
+   */
+  reannounce(): void {
+    const relay = this.relay;
+    if (!relay) return;
+    for (const session of this.sessions.values()) {
+      relay.claimNick(session.key).catch(() => {});
+      for (const room of session.rooms.values()) relay.announce({ type: 'joined', room: room.name, nick: session.nick }, session.key);
+    }
+  }
+
+  /** A member of another node joined, left, changed nick or set a topic: this node's members hear of it. */
+  announced(name: string, event: Announcement): void {
+    const room = this.rooms.get(name);
+    if (!room || room.pending) return;
+    const remote = (room.remote ??= new Map());
+    switch (event.type) {
+      case 'joined':
+        if (remote.has(nickKey(event.nick))) return;
+        remote.set(nickKey(event.nick), event.nick);
+        break;
+      case 'parted':
+        // Said once: a dead node's members may be reported by more than one reaper.
+        if (!remote.delete(nickKey(event.nick))) return;
+        break;
+      case 'nick':
+        remote.delete(nickKey(event.old));
+        remote.set(nickKey(event.nick), event.nick);
+        break;
+      case 'topic':
+        room.log.topic = event.topic;
+        break;
+    }
+    this.broadcast(room, new Frame(event.type === 'nick' ? { type: 'nick', old: event.old, nick: event.nick } : event));
+  }
+
+  /** A private message from a member of another node to one of this node's. */
+  privateFromElsewhere(key: string, event: PrivateMessage): void {
+    const to = this.sessions.get(key);
+    if (to && !to.detached) this.send(to, event);
+  }
+
+  /**
+   * A private message to a nick that is not on this node: through the relay to its node, or
+   * NO_SUCH_NICK when no node has it. Throws NO_SUCH_NICK at once on a single server.
+   */
+  sendPrivate(from: Session, toNick: string, event: PrivateMessage, id?: RequestId): void {
+    const relay = this.relay;
+    if (!relay) throw new RoomcastError('NO_SUCH_NICK', echoed(toNick));
+    relay.sendPrivate(nickKey(toNick), event).then(
+      (sent) => {
+        if (from.detached) return;
+        if (sent) this.reply(from, id, event);
+        else this.fail(from, new RoomcastError('NO_SUCH_NICK', echoed(toNick)), id);
+      },
+      (err: unknown) => this.fail(from, new RoomcastError('CLUSTER_UNAVAILABLE', (err as Error)?.message ?? String(err)), id),
+    );
   }
 
   /** The room a command acts on: the named one, or the current one; the sender must be in it. */

@@ -21,6 +21,8 @@ export class Room {
    * meanwhile). Null when the room is ready, as every room of a single server is.
    */
   pending: (() => void)[] | null = null;
+  /** A room of a cluster: its members on the other nodes (nick key -> nick). Null on a single server. */
+  remote: Map<string, string> | null = null;
 
   constructor(
     readonly name: string,

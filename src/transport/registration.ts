@@ -13,10 +13,21 @@ import { Frame } from '../protocol/frame.js';
 import type { Hub } from '../hub/hub.js';
 import type { Link, Session } from '../hub/session.js';
 import { deadlines, NO_TICKET, type Expiring, type Ticket } from './deadlines.js';
+import type { RequestId } from '../protocol/events.js';
+
+/** Commands kept while a hello is checked; a client that sends more before its welcome is refused. */
+const MAX_WAITING = 64;
 
 export class Registration implements Expiring {
   private current: Session | null = null;
   private deadline: Ticket = NO_TICKET;
+  /**
+   * Commands that came while a hello was being checked with the cluster (a nick claimed in
+   * Redis): they run, in order, once it is settled. Null when no check is under way.
+   */
+  private waiting: Command[] | null = null;
+  /** Why the link ended, once it has. */
+  private ended: string | null = null;
 
   constructor(
     private readonly hub: Hub,
@@ -45,6 +56,11 @@ export class Registration implements Expiring {
 
   /** A command other than an image's: the session's, or the hello it must be before that. */
   handle(cmd: Command): void {
+    if (this.waiting !== null) {
+      if (this.waiting.length < MAX_WAITING) this.waiting.push(cmd);
+      else this.reject(new RoomcastError('NOT_REGISTERED'), cmd.id);
+      return;
+    }
     if (this.current !== null) this.hub.handle(this.current, cmd);
     else this.hello(cmd);
   }
@@ -56,15 +72,35 @@ export class Registration implements Expiring {
     }
     if (this.refused()) return;
     try {
-      this.attach({ nick: cmd.nick, rooms: cmd.rooms });
+      this.attach({ nick: cmd.nick, rooms: cmd.rooms }, cmd.id);
     } catch (err) {
       this.reject(err, cmd.id);
     }
   }
 
-  private attach(hello?: { nick?: string; rooms?: string[] }): void {
-    this.current = this.hub.attach(this.link, hello);
-    this.disarm();
+  private attach(hello?: { nick?: string; rooms?: string[] }, id?: RequestId): void {
+    const attached = this.hub.admit(this.link, hello);
+    if (!(attached instanceof Promise)) {
+      this.current = attached;
+      this.disarm();
+      return;
+    }
+    this.waiting = [];
+    attached
+      .then(
+        (session) => {
+          // The connection ended while the nick was claimed: the session leaves at once.
+          if (this.ended !== null) return this.hub.detach(session, this.ended);
+          this.current = session;
+          this.disarm();
+        },
+        (err: unknown) => this.reject(err, id),
+      )
+      .finally(() => {
+        const waiting = this.waiting ?? [];
+        this.waiting = null;
+        for (const cmd of waiting) this.handle(cmd);
+      });
   }
 
   private disarm(): void {
@@ -95,6 +131,7 @@ export class Registration implements Expiring {
 
   /** The link is ending: no deadline is left armed, and the session (if any) leaves the hub. Safe to call twice. */
   end(reason: string): void {
+    this.ended ??= reason;
     this.disarm();
     if (this.current !== null) this.hub.detach(this.current, reason);
   }
