@@ -7,7 +7,7 @@
  * its syscalls, which for a TCP relay is a large share.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Clock ticks per second of /proc/PID/stat's times (USER_HZ; 100 on every common Linux). */
 export function clockTicks(): number {
@@ -33,6 +33,22 @@ export function readCpu(pid: number, ticksPerSecond: number): CpuTimes {
   const utime = Number(fields[14 - 3]);
   const stime = Number(fields[15 - 3]);
   return { user: utime / ticksPerSecond, system: stime / ticksPerSecond };
+}
+
+/** The processes whose parent is `pid` (a server's --processes workers), from /proc. */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[4 - 3]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
 
 export function cpuSeconds(t: CpuTimes): number {

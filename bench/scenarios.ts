@@ -10,6 +10,7 @@
  */
 import { BenchClient, connectAll, sendBurst, sendPaced, Tally, type ClientPlan, type Wire } from './load.js';
 import { ServerProcess } from './server-process.js';
+import { RedisServer } from './redis-server.js';
 import { LatencyHistogram } from './stats.js';
 import { WS_SCENARIOS } from './ws-scenarios.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -60,6 +61,8 @@ export interface Scenario {
    * by default; otherwise --store memory.
    */
   store?: 'sqlite';
+  /** A cluster: this many server processes (--processes) on a Redis of the run's own (--redis). */
+  cluster?: { processes: number };
 }
 
 /** The same scenario with the history store on: its twin, to hold the store's cost against. */
@@ -119,6 +122,13 @@ export const SCENARIOS: Scenario[] = [
   ...WS_SCENARIOS,
 ];
 SCENARIOS.push(...['fanout-100', 'rooms-1000', 'latency-200'].map((name) => stored(SCENARIOS.find((sc) => sc.name === name)!)));
+
+/** The same scenario on a cluster of `n` processes through Redis: its twin, against one process without Redis. */
+function clustered(sc: Scenario, n: number): Scenario {
+  const description = `${sc.description}; ${n} processes sharing the port and the rooms through Redis (--processes ${n} --redis), Redis' CPU counted`;
+  return { ...sc, name: `${sc.name}-cluster${n}`, description, cluster: { processes: n } };
+}
+SCENARIOS.push(...['fanout-100', 'rooms-1000', 'latency-200'].map((name) => clustered(SCENARIOS.find((sc) => sc.name === name)!, 2)));
 
 export interface RunOptions {
   /** Measured time per run: rounds repeat until it has passed (or maxRounds). */
@@ -217,12 +227,24 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunResult> {
   const dataDir = sc.store === 'sqlite' ? mkdtempSync(path.join(tmpdir(), 'roomcast-bench-')) : null;
-  const storeArgs = dataDir ? ['--store', 'sqlite', '--data-dir', dataDir, '--fsync', 'batch'] : ['--store', 'memory'];
+  const redis = sc.cluster ? await RedisServer.start() : null;
+  const storeArgs = redis
+    ? ['--redis', redis.url, '--processes', String(sc.cluster!.processes)]
+    : dataDir
+      ? ['--store', 'sqlite', '--data-dir', dataDir, '--fsync', 'batch']
+      : ['--store', 'memory'];
   let server: ServerProcess;
   try {
-    server = await ServerProcess.start({ args: [...storeArgs, ...opts.serverArgs], nodeArgs: opts.nodeArgs, root: opts.serverRoot, logFile: opts.serverLog });
+    server = await ServerProcess.start({
+      args: [...storeArgs, ...opts.serverArgs],
+      nodeArgs: opts.nodeArgs,
+      root: opts.serverRoot,
+      logFile: opts.serverLog,
+      alsoCounted: () => (redis?.pid === undefined ? [] : [redis.pid]),
+    });
   } catch (err) {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await redis?.stop();
     throw err;
   }
   const tally = new Tally();
@@ -331,6 +353,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
     if (backgroundStarted) await background!.stop().catch(() => undefined);
     for (const c of clients) c.close();
     await server.stop();
+    await redis?.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
 }

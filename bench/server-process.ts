@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clockTicks, cpuSeconds, readCpu, readMemory, type MemoryStatus } from './proc.js';
+import { childPids, clockTicks, cpuSeconds, readCpu, readMemory, type MemoryStatus } from './proc.js';
 
 /** The package root: dist-bench/bench/ is two levels below it. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -41,6 +41,11 @@ export interface ServerSpec {
   root?: string;
   /** Append the server's stdout and stderr to this file (for --trace-gc and the like). */
   logFile?: string;
+  /**
+   * Processes whose CPU counts as the server's too: the server's own children (its --processes
+   * workers) always; these besides (the Redis a cluster runs on).
+   */
+  alsoCounted?: () => number[];
 }
 
 export class ServerProcess {
@@ -51,6 +56,7 @@ export class ServerProcess {
     readonly pid: number,
     readonly port: number,
     private readonly stderr: () => string,
+    private readonly alsoCounted?: () => number[],
   ) {
     this.exited = new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) resolve();
@@ -111,7 +117,7 @@ export class ServerProcess {
           reject(new Error(`server exited (${code ?? sig}) before listening: ${errText.trim()}`));
         });
       });
-      return new ServerProcess(child, pid, port, () => errText);
+      return new ServerProcess(child, pid, port, () => errText, spec.alsoCounted);
     } catch (err) {
       safeKill(pid, 'SIGKILL');
       throw err;
@@ -122,9 +128,21 @@ export class ServerProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Seconds of CPU the server has used so far: user, system, and their sum. */
+  /**
+   * Seconds of CPU the server has used so far (with its worker processes and whatever else
+   * the spec counts): user, system, and their sum.
+   */
   cpu(): { user: number; system: number; total: number } {
-    const t = readCpu(this.pid, HZ);
+    const t = { user: 0, system: 0 };
+    for (const pid of [this.pid, ...childPids(this.pid), ...(this.alsoCounted?.() ?? [])]) {
+      try {
+        const c = readCpu(pid, HZ);
+        t.user += c.user;
+        t.system += c.system;
+      } catch {
+        // a worker that has just ended
+      }
+    }
     return { ...t, total: cpuSeconds(t) };
   }
 

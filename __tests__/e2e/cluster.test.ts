@@ -227,6 +227,33 @@ describeWithRedis('a cluster of three servers over Redis', () => {
     expect((await writer.waitEvent((e) => e.type === 'who' && e.id === 9)).members).toEqual(['ann', 'bob2']);
   });
 
+  test('--processes 2: two server processes on one port share the rooms; one that dies is replaced', async () => {
+    const port = await node(['--processes', '2']);
+    const banner = children[0]!.stdout;
+    const pids = /Processes: 2 \(pids (\d+), (\d+)\)/.exec(banner);
+    expect(pids).not.toBeNull();
+    const people = await Promise.all(['ann', 'bob', 'cat', 'dan'].map((nick) => client(port, nick)));
+    for (const [k, c] of people.entries()) for (let i = 0; i < 10; i++) c.sendJson({ type: 'message', room: 'dev', text: `${k}-${i}` });
+    for (const c of people) await c.waitFor(() => messagesOf(c).length >= 30, WAIT, "the others' 30 messages");
+    for (const c of people) expect(messagesOf(c)).toHaveLength(30);
+    // Both processes took clients (the primary hands connections out in turn).
+    const last = people[3]!;
+    last.sendJson({ type: 'who', room: 'dev', id: 1 });
+    expect((await last.waitEvent((e) => e.type === 'who' && e.id === 1)).members).toEqual(['ann', 'bob', 'cat', 'dan']);
+
+    process.kill(Number(pids![1]), 'SIGKILL');
+    await children[0]!.waitFor(() => /server process \d+ ended \(SIGKILL\); starting another/.test(children[0]!.stderr), 'a replacement');
+    const eve = await client(port, 'eve');
+    const fay = await client(port, 'fay');
+    eve.sendJson({ type: 'message', room: 'dev', text: 'still here' });
+    expect(await fay.waitEvent((e) => e.type === 'message' && e.text === 'still here', WAIT)).toMatchObject({ nick: 'eve' });
+
+    const alone = new CliChild('serve', spawn(process.execPath, [BIN, 'serve', '--port', '0', '--processes', '2'], { cwd: ROOT, env: CLI_ENV }), WAIT);
+    children.push(alone);
+    expect(await alone.waitExit(WAIT)).toBe(1);
+    expect(alone.stderr).toMatch(/--processes needs --redis/);
+  });
+
   test('search says plainly that it is off; an unreachable Redis at start-up is one line and exit 1', async () => {
     const a = await node();
     const ann = await client(a, 'ann');

@@ -69,6 +69,7 @@ export function buildProgram(): Command {
     .option('--room <name>', 'a room that always exists; repeat for several', collect)
     .addOption(new Option('--store <engine>', 'where history is kept: sqlite (a file in --data-dir; survives restarts) or memory (nothing survives)').choices(['sqlite', 'memory']))
     .option('--redis <url>', 'share rooms with every server on this Redis (redis://HOST:PORT): a cluster; history is then kept in Redis and search is off')
+    .option('--processes [n]', 'with --redis: run N server processes sharing the port (no N: one per core)', count(1))
     .option('--lease <ms>', 'with --redis: how long this server\'s members stay listed in the cluster if it dies without a word (default: 10000)', milliseconds(100))
     .option('--redis-prefix <prefix>', 'prefix of this cluster\'s Redis keys, for clusters that share one Redis (default: roomcast)')
     .option('--data-dir <dir>', 'directory for the history and posted images (default: $XDG_STATE_HOME/roomcast, else ~/.local/state/roomcast)')

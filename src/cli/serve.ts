@@ -2,7 +2,7 @@
  * `roomcast serve`: the options main.ts parsed, turned into a RoomcastServer (with its
  * classifier bot and LAN announcer), started, and stopped on SIGINT or SIGTERM.
  */
-import { homedir, networkInterfaces } from 'node:os';
+import { availableParallelism, homedir, networkInterfaces } from 'node:os';
 import { createLogger, type LogLevel } from '../log.js';
 import { HUB_DEFAULTS } from '../hub/hub.js';
 import { IMAGE_ARCHIVE_BYTES, RoomcastServer, SERVER_DEFAULTS, type ServerOptions } from '../server.js';
@@ -15,6 +15,7 @@ import { describeListening, explainListenError } from './banner.js';
 import { tuneHeapForLatency } from './heap.js';
 import { defaultDataDir } from '../store/data-dir.js';
 import { StoreError } from '../store/errors.js';
+import { firstProcess, isServeWorker, reportListening, runProcesses } from './processes.js';
 import { ClusterUnreachable, redactedUrl } from '../cluster/cluster-node.js';
 import type { FsyncPolicy, Retention } from '../store/store.js';
 
@@ -28,6 +29,8 @@ export interface ServeFlags {
   redis?: string;
   redisPrefix?: string;
   lease?: number;
+  /** Server processes sharing the port (--redis only); true: one per core. */
+  processes?: number | true;
   /** Absent: the per-user state directory (the option's help says which). */
   dataDir?: string;
   fsync: FsyncPolicy;
@@ -139,6 +142,14 @@ function describeHistory(flags: ServeFlags, dataDir: string): string {
 
 /** Starts the server; resolves with 1 if it could not listen, or once it runs (it stops on a signal). */
 export async function serve(flags: ServeFlags): Promise<number | undefined> {
+  if (flags.processes !== undefined && !isServeWorker()) {
+    if (!flags.redis) {
+      console.error('roomcast: --processes needs --redis URL: the processes share their rooms through Redis');
+      return 1;
+    }
+    const n = flags.processes === true ? availableParallelism() : flags.processes;
+    if (n > 1) return runProcesses(n);
+  }
   tuneHeapForLatency();
   // A closed log pipe (`roomcast serve | head`) must not take the chat down with it.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
@@ -206,9 +217,10 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
     return 1;
   }
   // One write, so whoever waits for the banner reads it whole.
-  process.stdout.write(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces()) + describeHistory(flags, dataDir));
+  if (isServeWorker()) reportListening(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces()) + describeHistory(flags, dataDir));
+  else process.stdout.write(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces()) + describeHistory(flags, dataDir));
   const announcer =
-    flags.announce || flags.lan
+    (flags.announce || flags.lan) && firstProcess()
       ? new Announcer({
           bound: server.listening.map((l) => l.address),
           port: server.port,

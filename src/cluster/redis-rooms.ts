@@ -112,7 +112,8 @@ export class RedisRooms {
   /** Numbers the event (its seq is ignored), keeps it in the room's Stream and publishes it. */
   async publish(event: RoomEvent): Promise<Published> {
     const keys = roomKeys(event.room, this.prefix);
-    const reply = (await runScript(this.redis, PUBLISH, [keys.meta, keys.stream], [this.newEpoch(), this.maxLen, keys.channel, bodyOf(event)])) as [string, number];
+    // Ordered: the script runs in the order of the calls, so a sender's messages are numbered in the order sent.
+    const reply = (await runScript(this.redis, PUBLISH, [keys.meta, keys.stream], [this.newEpoch(), this.maxLen, keys.channel, bodyOf(event)], true)) as [string, number];
     return { epoch: reply[0], seq: Number(reply[1]) };
   }
 

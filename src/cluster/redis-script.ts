@@ -1,7 +1,13 @@
 /**
- * Running a Lua script in Redis: by its SHA1, sending its text only when Redis does not have it
- * (the first time, and after Redis restarted or flushed its scripts). Only commands reach Redis
- * through `CommandSender`, so any client (node-redis, a test's) will do.
+ * Running a Lua script in Redis. Most scripts go by their SHA1 (EVALSHA), sent whole (EVAL)
+ * only when Redis does not have them (the first time, and after a restart or SCRIPT FLUSH).
+ *
+ * An `ordered` script is always sent whole. Its calls must run in the order they were made (a
+ * room's publishes: the order is the numbering), and a call that fails with NOSCRIPT and is
+ * sent again runs after calls made later that found the script loaded by then. EVAL costs
+ * Redis a hash of the script's text per call, and never reorders.
+ *
+ * Only commands reach Redis through `CommandSender`, so any client (node-redis, a test's) will do.
  */
 import { createHash } from 'node:crypto';
 
@@ -11,10 +17,11 @@ export interface CommandSender {
 
 const shas = new Map<string, string>();
 
-export async function runScript(redis: CommandSender, script: string, keys: string[], args: string[]): Promise<unknown> {
+export async function runScript(redis: CommandSender, script: string, keys: string[], args: string[], ordered = false): Promise<unknown> {
+  const tail = [String(keys.length), ...keys, ...args];
+  if (ordered) return redis.sendCommand(['EVAL', script, ...tail]);
   let sha = shas.get(script);
   if (sha === undefined) shas.set(script, (sha = createHash('sha1').update(script).digest('hex')));
-  const tail = [String(keys.length), ...keys, ...args];
   try {
     return await redis.sendCommand(['EVALSHA', sha, ...tail]);
   } catch (err) {
