@@ -53,7 +53,7 @@ async function run(url: string, pid: number, n: number, window: number): Promise
   });
   await sub.subscribe(roomKeys('bench').channel, (m) => {
     const live = parseLive('bench', m);
-    if (live) feed.live(live);
+    for (const one of live ?? []) feed.live(one);
   });
   const ticks = clockTicks();
   const redis0 = cpuSeconds(readCpu(pid, ticks));

@@ -23,10 +23,15 @@ test('a channel message that is not ours is ignored', () => {
   expect(parseLive('a', 'junk')).toBeNull();
   expect(parseLive('a', 'e1 x {}')).toBeNull();
   expect(parseLive('a', 'e1 3 {not json')).toBeNull();
-  expect(parseLive('a', 'e1 3 {"type":"message","nick":"n","text":"t","time":1}')).toEqual({
-    epoch: 'e1',
-    event: { type: 'message', room: 'a', seq: 3, nick: 'n', text: 't', time: 1 },
-  });
+  expect(parseLive('a', 'e1 3 {"type":"message","nick":"n","text":"t","time":1}')).toEqual([
+    { epoch: 'e1', event: { type: 'message', room: 'a', seq: 3, nick: 'n', text: 't', time: 1 } },
+  ]);
+  // A batch: consecutive numbers, a line each.
+  expect(parseLive('a', 'e1 7 {"type":"message","nick":"n","text":"x\\ny","time":1}\n{"type":"message","nick":"m","text":"z","time":2}')!.map((m) => [m.event.seq, (m.event as MessageEvent).text])).toEqual([
+    [7, 'x\ny'],
+    [8, 'z'],
+  ]);
+  expect(parseLive('a', 'e1 7 {"type":"message"}\n{broken')).toBeNull();
 });
 
 describeWithRedis('rooms in a real Redis', () => {
@@ -108,7 +113,7 @@ describeWithRedis('rooms in a real Redis', () => {
     const { channel } = roomKeys('lobby');
     await sub.subscribe(channel, (msg) => {
       const live = parseLive('lobby', msg);
-      if (live) feed.live(live);
+      for (const one of live ?? []) feed.live(one);
     });
     // After a reconnect node-redis subscribes again; what was published meanwhile comes from the Stream.
     sub.on('ready', () => void feed.catchUp());
@@ -140,7 +145,7 @@ describeWithRedis('rooms in a real Redis', () => {
     const feed = new RoomFeed({ room: 'lobby', read: (after, n) => reader.read('lobby', after, n), deliver: (e) => delivered.push(e.seq) }, { epoch, last: 40 });
     await sub.subscribe(roomKeys('lobby').channel, (msg) => {
       const live = parseLive('lobby', msg);
-      if (live) feed.live(live);
+      for (const one of live ?? []) feed.live(one);
     });
     const more = Array.from({ length: 200 }, (_, i) => pub.publish(message('lobby', `n${i}`)));
     await feed.catchUp();

@@ -241,7 +241,9 @@ export class ClusterRelay implements RoomRelay {
     } else {
       const live = parseLive(room, message);
       if (!live) return;
-      run = () => f.feed?.live(live);
+      run = () => {
+        for (const m of live) f.feed?.live(m);
+      };
     }
     if (f.early) f.early.push(run);
     else run();

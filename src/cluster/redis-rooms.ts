@@ -35,9 +35,11 @@ export interface StreamPage {
 
 /**
  * KEYS: meta, stream. ARGV: a new epoch (taken only when the room's meta is made), the
- * Stream's length bound, the channel, the event's JSON without its seq. The meta hash is made
- * with its epoch on the room's first event, and after Redis has lost it: a new epoch then
- * tells resuming clients that the old numbers mean nothing here.
+ * Stream's length bound, the channel, then the events' JSON without their seq, one or more.
+ * They get consecutive numbers, each its Stream entry, and go out as one channel message:
+ * "EPOCH FIRST-SEQ JSON\nJSON...". The meta hash is made with its epoch on the room's first
+ * event, and after Redis has lost it: a new epoch then tells resuming clients that the old
+ * numbers mean nothing here.
  */
 const PUBLISH = `
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -45,11 +47,23 @@ if not epoch then
   epoch = ARGV[1]
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
 end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-' .. seq, 'e', ARGV[4])
-redis.call('PUBLISH', ARGV[3], epoch .. ' ' .. seq .. ' ' .. ARGV[4])
-return {epoch, seq}
+local n = #ARGV - 3
+local first = redis.call('HINCRBY', KEYS[1], 'seq', n) - n + 1
+for i = 1, n do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-' .. (first + i - 1), 'e', ARGV[3 + i])
+end
+redis.call('PUBLISH', ARGV[3], epoch .. ' ' .. first .. ' ' .. table.concat(ARGV, '\\n', 4))
+return {epoch, first}
 `;
+
+/** Events of one room published in one script call at most. */
+const MAX_BATCH = 256;
+
+/** A room's events waiting for the next script call, and who waits for their numbers. */
+interface Batch {
+  bodies: string[];
+  waiting: { resolve(p: Published): void; reject(err: unknown): void }[];
+}
 
 /**
  * KEYS: meta, stream. ARGV: the first seq wanted (0: the newest entries instead), how many.
@@ -95,6 +109,9 @@ export class RedisRooms {
   private readonly prefix: string;
   private readonly maxLen: string;
   private readonly newEpoch: () => string;
+  /** Per room, events published in this turn: they go to Redis together at its end. */
+  private readonly batches = new Map<string, Batch>();
+  private flushScheduled = false;
 
   constructor(
     private readonly redis: CommandSender,
@@ -109,12 +126,44 @@ export class RedisRooms {
     this.newEpoch = opts.newEpoch ?? (() => `${stem}.${(n++).toString(36)}`);
   }
 
-  /** Numbers the event (its seq is ignored), keeps it in the room's Stream and publishes it. */
-  async publish(event: RoomEvent): Promise<Published> {
-    const keys = roomKeys(event.room, this.prefix);
-    // Ordered: the script runs in the order of the calls, so a sender's messages are numbered in the order sent.
-    const reply = (await runScript(this.redis, PUBLISH, [keys.meta, keys.stream], [this.newEpoch(), this.maxLen, keys.channel, bodyOf(event)], true)) as [string, number];
-    return { epoch: reply[0], seq: Number(reply[1]) };
+  /**
+   * Numbers the event (its seq is ignored), keeps it in the room's Stream and publishes it.
+   * A room's events of one turn go in one script call, numbered in the order published: one
+   * command, one reply and one channel message per node for many events, not per event.
+   */
+  publish(event: RoomEvent): Promise<Published> {
+    let batch = this.batches.get(event.room);
+    if (!batch) this.batches.set(event.room, (batch = { bodies: [], waiting: [] }));
+    batch.bodies.push(bodyOf(event));
+    const numbered = new Promise<Published>((resolve, reject) => batch.waiting.push({ resolve, reject }));
+    if (batch.bodies.length >= MAX_BATCH) this.flushRoom(event.room);
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return numbered;
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    for (const room of [...this.batches.keys()]) this.flushRoom(room);
+  }
+
+  private flushRoom(room: string): void {
+    const batch = this.batches.get(room);
+    if (!batch) return;
+    this.batches.delete(room);
+    const keys = roomKeys(room, this.prefix);
+    // Ordered: the calls run in the order made, so a room's events are numbered in the order published.
+    runScript(this.redis, PUBLISH, [keys.meta, keys.stream], [this.newEpoch(), this.maxLen, keys.channel, ...batch.bodies], true).then(
+      (reply) => {
+        const [epoch, first] = reply as [string, number];
+        batch.waiting.forEach((w, i) => w.resolve({ epoch, seq: Number(first) + i }));
+      },
+      (err: unknown) => {
+        for (const w of batch.waiting) w.reject(err);
+      },
+    );
   }
 
   /** Up to `limit` of the room's events with seq > after, from its Stream. */
@@ -148,15 +197,20 @@ export interface LiveMessage {
   event: RoomEvent;
 }
 
-/** The event a channel message holds, or null when it is not one of ours. */
-export function parseLive(room: string, message: string): LiveMessage | null {
+/** The events a channel message holds (consecutive numbers), or null when it is not one of ours. */
+export function parseLive(room: string, message: string): LiveMessage[] | null {
   const a = message.indexOf(' ');
   const b = a < 0 ? -1 : message.indexOf(' ', a + 1);
   if (b < 0) return null;
-  const seq = Number(message.slice(a + 1, b));
-  if (!Number.isSafeInteger(seq) || seq < 1) return null;
+  const first = Number(message.slice(a + 1, b));
+  if (!Number.isSafeInteger(first) || first < 1) return null;
+  const epoch = message.slice(0, a);
   try {
-    return { epoch: message.slice(0, a), event: eventOf(room, seq, message.slice(b + 1)) };
+    // JSON never holds a raw newline: the events are a line each.
+    return message
+      .slice(b + 1)
+      .split('\n')
+      .map((body, i) => ({ epoch, event: eventOf(room, first + i, body) }));
   } catch {
     return null;
   }
