@@ -8,6 +8,7 @@
  * every socket, whatever it turns out to speak.
  */
 import net from 'node:net';
+import path from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import { Hub, type HubOptions } from './hub/hub.js';
 import type { Link } from './hub/session.js';
@@ -321,11 +322,22 @@ export class RoomcastServer {
     if (cls) {
       // Workers start loading the model now, in their own processes; the hub does not wait.
       if ('pool' in cls) this.pool = new ClassifierPool(cls.pool);
-      this.bot = new ClassifierBot(this.imagePosts, this.pool, {
-        logger: this.opts.logger,
-        top: 'pool' in cls ? (cls.top ?? BOT_DEFAULTS.top) : BOT_DEFAULTS.top,
-        ...('off' in cls ? { offReason: cls.off } : {}),
-      });
+      // In a cluster every post goes on the shared queue, which this node's model serves too.
+      this.bot = new ClassifierBot(
+        this.imagePosts,
+        this.pool,
+        {
+          logger: this.opts.logger,
+          top: 'pool' in cls ? (cls.top ?? BOT_DEFAULTS.top) : BOT_DEFAULTS.top,
+          ...('off' in cls ? { offReason: cls.off } : {}),
+        },
+        this.cluster?.classifier ?? null,
+      );
+      const pool = this.pool;
+      if (this.cluster && pool) {
+        const model = path.basename(pool.modelPath).replace(/\.onnx$/, '');
+        await this.cluster.serveClassifier((bytes, o) => pool.classify(bytes, o), model, Math.max(2, pool.stats().size * 2));
+      }
     }
     return this.listening;
   }

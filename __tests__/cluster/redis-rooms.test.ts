@@ -8,6 +8,7 @@ import type { MessageEvent, RoomEvent } from '../../src/protocol/events.js';
 import { parseLive, RedisRooms } from '../../src/cluster/redis-rooms.js';
 import { roomKeys, roomOfChannel } from '../../src/cluster/room-keys.js';
 import { RoomFeed } from '../../src/cluster/room-feed.js';
+import { withDefaults } from '../../src/cluster/redis-script.js';
 import { describeWithRedis, useRedis } from '../helpers/redis-server.js';
 
 const message = (room: string, text: string): MessageEvent => ({ type: 'message', room, seq: 0, nick: 'ann', text, time: 1_767_225_600_000 });
@@ -17,6 +18,10 @@ test('room keys share one hash tag, and a channel names its room', () => {
   expect([k.meta, k.stream, k.channel, k.members].map((key) => key.match(/\{[^}]*\}/)![0])).toEqual(Array(4).fill('{room:lab-2}'));
   expect(roomOfChannel(k.channel)).toBe('lab-2');
   expect(roomOfChannel('other:channel')).toBeNull();
+});
+
+test('an option given as undefined keeps its default (a timer of undefined ms would fire every millisecond)', () => {
+  expect(withDefaults({ everyMs: 5000, prefix: 'roomcast' }, { everyMs: undefined, prefix: 'lab' })).toEqual({ everyMs: 5000, prefix: 'lab' });
 });
 
 test('a channel message that is not ours is ignored', () => {

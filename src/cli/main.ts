@@ -174,6 +174,18 @@ or timed out; 2 bad arguments or an unreadable file.`,
       await exitWith(runClassify({ files, model: opts.model, labels: opts.labels, dir: opts.dir, top: opts.top, json: opts.json === true }));
     });
 
+  program
+    .command('classifier')
+    .description('run a classifier worker for a cluster: it answers the image posts of every server on the same Redis (serve --redis)')
+    .requiredOption('--redis <url>', 'the cluster\'s Redis (redis://HOST:PORT)')
+    .option('--redis-prefix <prefix>', 'prefix of the cluster\'s Redis keys (default: roomcast)')
+    .option('--model <file>', 'ONNX model to use instead of the installed one (needs --labels)')
+    .option('--labels <file>', 'labels for --model: synset.txt format or one label per line')
+    .option('--dir <dir>', DIR_HELP)
+    .option('--workers <n>', 'classifier processes (default: one less than the cores, at most 2)', count(1))
+    .option('--claim-after <ms>', 'take over a job another worker took this long ago without answering (default: 30000)', milliseconds(100))
+    .action(async (opts) => exitWith((await import('./classifier-worker.js')).runClassifierWorker(opts)));
+
   const models = program.command('models').description('list and install image-classifier models');
   models
     .command('list')

@@ -13,6 +13,7 @@ import type { RoomEvent } from '../protocol/events.js';
 import type { Announcement, PrivateMessage, RoomStart } from '../hub/room-relay.js';
 import { ClusterRelay, type RelaySink } from './cluster-relay.js';
 import { RedisStore } from './redis-store.js';
+import { ClassifierWorker, RemoteClassifier, type Classify } from './classifier-jobs.js';
 
 export interface ClusterOptions {
   /** redis://[user:password@]host:port[/db] */
@@ -64,6 +65,11 @@ export function redactedUrl(url: string): string {
 export class ClusterNode {
   readonly relay: ClusterRelay;
   readonly store: RedisStore;
+  /** Where this node's image posts go: the cluster's classifier workers. */
+  readonly classifier: RemoteClassifier;
+  /** This node's own model serving the queue too, when it has one. */
+  private worker: ClassifierWorker | null = null;
+  private blocking: Client | null = null;
   private readonly commands: Client;
   private readonly subscriber: Client;
   private down: string | null = null;
@@ -101,6 +107,22 @@ export class ClusterNode {
       { prefix: opts.prefix, maxLen: opts.maxLen, positionCheckMs: opts.positionCheckMs, leaseMs: opts.leaseMs },
     );
     this.store = new RedisStore(this.commands, this.relay.rooms, redactedUrl(opts.url), opts.prefix);
+    this.classifier = new RemoteClassifier(this.commands, this.relay.node, { prefix: opts.prefix });
+  }
+
+  /**
+   * This node classifies too: its local pool takes jobs from the shared queue, like a
+   * `roomcast classifier` worker (on a connection of its own, which the blocking read holds).
+   */
+  async serveClassifier(classify: Classify, model: string, concurrency: number): Promise<void> {
+    const blocking = this.commands.duplicate();
+    blocking.on('error', () => {});
+    await blocking.connect();
+    this.blocking = blocking;
+    this.worker = new ClassifierWorker(this.commands, blocking, `${this.relay.node}.worker`, classify, model, concurrency, { prefix: this.opts.prefix }, (err) =>
+      this.lost((err as Error)?.message ?? String(err)),
+    );
+    await this.worker.start();
   }
 
   /** Connects both connections; rejects with an Error that says where and what to do. */
@@ -116,6 +138,8 @@ export class ClusterNode {
     this.started = true;
     this.down = null;
     await this.relay.start();
+    await this.classifier.start();
+    await this.subscriber.subscribe(this.classifier.channel, (message) => this.classifier.resultArrived(message));
   }
 
   /**
@@ -132,6 +156,9 @@ export class ClusterNode {
   }
 
   async close(): Promise<void> {
+    this.classifier.close();
+    await this.worker?.stop();
+    if (this.blocking?.isOpen) await this.blocking.close().catch(() => this.blocking?.destroy());
     await this.relay.close();
     for (const client of [this.subscriber, this.commands]) {
       if (!client.isOpen) continue;
@@ -151,7 +178,12 @@ export class ClusterNode {
     // Both connections must be back: the subscriber's channels are subscribed again by then.
     if (!this.commands.isReady || !this.subscriber.isReady) return;
     this.down = null;
-    this.observer.up(this.health());
+    // The lease first (Redis may have come back without it): the node's nicks, claimed
+    // again by up(), count as held only while it stands.
+    this.relay.presence.renew().then(
+      () => this.observer.up(this.health()),
+      () => this.observer.up(this.health()),
+    );
     // What was published while the subscriber was away never came: read every room up.
     this.relay.resync();
     this.store.refreshHistory().catch(() => {});

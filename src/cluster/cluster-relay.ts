@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { parseLive, RedisRooms } from './redis-rooms.js';
 import { RoomFeed } from './room-feed.js';
 import { roomKeys } from './room-keys.js';
-import type { CommandSender } from './redis-script.js';
+import { withDefaults, type CommandSender } from './redis-script.js';
 
 /** The subscriber side of a Redis connection (node-redis' subscribe API). */
 export interface Subscriber {
@@ -85,7 +85,7 @@ export class ClusterRelay implements RoomRelay {
   ) {
     this.prefix = opts.prefix;
     this.rooms = new RedisRooms(redis, { prefix: opts.prefix, maxLen: opts.maxLen });
-    this.opts = { ...RELAY_DEFAULTS, ...opts };
+    this.opts = withDefaults(RELAY_DEFAULTS, opts);
     this.presence = new Presence(redis, opts.node ?? nodeId(), { prefix: opts.prefix, leaseMs: this.opts.leaseMs });
     this.inbox = `${opts.prefix ?? 'roomcast'}:node:${this.presence.node}:inbox`;
   }

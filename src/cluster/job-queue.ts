@@ -10,7 +10,7 @@
  * classifier's queue does. Results are kept for a while under the job's id, where any node can
  * read them (a task's status), and announced on a channel.
  */
-import { runScript, type CommandSender } from './redis-script.js';
+import { runScript, withDefaults, type CommandSender } from './redis-script.js';
 
 export interface JobQueueOptions {
   /** Key prefix; the Stream is PREFIX:jobs, results PREFIX:result:ID, the channel PREFIX:results. */
@@ -75,7 +75,7 @@ export class JobQueue<T, R> {
     readonly consumer: string,
     opts: JobQueueOptions = {},
   ) {
-    this.o = { ...JOB_QUEUE_DEFAULTS, ...opts };
+    this.o = withDefaults(JOB_QUEUE_DEFAULTS, opts);
     this.stream = `${this.o.prefix}:jobs`;
     this.channel = `${this.o.prefix}:results`;
   }

@@ -29,3 +29,13 @@ export async function runScript(redis: CommandSender, script: string, keys: stri
     return redis.sendCommand(['EVAL', script, ...tail]);
   }
 }
+
+/**
+ * Options over their defaults, where an option given as undefined keeps its default (a plain
+ * spread would put undefined in its place: a timer of undefined ms fires every millisecond).
+ */
+export function withDefaults<D extends object, O extends object>(defaults: D, opts: O): D & O {
+  const out: Record<string, unknown> = { ...(defaults as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(opts)) if (v !== undefined) out[k] = v;
+  return out as D & O;
+}

@@ -31,6 +31,15 @@ export const BOT_DEFAULTS: BotOptions = {
 
 type Answer = Pick<LabelsEvent, 'labels' | 'model' | 'timings' | 'error' | 'preview'>;
 
+/**
+ * Classifier workers elsewhere (a cluster's shared job queue): the bot hands them every post
+ * instead of a local pool, and reports their state. Rejections are ClassifierErrors.
+ */
+export interface ClassifierElsewhere {
+  classify(bytes: Uint8Array, opts: { name: string; top: number; image: number }): Promise<Required<Pick<LabelsEvent, 'labels' | 'timings'>> & Pick<LabelsEvent, 'model' | 'preview'>>;
+  status(nick: string): BotStatus;
+}
+
 export class ClassifierBot implements ImageClassifierSink {
   readonly opts: BotOptions;
   readonly nick: string;
@@ -40,12 +49,16 @@ export class ClassifierBot implements ImageClassifierSink {
     private readonly posts: ImagePosts,
     private readonly pool: ClassifierPool | null,
     opts: Partial<BotOptions> = {},
+    /** When set, posts go there rather than to `pool` (which then serves the queue, if any). */
+    private readonly elsewhere: ClassifierElsewhere | null = null,
   ) {
     this.opts = { ...BOT_DEFAULTS, ...opts };
     this.nick = this.opts.nick;
     posts.attach(this);
     const log = this.opts.logger;
-    if (pool) {
+    if (elsewhere) {
+      log.info('classifier bot: image posts go to the cluster\'s classifier workers');
+    } else if (pool) {
       log.info(`classifier bot loading ${path.basename(pool.modelPath)}`);
       pool.on('state', (state: string, reason: string) =>
         (state === 'down' ? log.warn : log.info)(`classifier bot ${state}${reason ? `: ${reason}` : ''}`),
@@ -56,6 +69,16 @@ export class ClassifierBot implements ImageClassifierSink {
   }
 
   submit(post: ImagePost): void {
+    if (this.elsewhere) {
+      this.elsewhere.classify(post.bytes, { name: post.name, top: this.opts.top, image: post.image }).then(
+        (answer) => {
+          this.stats.answered++;
+          this.answer(post, answer);
+        },
+        (err: unknown) => this.failed(post, err),
+      );
+      return;
+    }
     if (!this.pool) {
       this.answer(post, { error: { code: 'CLASSIFIER_OFF', message: `the classifier bot is off: ${this.opts.offReason}` } });
       return;
@@ -70,19 +93,22 @@ export class ClassifierBot implements ImageClassifierSink {
           ...(r.preview ? { preview: r.preview } : {}),
         });
       },
-      (err: unknown) => {
-        this.stats.failed++;
-        const e =
-          err instanceof ClassifierError
-            ? { code: err.code, message: err.message }
-            : { code: 'INTERNAL', message: 'the classifier failed unexpectedly; the server carries on' };
-        if (!(err instanceof ClassifierError)) this.opts.logger.error(`classifier: ${String((err as Error)?.stack ?? err)}`);
-        this.answer(post, { error: e });
-      },
+      (err: unknown) => this.failed(post, err),
     );
   }
 
+  private failed(post: ImagePost, err: unknown): void {
+    this.stats.failed++;
+    const e =
+      err instanceof ClassifierError
+        ? { code: err.code, message: err.message }
+        : { code: 'INTERNAL', message: 'the classifier failed unexpectedly; the server carries on' };
+    if (!(err instanceof ClassifierError)) this.opts.logger.error(`classifier: ${String((err as Error)?.stack ?? err)}`);
+    this.answer(post, { error: e });
+  }
+
   status(): BotStatus {
+    if (this.elsewhere) return this.elsewhere.status(this.nick);
     if (!this.pool) return { nick: this.nick, state: 'off', reason: this.opts.offReason };
     const st = this.pool.stats();
     return {
