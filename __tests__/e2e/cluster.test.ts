@@ -141,10 +141,15 @@ describeWithRedis('a cluster of three servers over Redis', () => {
     ann.sendJson({ type: 'message', room: 'dev', text: 'while down', id: 2 });
     const err = await ann.waitEvent((e) => e.type === 'error' && e.id === 2, WAIT);
     expect(err.code).toBe('CLUSTER_UNAVAILABLE');
+    // A join into a room this node does not follow yet waits, and says why.
+    ann.sendJson({ type: 'join', room: 'elsewhere', id: 'j' });
+    expect((await ann.waitEvent((e) => e.type === 'notice' && /joining waits for the cluster/.test(e.text), WAIT)).text).toMatch(/^\[elsewhere\]/);
 
     await redis.start();
     await bob.waitEvent((e) => e.type === 'notice' && /lost this room's history/.test(e.text), WAIT);
     await ann.waitEvent((e) => e.type === 'notice' && /lost this room's history/.test(e.text), WAIT);
+    // The join that waited has gone through.
+    expect(await ann.waitFor(() => ann.events.find((e) => e.type === 'joined' && e.room === 'elsewhere' && e.self), WAIT, 'the join')).toMatchObject({ id: 'j', seq: 0 });
     ann.sendJson({ type: 'message', room: 'dev', text: 'after', id: 3 });
     const after = await bob.waitEvent((e) => e.type === 'message' && e.text === 'after', WAIT);
     expect(after.seq).toBe(1);
@@ -166,6 +171,19 @@ describeWithRedis('a cluster of three servers over Redis', () => {
     expect(bob.events.find((e) => e.type === 'joined' && e.self)!.members).toEqual(['ann', 'bob']);
     ann.sendJson({ type: 'who', room: 'dev', id: 1 });
     expect((await ann.waitEvent((e) => e.type === 'who' && e.id === 1)).members).toEqual(['ann', 'bob']);
+    // A room with members on one node only is listed on the other too, with the cluster's counts.
+    const carl = await client(b, 'carl', ['lab']);
+    ann.sendJson({ type: 'rooms', id: 7 });
+    const rooms = await ann.waitEvent((e) => e.type === 'rooms' && e.id === 7);
+    expect(rooms.rooms).toEqual(
+      expect.arrayContaining([expect.objectContaining({ room: 'dev', members: 2 }), expect.objectContaining({ room: 'lab', members: 1 })]),
+    );
+    const api = (await (await fetch(`http://127.0.0.1:${a}/api/rooms`)).json()) as { rooms: { room: string; members: number }[] };
+    expect(api.rooms.find((r) => r.room === 'lab')?.members).toBe(1);
+    carl.sendJson({ type: 'part', room: 'lab' });
+    await new Promise((r) => setTimeout(r, 200));
+    ann.sendJson({ type: 'rooms', id: 8 });
+    expect((await ann.waitEvent((e) => e.type === 'rooms' && e.id === 8)).rooms.map((r: Ev) => r.room)).not.toContain('lab');
 
     // A nick held on one node cannot be had on another, in any case.
     const taken = await JsonClient.open(b, { nick: 'ANN' });

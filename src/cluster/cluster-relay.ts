@@ -184,6 +184,10 @@ export class ClusterRelay implements RoomRelay {
     this.presence.releaseNick(key).catch((err: unknown) => this.sink.failed(err));
   }
 
+  listRooms(): Promise<{ room: string; members: number; topic: string }[]> {
+    return this.presence.rooms();
+  }
+
   async sendPrivate(key: string, event: PrivateMessage): Promise<boolean> {
     const node = await this.presence.nodeOf(key);
     if (node === null) return false;

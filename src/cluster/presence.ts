@@ -100,6 +100,39 @@ end
 return out
 `;
 
+/**
+ * KEYS: nodes set. ARGV: prefix, lease prefix. Every room a live node has had members in,
+ * with how many members of live nodes it has now (rooms with none left out) and its topic:
+ * {room, count, topic, room, count, topic, ...}.
+ */
+const ROOMS = `
+local seen = {}
+local out = {}
+local live = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[2] .. node) == 1 then live[node] = true end
+end
+for node, _ in pairs(live) do
+  for _, room in ipairs(redis.call('SMEMBERS', ARGV[1] .. ':node:' .. node .. ':rooms')) do
+    if not seen[room] then
+      seen[room] = true
+      local all = redis.call('HVALS', ARGV[1] .. ':{room:' .. room .. '}:members')
+      local n = 0
+      for _, v in ipairs(all) do
+        if live[string.match(v, '^(%S+)')] then n = n + 1 end
+      end
+      if n > 0 then
+        local topic = redis.call('HGET', ARGV[1] .. ':{room:' .. room .. '}:meta', 'topic') or ''
+        table.insert(out, room)
+        table.insert(out, n)
+        table.insert(out, topic)
+      end
+    end
+  end
+end
+return out
+`;
+
 export class Presence {
   private readonly prefix: string;
   private readonly leaseMs: number;
@@ -157,6 +190,14 @@ export class Presence {
       const space = v.indexOf(' ');
       return { node: v.slice(0, space), nick: v.slice(space + 1) };
     });
+  }
+
+  /** Every room with members on a live node, how many, and its topic. */
+  async rooms(): Promise<{ room: string; members: number; topic: string }[]> {
+    const flat = (await runScript(this.redis, ROOMS, [`${this.prefix}:nodes`], [this.prefix, this.leaseKey('')])) as (string | number)[];
+    const out: { room: string; members: number; topic: string }[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) out.push({ room: String(flat[i]), members: Number(flat[i + 1]), topic: String(flat[i + 2]) });
+    return out;
   }
 
   /** Clears what dead nodes left behind; what it took out, for the rooms to be told. */

@@ -28,11 +28,8 @@ export function roomRoutes(ctx: WebContext): Route[] {
       name: 'GET /api/rooms',
       methods: ['GET'],
       pattern: /^\/api\/rooms\/?$/,
-      handle({ req, res }) {
-        const rooms = [...hub.rooms.values()]
-          .sort((a, b) => a.name.localeCompare(b.name))
-          .map((r) => ({ room: r.name, members: r.members.size, topic: r.topic, seq: r.seq }));
-        sendJson(req, res, 200, { rooms });
+      async handle({ req, res }) {
+        sendJson(req, res, 200, { rooms: await hub.roomList() });
       },
     },
     {

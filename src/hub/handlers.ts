@@ -5,6 +5,7 @@
  */
 import { RoomcastError } from '../protocol/errors.js';
 import type { Command } from '../protocol/commands.js';
+import type { RoomInfo } from '../protocol/events.js';
 import { HELP } from '../protocol/commands.js';
 import { Frame } from '../protocol/frame.js';
 import { nickKey, sanitize, TOPIC_MAX } from '../protocol/text.js';
@@ -104,10 +105,12 @@ export const HANDLERS: Table = {
 
   rooms: {
     run(hub, s, cmd) {
-      const rooms = [...hub.rooms.values()]
-        .sort((a, b) => a.name.localeCompare(b.name))
-        .map((r) => ({ room: r.name, members: hub.memberCount(r), topic: r.topic }));
-      hub.reply(s, cmd.id, { type: 'rooms', rooms });
+      const answer = (list: RoomInfo[]): void => {
+        if (!s.detached) hub.reply(s, cmd.id, { type: 'rooms', rooms: list.map(({ room, members, topic }) => ({ room, members, topic })) });
+      };
+      const list = hub.roomList();
+      if (list instanceof Promise) void list.then(answer);
+      else answer(list);
     },
   },
 

@@ -4,7 +4,7 @@
  * WebSocket) and the bot depend on it; it depends on none of them.
  */
 import { RoomcastError } from '../protocol/errors.js';
-import type { BotStatus, EventOf, ImageEvent, MessageEvent, RequestId, RoomEvent, SearchHit, ServerEvent } from '../protocol/events.js';
+import type { BotStatus, EventOf, ImageEvent, MessageEvent, RequestId, RoomEvent, RoomInfo, SearchHit, ServerEvent } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
 import { sniffImageFormat } from '../protocol/image-format.js';
 import { isValidNick, nickKey, normalizeRoom, sanitize } from '../protocol/text.js';
@@ -21,6 +21,8 @@ import { Session, type Link } from './session.js';
 /** Search hits per answer: by default, and at most. */
 export const SEARCH_DEFAULT = 20;
 export const MAX_SEARCH = 100;
+/** How long a join into a room of a cluster waits before the joiner is told why. */
+const FOLLOW_NOTICE_MS = 1000;
 /** Longest search query, in characters. */
 export const SEARCH_QUERY_MAX = 200;
 
@@ -194,8 +196,16 @@ export class Hub {
    */
   private follow(room: Room): void {
     room.pending = [];
+    // Redis away: whoever waits to join hears why, rather than nothing.
+    const slow = setTimeout(() => {
+      if (room.pending === null || this.rooms.get(room.name) !== room) return;
+      const notice = new Frame({ type: 'notice', text: `[${room.name}] joining waits for the cluster (its Redis does not answer); you are in the room as soon as it does` });
+      for (const m of room.members) m.link.send(notice);
+    }, FOLLOW_NOTICE_MS);
+    slow.unref();
     this.relay!.follow(room.name).then(
       (start) => {
+        clearTimeout(slow);
         if (this.rooms.get(room.name) !== room) return;
         room.log.begin(start);
         room.remote = new Map();
@@ -783,6 +793,23 @@ export class Hub {
     const nicks = [...room.members].map((m) => m.nick);
     if (room.remote) for (const [key, nick] of room.remote) if (!this.sessions.has(key)) nicks.push(nick);
     return nicks.sort((a, b) => a.localeCompare(b));
+  }
+
+  /**
+   * The rooms /rooms lists, by name, with their counts (and seq where this node knows it): this
+   * node's rooms; in a cluster also every room with members on any node, with the cluster's
+   * counts (this node's own view when the cluster cannot say).
+   */
+  roomList(): (RoomInfo & { seq?: number })[] | Promise<(RoomInfo & { seq?: number })[]> {
+    const local = (): (RoomInfo & { seq?: number })[] =>
+      [...this.rooms.values()].sort((a, b) => a.name.localeCompare(b.name)).map((r) => ({ room: r.name, members: this.memberCount(r), topic: r.topic, seq: r.seq }));
+    if (!this.relay) return local();
+    const merged = (rooms: RoomInfo[]): (RoomInfo & { seq?: number })[] => {
+      const byName = new Map(local().map((r) => [r.room, r]));
+      for (const r of rooms) byName.set(r.room, { ...byName.get(r.room), ...r });
+      return [...byName.values()].sort((a, b) => a.room.localeCompare(b.room));
+    };
+    return this.relay.listRooms().then(merged, () => merged([]));
   }
 
   /** How many are in the room, everywhere. */

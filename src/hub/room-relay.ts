@@ -6,7 +6,7 @@
  * hold, come through the relay too. The hub knows this interface only; src/cluster/
  * implements it, so the hub stays free of I/O.
  */
-import type { EventOf, RoomEvent } from '../protocol/events.js';
+import type { EventOf, RoomEvent, RoomInfo } from '../protocol/events.js';
 
 /** Someone on another node, as a room lists them. */
 export interface RemoteMember {
@@ -51,6 +51,8 @@ export interface RoomRelay {
   /** Claims a nick for this node, cluster-wide; false when a member of another node has it. */
   claimNick(key: string): Promise<boolean>;
   releaseNick(key: string): void;
+  /** Every room with members on any node: how many, and its topic. */
+  listRooms(): Promise<RoomInfo[]>;
   /** Sends a private message to the node of `key`; false when no node has that nick. */
   sendPrivate(key: string, event: PrivateMessage): Promise<boolean>;
 }
