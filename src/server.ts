@@ -164,7 +164,7 @@ export class RoomcastServer {
         privateMessage: (key, event) => this.hub.privateFromElsewhere(key, event),
         down: (reason) => {
           log.error(`cluster: lost Redis at ${where} (${reason}); local members stay connected, retrying`);
-          this.hub.noticeAll('the server lost its cluster (Redis): you stay connected, but messages fail with CLUSTER_UNAVAILABLE until it is back');
+          this.hub.noticeAll('the server lost its cluster (Redis): what you say reaches the people on this server now, and everyone else when it is back');
         },
         up: (h) => {
           log.info(`cluster: Redis at ${where} is back (outage ${h.outages}); rooms are read up from their Streams`);

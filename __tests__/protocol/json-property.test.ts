@@ -133,6 +133,9 @@ describe('writeEventJson against JSON.stringify', () => {
     { type: 'ack', room: '', seq: -0.0000010000000000000002, time: -1.2345678901234567e-300, image: -1.2345678901234567e-300, id: -1.2345678901234567e-300 },
     { type: 'message', room: '', seq: -1.2345678901234567e-300, nick: '', text: '', time: -0.0000012345678901234567, action: false } as unknown as ServerEvent,
     { type: 'message', room: '', seq: -0.0000012345678901234567, nick: '', text: '', time: -0.0000012345678901234567, action: true },
+    // A message said while the cluster was away, with both flags, the longest a message gets.
+    { type: 'message', room: '', seq: -0.0000012345678901234567, nick: '', text: '', time: -0.0000012345678901234567, action: true, local: true },
+    { type: 'message', room: 'r', seq: 0, nick: 'n', text: 't', time: 1, local: true },
   ])('a number of 25 characters fits the room asked for: %j', (e) => check(e, 3));
 
   test('message events: the same bytes, within eventJsonMost, at any offset', () => {

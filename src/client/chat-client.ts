@@ -873,6 +873,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private track(event: ServerEvent, p: Pending | undefined): ServerEvent | null {
     switch (event.type) {
       case 'message':
+        // Said while the server's cluster was away: no number yet, and never shown twice.
+        if (event.local) return (this.memberSaw(event.room, event.nick), event);
+        return this.fresh(event.room, event.seq) ? (this.memberSaw(event.room, event.nick), event) : null;
       case 'image':
         return this.fresh(event.room, event.seq) ? (this.memberSaw(event.room, event.nick), event) : null;
       case 'labels':

@@ -4,9 +4,9 @@
  * store that reads their history, and whether Redis can be reached now. The server wires it to
  * the hub; nothing here knows about sockets of clients.
  *
- * Commands are not queued while Redis is away (node-redis' offline queue is off): a message
- * then fails at once with CLUSTER_UNAVAILABLE instead of leaving its sender waiting for an
- * ack that may come minutes later, or never.
+ * node-redis' offline queue is off: while Redis is away a command fails at once, and what
+ * should wait for Redis (messages said meanwhile) waits in the relay, bounded, where the hub
+ * knows it waits (it shows those messages to this node's members at once).
  */
 import { createClient } from '@redis/client';
 import type { RoomEvent } from '../protocol/events.js';
@@ -170,6 +170,7 @@ export class ClusterNode {
     if (!this.started || this.down !== null) return;
     this.down = reason;
     this.outages++;
+    this.relay.setReachable(false);
     this.observer.down(reason);
   }
 
@@ -180,10 +181,11 @@ export class ClusterNode {
     this.down = null;
     // The lease first (Redis may have come back without it): the node's nicks, claimed
     // again by up(), count as held only while it stands.
-    this.relay.presence.renew().then(
-      () => this.observer.up(this.health()),
-      () => this.observer.up(this.health()),
-    );
+    const back = (): void => {
+      this.observer.up(this.health());
+      this.relay.setReachable(true);
+    };
+    this.relay.presence.renew().then(back, back);
     // What was published while the subscriber was away never came: read every room up.
     this.relay.resync();
     this.store.refreshHistory().catch(() => {});

@@ -56,6 +56,9 @@ export interface ClusterRelayOptions {
 
 export const RELAY_DEFAULTS = { positionCheckMs: 5000, retryMaxMs: 2000, leaseMs: 10_000 };
 
+/** Events kept while Redis is away; beyond, a message is refused (CLUSTER_UNAVAILABLE). */
+const MAX_HELD = 1000;
+
 /** A channel message that is an announcement, not a numbered event: "- NODE JSON". */
 const ANNOUNCE = '- ';
 
@@ -111,8 +114,23 @@ export class ClusterRelay implements RoomRelay {
     every(Math.max(100, Math.floor(this.opts.leaseMs / 2)), () => this.reap());
   }
 
-  async publish(event: RoomEvent): Promise<number> {
-    return (await this.rooms.publish(event)).seq;
+  reachable = true;
+  /** Events published while Redis was away, oldest first, to go out when it is back. */
+  private held: { event: RoomEvent; resolve(seq: number): void; reject(err: unknown): void }[] = [];
+
+  publish(event: RoomEvent): Promise<number> {
+    if (!this.reachable) {
+      if (this.held.length >= MAX_HELD) return Promise.reject(new Error(`${MAX_HELD} messages already wait for the cluster`));
+      return new Promise((resolve, reject) => this.held.push({ event, resolve, reject }));
+    }
+    return this.rooms.publish(event).then((p) => p.seq);
+  }
+
+  /** Redis is away (false) or back (true): what was held goes out, in the order it came. */
+  setReachable(reachable: boolean): void {
+    this.reachable = reachable;
+    if (!reachable) return;
+    for (const h of this.held.splice(0)) this.rooms.publish(h.event).then((p) => h.resolve(p.seq), h.reject);
   }
 
   async follow(room: string): Promise<RoomStart> {
@@ -224,6 +242,7 @@ export class ClusterRelay implements RoomRelay {
 
   /** Leaves the cluster: the timers stop, and the lease goes, so others clear this node's members at once. */
   async close(): Promise<void> {
+    for (const h of this.held.splice(0)) h.reject(new Error('the server is shutting down'));
     for (const t of this.timers.splice(0)) clearInterval(t);
     for (const room of [...this.followed.keys()]) this.unfollow(room);
     await this.presence.leave().catch(() => {});

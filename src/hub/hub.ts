@@ -21,6 +21,11 @@ import { Session, type Link } from './session.js';
 /** Search hits per answer: by default, and at most. */
 export const SEARCH_DEFAULT = 20;
 export const MAX_SEARCH = 100;
+/** What tells a message shown while the cluster was away from the same one come back numbered. */
+function localKey(e: MessageEvent): string {
+  return `${e.nick}\n${e.time}\n${e.text}`;
+}
+
 /** How long a join into a room of a cluster waits before the joiner is told why. */
 const FOLLOW_NOTICE_MS = 1000;
 /** Longest search query, in characters. */
@@ -227,6 +232,10 @@ export class Hub {
     if (!room || event.seq <= room.log.seq) return;
     const frame = new Frame(event);
     room.log.record(frame);
+    if (event.type === 'message' && room.shownLocally?.delete(localKey(event))) {
+      if (room.shownLocally.size === 0) room.shownLocally = null;
+      return;
+    }
     const poster = event.type === 'labels' ? undefined : this.sessions.get(nickKey(event.nick));
     this.broadcast(room, frame, poster);
     if (event.type === 'message') {
@@ -421,6 +430,11 @@ export class Hub {
     checkText(this, text);
     const event: MessageEvent = { type: 'message', room: room.name, seq: 0, nick, text, time: this.opts.now() };
     if (action) event.action = true;
+    if (this.relay && !this.relay.reachable) {
+      // The cluster is away: this node's members hear it now; the rest when it is numbered.
+      (room.shownLocally ??= new Set()).add(localKey(event));
+      this.broadcast(room, new Frame({ ...event, local: true }), from);
+    }
     const emitted = this.emit(room, event, from);
     if (!this.relay) {
       this.stats.messages++;

@@ -30,6 +30,11 @@ export type PrivateMessage = EventOf<'privmsg'>;
 
 export interface RoomRelay {
   /**
+   * False while the cluster cannot be reached: publish() then keeps what it is given (a
+   * bounded number) and sends it, in order, when the cluster is back.
+   */
+  readonly reachable: boolean;
+  /**
    * Numbers the event in its room (its seq is ignored) and sends it to every node that follows
    * the room. Resolves with the number it got; rejects when it could not be sent (the event
    * is then delivered nowhere).

@@ -23,6 +23,11 @@ export class Room {
   pending: (() => void)[] | null = null;
   /** A room of a cluster: its members on the other nodes (nick key -> nick). Null on a single server. */
   remote: Map<string, string> | null = null;
+  /**
+   * Messages shown to this node's members while the cluster was away (MessageEvent.local),
+   * by nick, time and text: when they come back numbered, they are not shown again.
+   */
+  shownLocally: Set<string> | null = null;
 
   constructor(
     readonly name: string,

@@ -14,6 +14,12 @@ export interface MessageEvent {
   text: string;
   time: number;
   action?: true;
+  /**
+   * Said while this server could not reach its cluster (`serve --redis`, Redis away): shown
+   * to the members on this server at once, with seq 0. It gets its number, and reaches the
+   * other servers, once the cluster is back; it is not shown here a second time.
+   */
+  local?: true;
 }
 
 /** An image posted to a room. The bytes go to the classifier; the room sees who, what, how big. */

@@ -32,6 +32,7 @@ const NICK = bytes(',"nick":');
 const TEXT = bytes(',"text":');
 const TIME = bytes(',"time":');
 const ACTION = bytes(',"action":');
+const LOCAL = bytes(',"local":');
 const IMAGE = bytes(',"image":');
 const ID = bytes(',"id":');
 
@@ -44,7 +45,7 @@ const NUMBER_MOST = 25;
 const stringMost = (s: string): number => 2 + 6 * s.length;
 
 /** The bytes of each event but its values and names: every key, and the closing brace. */
-const MESSAGE_KEYS = MESSAGE_HEAD.length + SEQ.length + NICK.length + TEXT.length + TIME.length + ACTION.length + 'false}'.length;
+const MESSAGE_KEYS = MESSAGE_HEAD.length + SEQ.length + NICK.length + TEXT.length + TIME.length + ACTION.length + 'false'.length + LOCAL.length + 'false}'.length;
 const ACK_KEYS = ACK_HEAD.length + SEQ.length + TIME.length + IMAGE.length + ID.length + '}'.length;
 
 /**
@@ -88,6 +89,10 @@ function writeMessage(e: MessageEvent, buf: Buffer, at: number): number {
   if (e.action !== undefined) {
     at = putBytes(ACTION, buf, at);
     at = putLatin1(String(e.action), buf, at);
+  }
+  if (e.local !== undefined) {
+    at = putBytes(LOCAL, buf, at);
+    at = putLatin1(String(e.local), buf, at);
   }
   buf[at] = 0x7d; // }
   return at + 1;
@@ -176,7 +181,7 @@ function putTime(time: number, buf: Buffer, at: number): number {
 
 // Every field of each event, as the writers write them: a field added to MessageEvent or to
 // the ack and not to its writer makes `true` unassignable here.
-const MESSAGE_FIELDS = ['type', 'room', 'seq', 'nick', 'text', 'time', 'action'] as const;
+const MESSAGE_FIELDS = ['type', 'room', 'seq', 'nick', 'text', 'time', 'action', 'local'] as const;
 const ACK_FIELDS = ['type', 'room', 'seq', 'time', 'image', 'id'] as const;
 type Unwritten<E, Written extends readonly string[]> = Exclude<keyof E, Written[number]>;
 const covered: [Unwritten<MessageEvent, typeof MESSAGE_FIELDS>, Unwritten<AckEvent, typeof ACK_FIELDS>] extends [never, never]

@@ -320,6 +320,11 @@ function head(ev: { nick: string; time: number }): HTMLElement[] {
 function addEvent(ev: RoomEvent, live: boolean): void {
   const r = rooms.get(ev.room);
   if (!r || typeof ev.seq !== 'number') return;
+  if (ev.type === 'message' && ev.local) {
+    // Said while the server's cluster was away: no number yet; it goes after what is shown.
+    place(r, messageNode(ev), r.lastSeq + 0.5);
+    return;
+  }
   if (r.seen.has(ev.seq)) return;
   r.seen.add(ev.seq);
   if (ev.seq > r.lastSeq) r.lastSeq = ev.seq;
