@@ -19,6 +19,7 @@ import { advertisedAddresses, defaultInstanceName, renamed, targetHost } from '.
 import { chooseAddress, interfaceFor } from '../../src/lan/reach.js';
 import { candidates, formatCandidates } from '../../src/client/pick-server.js';
 import { formatServerTable, listings, noneAnswered, type ServerListing } from '../../src/cli/servers.js';
+import { redisUnavailable } from '../helpers/redis-server.js';
 
 type InterfaceMap = NodeJS.Dict<os.NetworkInterfaceInfo[]>;
 
@@ -49,7 +50,7 @@ function announcement(ttl = 120): Answer[] {
 }
 
 function server(over: Partial<DiscoveredServer> = {}): DiscoveredServer {
-  return { name: 'roomcast on alpha', host: 'roomcast-on-alpha.local', port: 7447, addresses: ['192.168.1.10'], version: '0.1.0', httpPort: null, ...over };
+  return { name: 'roomcast on alpha', host: 'roomcast-on-alpha.local', port: 7447, addresses: ['192.168.1.10'], version: '0.1.0', httpPort: null, cluster: null, ...over };
 }
 
 describe('the TXT record', () => {
@@ -59,8 +60,14 @@ describe('the TXT record', () => {
   });
 
   test('reads keys in any case, the first of a repeated key, and ignores a bad port', () => {
-    expect(decodeTxt([Buffer.from('Version=1.2.3'), Buffer.from('version=9'), Buffer.from('http=8080')])).toEqual({ version: '1.2.3', httpPort: 8080 });
-    expect(decodeTxt([Buffer.from('http=99999')])).toEqual({ version: null, httpPort: null });
+    expect(decodeTxt([Buffer.from('Version=1.2.3'), Buffer.from('version=9'), Buffer.from('http=8080')])).toEqual({ version: '1.2.3', httpPort: 8080, cluster: null });
+    expect(decodeTxt([Buffer.from('http=99999')])).toEqual({ version: null, httpPort: null, cluster: null });
+  });
+
+  test('a node of a cluster names its cluster, and it reads back', () => {
+    const txt = encodeTxt({ version: '0.1.0', httpPort: null, cluster: '5f0c9a2e41d7b388' });
+    expect(txt).toEqual(['txtvers=1', 'version=0.1.0', 'cluster=5f0c9a2e41d7b388']);
+    expect(decodeTxt(txt.map((t) => Buffer.from(t))).cluster).toBe('5f0c9a2e41d7b388');
   });
 });
 
@@ -99,7 +106,7 @@ describe('what a browser makes of the answers', () => {
     const s = new Sightings();
     s.add(announcement(), 'eth0');
     expect(s.servers()).toEqual([
-      { name: 'roomcast on alpha', host: 'roomcast-on-alpha.local', port: 7447, addresses: ['192.168.1.10', 'fe80::1%eth0'], version: '0.1.0', httpPort: null },
+      { name: 'roomcast on alpha', host: 'roomcast-on-alpha.local', port: 7447, addresses: ['192.168.1.10', 'fe80::1%eth0'], version: '0.1.0', httpPort: null, cluster: null },
     ]);
     expect(s.missing()).toEqual([]);
   });
@@ -196,6 +203,30 @@ describe('the lists people see', () => {
     );
   });
 
+  test("`roomcast join`: the nodes of one cluster are one choice, the others its alternates", () => {
+    const list = candidates(
+      [
+        server({ name: 'roomcast on alpha', cluster: 'c1' }),
+        server({ name: 'roomcast on beta', addresses: ['192.168.1.11'], cluster: 'c1' }),
+        server({ name: 'roomcast on gamma', addresses: ['192.168.1.12'], cluster: 'c1' }),
+        server({ name: 'roomcast on delta', addresses: ['192.168.1.13'] }),
+      ],
+      null,
+      HERE,
+    );
+    expect(list).toEqual([
+      {
+        label: 'roomcast on alpha (a cluster of 3)',
+        address: { host: '192.168.1.10', port: 7447 },
+        alternates: [
+          { host: '192.168.1.11', port: 7447 },
+          { host: '192.168.1.12', port: 7447 },
+        ],
+      },
+      { label: 'roomcast on delta', address: { host: '192.168.1.13', port: 7447 } },
+    ]);
+  });
+
   test('`roomcast join`: a server on this machine that announces is listed once, by name', () => {
     const list = candidates([server({ addresses: ['192.168.1.20'] })], { host: '127.0.0.1', port: 7447 }, HERE);
     expect(list.map((c) => c.label)).toEqual(['roomcast on alpha']);
@@ -282,6 +313,40 @@ describeOnLan('discovery across a two-host LAN (network namespaces)', (theLan) =
     expect(JSON.parse(finder.stdout)).toEqual([]);
     expect(finder.stderr).toContain('No roomcast server answered within 4 s');
     expect(await servers(lan.b)).toEqual([]);
+  });
+
+  test('the nodes of a cluster on a: b finds each, naming one cluster, and `join` takes them as one service', async () => {
+    const why = redisUnavailable();
+    if (why !== null) {
+      if (process.env.ROOMCAST_REQUIRE_REDIS === '1') throw new Error(why);
+      console.warn(`cluster discovery skipped: ${why}`);
+      return;
+    }
+    // Redis on a's own loopback, where both nodes reach it; stopped by its PID.
+    const redis = lan.spawn(lan.a, 'redis-server', ['--port', '6390', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    let out = '';
+    redis.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const nodes: CliChild[] = [];
+    try {
+      const deadline = Date.now() + WAIT;
+      while (!out.includes('Ready to accept connections') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 2; i++) {
+        const { server } = await serve('--lan', '--redis', 'redis://127.0.0.1:6390');
+        nodes.push(server);
+        await server.waitOutput(/announcing "roomcast on [^"]+" on the LAN/);
+      }
+      const found = await servers(lan.b);
+      expect(found).toHaveLength(2);
+      expect(found[0]!.cluster).toMatch(/^[0-9a-f]{16}$/);
+      expect(found[1]!.cluster).toBe(found[0]!.cluster);
+      const bob = run(lan.b, 'bob', ['join', '--nick', 'bob']);
+      bob.proc.stdin.end('hello, cluster\n');
+      expect(await bob.waitExit()).toBe(0);
+      expect(bob.stderr).toMatch(/roomcast: joining roomcast on \S+ \(a cluster of 2\) at /);
+    } finally {
+      for (const n of nodes) await n.stop();
+      redis.kill('SIGTERM');
+    }
   });
 
   test('a server without --announce is not found, and join with no address says what to do', async () => {

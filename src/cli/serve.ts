@@ -224,7 +224,8 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
       ? new Announcer({
           bound: server.listening.map((l) => l.address),
           port: server.port,
-          info: { version: VERSION, httpPort: server.httpListening.length > 0 ? server.httpPort : null },
+          // A cluster's nodes say which cluster they are, so a client takes them as one service.
+          info: { version: VERSION, httpPort: server.httpListening.length > 0 ? server.httpPort : null, cluster: server.cluster ? server.store!.historyId() : null },
           logger,
         })
       : null;

@@ -26,7 +26,7 @@ export function formatServerTable(rows: ServerListing[]): string {
   const table = [
     ['NAME', 'PORT', 'VERSION', 'ADDRESSES'],
     ...rows.map((r) => [
-      r.name,
+      r.cluster ? `${r.name} [cluster ${r.cluster.slice(0, 8)}]` : r.name,
       r.httpPort === null ? String(r.port) : `${r.port} (web ${r.httpPort})`,
       r.version ?? '?',
       r.addresses.join(', ') || '(none given)',

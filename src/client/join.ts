@@ -21,13 +21,15 @@ export interface JoinOptions {
 export async function runJoin(opts: JoinOptions): Promise<number> {
   const { stdin, stdout, stderr } = process;
   const interactive = Boolean(stdin.isTTY && stdout.isTTY);
-  let address: ServerAddress | number;
+  let address: ServerAddress;
   let alternates: ServerAddress[] = [];
   if (opts.address === undefined) {
     // Only a join without an address looks on the LAN, so only it loads the mDNS browser.
     const { pickServer } = await import('./pick-server.js');
-    address = await pickServer({ input: stdin, output: stdout, errorOutput: stderr, interactive }, DEFAULT_PORT);
-    if (typeof address === 'number') return address;
+    const picked = await pickServer({ input: stdin, output: stdout, errorOutput: stderr, interactive }, DEFAULT_PORT);
+    if (typeof picked === 'number') return picked;
+    address = picked.address;
+    alternates = picked.alternates ?? [];
   } else {
     try {
       [address, ...alternates] = parseServerAddresses(opts.address, DEFAULT_PORT) as [ServerAddress, ...ServerAddress[]];

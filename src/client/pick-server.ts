@@ -22,17 +22,31 @@ const LOCAL_PROBE_MS = 500;
 export interface Candidate {
   label: string;
   address: ServerAddress;
+  /** The other nodes of its cluster: where the client goes on when the first is lost. */
+  alternates?: ServerAddress[];
 }
 
 /**
- * The servers one can join from here, announced ones by name, then the unannounced one on this
- * machine's loopback, unless it is one of the announced ones (same port, one of our addresses).
+ * The servers one can join from here, announced ones by name (the nodes of one cluster as one
+ * choice), then the unannounced one on this machine's loopback, unless it is one of the
+ * announced ones (same port, one of our addresses).
  */
 export function candidates(found: DiscoveredServer[], local: ServerAddress | null, ifaces: InterfaceMap): Candidate[] {
   const out: Candidate[] = [];
+  const clusters = new Map<string, Candidate>();
   for (const s of found) {
     const host = chooseAddress(s.addresses, ifaces);
-    if (host !== null) out.push({ label: s.name, address: { host, port: s.port } });
+    if (host === null) continue;
+    const address = { host, port: s.port };
+    const cluster = s.cluster ? clusters.get(s.cluster) : undefined;
+    if (cluster) {
+      (cluster.alternates ??= []).push(address);
+      cluster.label = `${cluster.label.replace(/ \(a cluster of \d+\)$/, '')} (a cluster of ${cluster.alternates.length + 1})`;
+      continue;
+    }
+    const c: Candidate = { label: s.name, address };
+    if (s.cluster) clusters.set(s.cluster, c);
+    out.push(c);
   }
   const announcedHere = (a: ServerAddress): boolean => found.some((s) => s.port === a.port && s.addresses.some((x) => isOwnAddress(x, ifaces)));
   if (local && !announcedHere(local)) out.push({ label: "this machine's own server (not announced)", address: local });
@@ -91,7 +105,7 @@ function ask(io: PickIo, count: number): Promise<number | null> {
  * Finds the server to join: its address, or the exit status to end with (1 none found or none
  * chosen, 2 several and nobody to ask).
  */
-export async function pickServer(io: PickIo, defaultPort: number, timeoutMs = DISCOVERY_TIMEOUT_MS): Promise<ServerAddress | number> {
+export async function pickServer(io: PickIo, defaultPort: number, timeoutMs = DISCOVERY_TIMEOUT_MS): Promise<Candidate | number> {
   io.errorOutput.write('roomcast: no address given: looking for servers on the LAN and on this machine...\n');
   let lanProblem = '';
   const [found, local] = await Promise.all([
@@ -112,7 +126,7 @@ export async function pickServer(io: PickIo, defaultPort: number, timeoutMs = DI
   }
   if (list.length === 1) {
     io.errorOutput.write(`roomcast: joining ${list[0].label} at ${formatServerAddress(list[0].address)}\n`);
-    return list[0].address;
+    return list[0];
   }
   if (!io.interactive) {
     io.errorOutput.write(`roomcast: ${list.length} servers answered; say which to join: roomcast join HOST:PORT\n${formatCandidates(list)}`);
@@ -124,5 +138,5 @@ export async function pickServer(io: PickIo, defaultPort: number, timeoutMs = DI
     io.errorOutput.write('roomcast: no server chosen\n');
     return 1;
   }
-  return list[n - 1].address;
+  return list[n - 1]!;
 }

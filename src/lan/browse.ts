@@ -24,7 +24,7 @@ interface Srv {
 export class Sightings {
   private readonly instances = new Map<string, string>();
   private readonly srv = new Map<string, Srv>();
-  private readonly txt = new Map<string, Pick<DiscoveredServer, 'version' | 'httpPort'>>();
+  private readonly txt = new Map<string, Pick<DiscoveredServer, 'version' | 'httpPort' | 'cluster'>>();
   private readonly hosts = new Map<string, Set<string>>();
   private readonly asked = new Set<string>();
 
@@ -94,7 +94,7 @@ export class Sightings {
     for (const [key, fqdn] of this.instances) {
       const srv = this.srv.get(key);
       if (!srv) continue;
-      const txt = this.txt.get(key) ?? { version: null, httpPort: null };
+      const txt = this.txt.get(key) ?? { version: null, httpPort: null, cluster: null };
       const addresses = [...(this.hosts.get(srv.target.toLowerCase()) ?? [])];
       addresses.sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')));
       out.push({

@@ -30,22 +30,26 @@ export interface DiscoveredServer {
   version: string | null;
   /** Where HTTP and WebSocket listen when they have a port of their own (--http-port). */
   httpPort: number | null;
+  /** The cluster it is a node of (serve --redis): nodes that say the same are one service. */
+  cluster: string | null;
 }
 
 /** What a server says about itself beyond its address (the TXT record). */
 export interface ServerInfo {
   version: string;
   httpPort: number | null;
+  cluster?: string | null;
 }
 
 export function encodeTxt(info: ServerInfo): string[] {
   // txtvers first, as RFC 6763 section 6.7 suggests, so the keys can change later.
   const txt = ['txtvers=1', `version=${info.version}`];
   if (info.httpPort !== null) txt.push(`http=${info.httpPort}`);
+  if (info.cluster) txt.push(`cluster=${info.cluster}`);
   return txt;
 }
 
-export function decodeTxt(data: TxtData): Pick<DiscoveredServer, 'version' | 'httpPort'> {
+export function decodeTxt(data: TxtData): Pick<DiscoveredServer, 'version' | 'httpPort' | 'cluster'> {
   const strings = (Array.isArray(data) ? data : [data]).map((d) => d.toString());
   const pairs = new Map<string, string>();
   for (const s of strings) {
@@ -58,6 +62,7 @@ export function decodeTxt(data: TxtData): Pick<DiscoveredServer, 'version' | 'ht
   return {
     version: pairs.get('version') || null,
     httpPort: Number.isInteger(http) && http > 0 && http < 65536 ? http : null,
+    cluster: pairs.get('cluster') || null,
   };
 }
 
