@@ -34,6 +34,12 @@ import { PosterThread } from './poster-thread.js';
 import type { Tally } from './load.js';
 import { runScenario, type BackgroundLoad, type Scenario, type Target } from './scenarios.js';
 import { LatencyHistogram } from './stats.js';
+import { RedisServer } from './redis-server.js';
+import { PROJECT_ROOT } from './server-process.js';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 export interface ClassifierContext {
   kit: Kit;
@@ -316,11 +322,59 @@ function alternatingImageLoad(kit: Kit): AlternatingLoad {
   };
 }
 
-const chat: ClassifierScenario = {
-  name: 'classifier-chat',
+/**
+ * Where classifier-chat's classifier runs: in the server's own pool, or (remote) in a
+ * `roomcast classifier` worker process that takes the jobs through Redis, the server being a
+ * node of a cluster with no model of its own.
+ */
+interface ChatSetup {
+  serverArgs: string[];
+  stop(): Promise<void>;
+}
+
+async function localClassifier(ctx: ClassifierContext): Promise<ChatSetup> {
+  return { serverArgs: classifierServerArgs(ctx.kit, defaultPoolSize(), defaultBatch, defaultDelay), stop: async () => {} };
+}
+
+async function remoteClassifier(ctx: ClassifierContext): Promise<ChatSetup> {
+  const redis = await RedisServer.start();
+  const noModels = mkdtempSync(path.join(tmpdir(), 'roomcast-bench-no-models-'));
+  const worker = spawn(
+    process.execPath,
+    [path.join(ctx.server.root ?? PROJECT_ROOT, 'bin', 'roomcast'), 'classifier', '--redis', redis.url, '--model', ctx.kit.model, '--labels', ctx.kit.labels, '--workers', String(defaultPoolSize())],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  worker.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  worker.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const stop = async (): Promise<void> => {
+    if (worker.exitCode === null && worker.signalCode === null) {
+      const exited = new Promise((r) => worker.once('exit', r));
+      worker.kill('SIGTERM');
+      const timer = setTimeout(() => worker.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await redis.stop();
+    rmSync(noModels, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 30_000;
+  while (!out.includes('taking image jobs')) {
+    if (worker.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`the classifier worker did not start: ${out.trim()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { serverArgs: ['--redis', redis.url, '--models-dir', noModels], stop };
+}
+
+function chatScenario(name: string, where: string, setup: (ctx: ClassifierContext) => Promise<ChatSetup>): ClassifierScenario {
+  return {
+  name,
   description:
     `chat p99 between two clients (2 x 50 msgs/s, >= ${CHAT_MIN_SECONDS} s) in ${WINDOW_MS / 1000} s windows, ` +
-    `the classifier saturated (${CONCURRENCY} images in flight) and idle in turn`,
+    `the classifier ${where} saturated (${CONCURRENCY} images in flight) and idle in turn`,
   figures: [
     { key: 'idleP50Ms', label: 'chat p50 ms, classifier idle', digits: 2 },
     { key: 'idleP99Ms', label: 'chat p99 ms, classifier idle', digits: 2 },
@@ -340,18 +394,24 @@ const chat: ClassifierScenario = {
   targets: [{ metric: 'p99Ratio', bound: 'max', value: 2, label: 'chat p99 saturated <= 2x idle' }],
   async run(ctx) {
     const load = alternatingImageLoad(ctx.kit);
-    const r = await runScenario(CHAT, {
-      seconds: Math.max(ctx.seconds * 6, CHAT_MIN_SECONDS),
-      maxRounds: 1000,
-      roundTimeoutMs: 30_000,
-      wire: 'json',
-      serverArgs: [...classifierServerArgs(ctx.kit, defaultPoolSize(), defaultBatch, defaultDelay), ...(ctx.server.args ?? [])],
-      nodeArgs: ctx.server.nodeArgs ?? [],
-      serverRoot: ctx.server.root,
-      serverLog: ctx.server.logFile,
-      background: load,
-      log: ctx.log,
-    });
+    const where = await setup(ctx);
+    let r: Awaited<ReturnType<typeof runScenario>>;
+    try {
+      r = await runScenario(CHAT, {
+        seconds: Math.max(ctx.seconds * 6, CHAT_MIN_SECONDS),
+        maxRounds: 1000,
+        roundTimeoutMs: 30_000,
+        wire: 'json',
+        serverArgs: [...where.serverArgs, ...(ctx.server.args ?? [])],
+        nodeArgs: ctx.server.nodeArgs ?? [],
+        serverRoot: ctx.server.root,
+        serverLog: ctx.server.logFile,
+        background: load,
+        log: ctx.log,
+      });
+    } finally {
+      await where.stop();
+    }
     const bg = r.background ?? {};
     const ms = (h: LatencyHistogram, p: number): number => h.percentile(p) / 1000;
     const figures = {
@@ -383,6 +443,11 @@ const chat: ClassifierScenario = {
     const { latencyP50Ms: _p50, latencyP99Ms: _p99, latencyMaxMs: _max, ...run } = r;
     return { figures, details: { ...run, idleDeliveries: load.idle.latency.count, busyDeliveries: load.busy.latency.count } };
   },
-};
+  };
+}
 
-export const CLASSIFIER_SCENARIOS: ClassifierScenario[] = [latency, throughput, chat];
+const chat = chatScenario('classifier-chat', 'in the server', localClassifier);
+/** The same with inference off the chat server: a worker process through Redis (here on the same 2 cores). */
+const chatRemote = chatScenario('classifier-chat-remote', 'in a `roomcast classifier` worker through Redis,', remoteClassifier);
+
+export const CLASSIFIER_SCENARIOS: ClassifierScenario[] = [latency, throughput, chat, chatRemote];

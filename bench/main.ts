@@ -158,10 +158,11 @@ async function main(): Promise<number> {
   }
 
   // The cluster twins need a redis-server to start; without one they are skipped, saying why.
-  const noRedisForClusters = entries.some((e) => e.group === 'chat' && e.sc.cluster) ? redisMissing() : null;
+  const needsRedis = (e: (typeof entries)[number]): boolean => (e.group === 'chat' && e.sc.cluster !== undefined) || (e.group === 'classifier' && e.sc.name.endsWith('-remote'));
+  const noRedisForClusters = entries.some(needsRedis) ? redisMissing() : null;
   if (noRedisForClusters) {
     say(`cluster scenarios skipped: ${noRedisForClusters}`);
-    entries = entries.filter((e) => !(e.group === 'chat' && e.sc.cluster));
+    entries = entries.filter((e) => !needsRedis(e));
   }
 
   const summaries: Summary<unknown>[] = [];

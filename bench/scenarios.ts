@@ -240,6 +240,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
       nodeArgs: opts.nodeArgs,
       root: opts.serverRoot,
       logFile: opts.serverLog,
+      countChildren: sc.cluster !== undefined,
       alsoCounted: () => (redis?.pid === undefined ? [] : [redis.pid]),
     });
   } catch (err) {

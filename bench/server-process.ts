@@ -42,9 +42,11 @@ export interface ServerSpec {
   /** Append the server's stdout and stderr to this file (for --trace-gc and the like). */
   logFile?: string;
   /**
-   * Processes whose CPU counts as the server's too: the server's own children (its --processes
-   * workers) always; these besides (the Redis a cluster runs on).
+   * Processes whose CPU counts as the server's too: the server's own children when
+   * countChildren (its --processes workers; not the classifier's pool, which the classifier
+   * figures keep apart), and these (the Redis a cluster runs on).
    */
+  countChildren?: boolean;
   alsoCounted?: () => number[];
 }
 
@@ -57,6 +59,7 @@ export class ServerProcess {
     readonly port: number,
     private readonly stderr: () => string,
     private readonly alsoCounted?: () => number[],
+    private readonly countChildren = false,
   ) {
     this.exited = new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) resolve();
@@ -117,7 +120,7 @@ export class ServerProcess {
           reject(new Error(`server exited (${code ?? sig}) before listening: ${errText.trim()}`));
         });
       });
-      return new ServerProcess(child, pid, port, () => errText, spec.alsoCounted);
+      return new ServerProcess(child, pid, port, () => errText, spec.alsoCounted, spec.countChildren);
     } catch (err) {
       safeKill(pid, 'SIGKILL');
       throw err;
@@ -134,7 +137,7 @@ export class ServerProcess {
    */
   cpu(): { user: number; system: number; total: number } {
     const t = { user: 0, system: 0 };
-    for (const pid of [this.pid, ...childPids(this.pid), ...(this.alsoCounted?.() ?? [])]) {
+    for (const pid of [this.pid, ...(this.countChildren ? childPids(this.pid) : []), ...(this.alsoCounted?.() ?? [])]) {
       try {
         const c = readCpu(pid, HZ);
         t.user += c.user;
