@@ -227,7 +227,7 @@ export class RoomcastServer {
     this.images = this.archive ?? new ImageStore(w.imageStoreBytes, w.imageStoreCount);
     this.tasks = new TaskStore({
       onFinished: (task, answer) => this.metrics.taskFinished(task, answer),
-      ...(this.archive ? { archive: this.archive } : {}),
+      ...(this.archive ? { archive: this.archive } : this.cluster ? { archive: this.cluster.tasks } : {}),
     });
     this.imagePosts = new ImagePosts(this.hub, this.images, this.tasks);
     this.metrics = new Metrics(
@@ -250,6 +250,7 @@ export class RoomcastServer {
         connection: c,
         posts: this.imagePosts,
         tasks: this.tasks,
+        ...(this.cluster ? { clusterTasks: this.cluster.tasks } : {}),
         images: this.images,
         metrics: this.metrics,
         origins: new OriginPolicy(w.origins),

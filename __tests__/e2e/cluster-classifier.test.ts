@@ -100,6 +100,15 @@ describeWithRedis('the classifier as workers of a cluster', () => {
       expect(labelsOf(c, green.image)[0]!.labels[0].label).toBe('green');
       expect(labelsOf(c, red.image)[0]!.nick).toBe('classifier');
     }
+    // The task of a post one node took can be read on the other, numbered.
+    await new Promise((r) => setTimeout(r, 200));
+    const res = await fetch(`http://127.0.0.1:${b}/api/tasks/${red.image}`);
+    expect(res.status).toBe(200);
+    const task = (await res.json()) as { status: string; labels: { label: string }[]; seq: number; room: string };
+    expect(task).toMatchObject({ status: 'done', room: 'lab', seq: red.seq });
+    expect(task.labels[0]!.label).toBe('red');
+    expect(red.seq).toBeGreaterThan(0);
+    expect((await fetch(`http://127.0.0.1:${b}/api/tasks/999999`)).status).toBe(404);
   });
 
   test('a worker that stops answering mid-job: another takes its jobs over after --claim-after, and each image is answered once', async () => {

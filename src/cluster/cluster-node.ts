@@ -14,6 +14,7 @@ import type { Announcement, PrivateMessage, RoomStart } from '../hub/room-relay.
 import { ClusterRelay, type RelaySink } from './cluster-relay.js';
 import { RedisStore } from './redis-store.js';
 import { ClassifierWorker, RemoteClassifier, type Classify } from './classifier-jobs.js';
+import { ClusterTasks } from './cluster-tasks.js';
 
 export interface ClusterOptions {
   /** redis://[user:password@]host:port[/db] */
@@ -67,6 +68,8 @@ export class ClusterNode {
   readonly store: RedisStore;
   /** Where this node's image posts go: the cluster's classifier workers. */
   readonly classifier: RemoteClassifier;
+  /** Tasks every node can read. */
+  readonly tasks: ClusterTasks;
   /** This node's own model serving the queue too, when it has one. */
   private worker: ClassifierWorker | null = null;
   private blocking: Client | null = null;
@@ -108,6 +111,7 @@ export class ClusterNode {
     );
     this.store = new RedisStore(this.commands, this.relay.rooms, redactedUrl(opts.url), opts.prefix);
     this.classifier = new RemoteClassifier(this.commands, this.relay.node, { prefix: opts.prefix });
+    this.tasks = new ClusterTasks(this.commands, opts.prefix);
   }
 
   /**

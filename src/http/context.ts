@@ -78,6 +78,8 @@ export interface WebContext {
   opts: WebOptions;
   connection: ConnectionOptions;
   tasks: TaskStore;
+  /** In a cluster: the tasks of every node (GET /api/tasks/{id} of a post another node took). */
+  clusterTasks?: { load(image: number): Promise<unknown> };
   images: ImageKeeper;
   /** Where an image posted over HTTP goes, as one posted over chat does. */
   posts: ImagePort;

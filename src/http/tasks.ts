@@ -13,8 +13,9 @@ export function taskRoutes(ctx: WebContext): Route[] {
       name: 'GET /api/tasks/{id}',
       methods: ['GET'],
       pattern: /^\/api\/tasks\/([^/]+)$/,
-      handle({ req, res, params }) {
-        const task = ctx.tasks.get(params[0]);
+      async handle({ req, res, params }) {
+        // In a cluster another node may hold it: the one that took the post.
+        const task = ctx.tasks.get(params[0]) ?? (ctx.clusterTasks && /^[1-9]\d{0,15}$/.test(params[0]) ? await ctx.clusterTasks.load(Number(params[0])) : null);
         if (!task) throw httpError('NO_SUCH_TASK', params[0].slice(0, 40));
         sendJson(req, res, 200, task);
       },

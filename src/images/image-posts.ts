@@ -39,9 +39,10 @@ export class ImagePosts implements ImagePort {
   }
 
   post(room: Room, nick: string, name: string, bytes: Buffer, from?: Session, id?: RequestId): ImageEvent {
-    const { event, post } = this.hub.postImage(room, nick, name, bytes, from, id);
+    const { event, post, emitted } = this.hub.postImage(room, nick, name, bytes, from, id);
     this.images.put(post);
     this.tasks.posted(post, event);
+    if (emitted instanceof Promise) emitted.then((e) => this.tasks.numbered(e.image, e.seq), () => {});
     // The poster has had its ack (postImage sends it), so an answer that comes at once, from a
     // bot that is off, follows it, and an HTTP poster's reply already says how the task ended.
     if (this.classifier === null) this.tasks.fail(event.image, NO_BOT);

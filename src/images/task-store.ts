@@ -93,6 +93,14 @@ export class TaskStore {
     return task;
   }
 
+  /** The image event got its number later (a cluster numbers it in Redis): the task says it. */
+  numbered(image: number, seq: number): void {
+    const task = this.pendingTasks.get(image) ?? this.finishedTasks.get(image);
+    if (!task) return;
+    task.seq = seq;
+    this.opts.archive?.saveTask(task);
+  }
+
   /** The bot's answer (labels, or an error) to an image. */
   answered(e: LabelsEvent): void {
     const task = this.pendingTasks.get(e.image);
