@@ -224,7 +224,8 @@ export class RoomcastServer {
       });
       this.hub.continueImagesAfter(this.archive.lastImageId());
     }
-    this.images = this.archive ?? new ImageStore(w.imageStoreBytes, w.imageStoreCount);
+    const kept = this.archive ?? new ImageStore(w.imageStoreBytes, w.imageStoreCount);
+    this.images = this.cluster ? this.cluster.images(kept) : kept;
     this.tasks = new TaskStore({
       onFinished: (task, answer) => this.metrics.taskFinished(task, answer),
       ...(this.archive ? { archive: this.archive } : this.cluster ? { archive: this.cluster.tasks } : {}),

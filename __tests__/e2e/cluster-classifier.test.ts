@@ -86,7 +86,8 @@ describeWithRedis('the classifier as workers of a cluster', () => {
     ann.sendJson({ type: 'bot', id: 2 });
     expect(await ann.waitEvent((e) => e.type === 'bot' && e.id === 2)).toMatchObject({ state: 'ready', model: TINY_MODEL_NAME, workers: 1 });
 
-    const red = await post(ann, await solid(RED), { room: 'lab', name: 'red.png' });
+    const redBytes = await solid(RED);
+    const red = await post(ann, redBytes, { room: 'lab', name: 'red.png' });
     const green = await post(bob, await solid(GREEN), { room: 'lab', name: 'green.png' });
     expect([red.type, green.type]).toEqual(['ack', 'ack']);
     for (const c of [ann, bob]) {
@@ -109,6 +110,11 @@ describeWithRedis('the classifier as workers of a cluster', () => {
     expect(task.labels[0]!.label).toBe('red');
     expect(red.seq).toBeGreaterThan(0);
     expect((await fetch(`http://127.0.0.1:${b}/api/tasks/999999`)).status).toBe(404);
+    // So can the image: its bytes, as posted, with their type.
+    const img = await fetch(`http://127.0.0.1:${b}/api/images/${red.image}`);
+    expect(img.status).toBe(200);
+    expect(img.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await img.arrayBuffer()).equals(redBytes)).toBe(true);
   });
 
   test('a worker that stops answering mid-job: another takes its jobs over after --claim-after, and each image is answered once', async () => {

@@ -3,7 +3,7 @@
  * shared job queue (job-queue.ts) and waits for its one result; a worker (`roomcast
  * classifier --redis URL`, or a node with a model of its own) takes jobs, runs them through
  * its local ClassifierPool and records the result. The image's bytes travel through Redis
- * under a key of their own (base64, expiring), not in the job, so the queue stays small.
+ * under the image's own key (cluster-images.ts), not in the job, so the queue stays small.
  *
  * Workers say they are alive in a sorted set (member: worker id and model, score: when its
  * lease ends), so a node knows whether anyone will answer before it queues a job.
@@ -14,6 +14,7 @@ import type { ClassifyResult } from '../classifier/pool.js';
 import type { BotStatus } from '../protocol/events.js';
 import { JobQueue, type Job, type JobResult } from './job-queue.js';
 import { withDefaults, type CommandSender } from './redis-script.js';
+import { imageBytesKey } from './cluster-images.js';
 
 export interface ImageJob {
   image: number;
@@ -45,7 +46,6 @@ export interface ClassifierJobsOptions {
 
 export const CLASSIFIER_JOBS_DEFAULTS = { prefix: 'roomcast', maxQueued: 64, claimAfterMs: 30_000, timeoutMs: 60_000, leaseMs: 10_000 };
 
-const IMAGE_TTL_MS = 10 * 60_000;
 
 function queueOf(redis: CommandSender, consumer: string, o: typeof CLASSIFIER_JOBS_DEFAULTS): JobQueue<ImageJob, ImageAnswer> {
   return new JobQueue<ImageJob, ImageAnswer>(redis, consumer, { prefix: `${o.prefix}:classifier`, maxQueued: o.maxQueued, claimAfterMs: o.claimAfterMs });
@@ -110,11 +110,11 @@ export class RemoteClassifier {
     return { nick, state: 'ready', reason: '', model: models.join(', '), workers: this.workers.length, queue: this.waiting.size, maxQueue: this.o.maxQueued };
   }
 
-  async classify(bytes: Uint8Array, opts: { name: string; top: number; image: number }): Promise<ImageAnswer> {
+  /** `_bytes` are in Redis already: the node's image keeper put them there (cluster-images.ts). */
+  async classify(_bytes: Uint8Array, opts: { name: string; top: number; image: number }): Promise<ImageAnswer> {
     if (this.workers.length === 0) throw new ClassifierError('CLASSIFIER_DOWN', 'no classifier worker is running in the cluster: start one with roomcast classifier --redis URL');
     const id = `${this.node}.${(this.nextJob++).toString(36)}`;
-    const key = `${this.o.prefix}:classifier:image:${id}`;
-    await this.redis.sendCommand(['SET', key, Buffer.from(bytes).toString('base64'), 'PX', String(IMAGE_TTL_MS)]);
+    const key = imageBytesKey(this.o.prefix, opts.image);
     const answered = new Promise<ImageAnswer>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
@@ -125,7 +125,6 @@ export class RemoteClassifier {
     });
     if ((await this.queue.enqueue(id, { image: opts.image, name: opts.name, top: opts.top, key })) === 'busy') {
       this.settle({ id, ok: false, code: 'CLASSIFIER_BUSY', message: 'the classifier is busy, try again in a moment' });
-      void this.redis.sendCommand(['DEL', key]).catch(() => {});
     }
     return answered;
   }
@@ -253,8 +252,8 @@ export class ClassifierWorker {
       this.stats.failed++;
     }
     try {
-      if (await this.queue.complete(job, result)) await this.redis.sendCommand(['DEL', job.payload.key]);
-      else this.stats.lost++; // another worker answered first (this one was slow, and it was claimed again)
+      // The bytes stay for GET /api/images/{id} until they expire.
+      if (!(await this.queue.complete(job, result))) this.stats.lost++; // another worker answered first (this one was slow, and it was claimed again)
     } catch (err) {
       this.failed(err);
     } finally {

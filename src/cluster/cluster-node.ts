@@ -15,6 +15,8 @@ import { ClusterRelay, type RelaySink } from './cluster-relay.js';
 import { RedisStore } from './redis-store.js';
 import { ClassifierWorker, RemoteClassifier, type Classify } from './classifier-jobs.js';
 import { ClusterTasks } from './cluster-tasks.js';
+import { ClusterImages } from './cluster-images.js';
+import type { ImageKeeper } from '../images/image-store.js';
 
 export interface ClusterOptions {
   /** redis://[user:password@]host:port[/db] */
@@ -112,6 +114,11 @@ export class ClusterNode {
     this.store = new RedisStore(this.commands, this.relay.rooms, redactedUrl(opts.url), opts.prefix);
     this.classifier = new RemoteClassifier(this.commands, this.relay.node, { prefix: opts.prefix });
     this.tasks = new ClusterTasks(this.commands, opts.prefix);
+  }
+
+  /** Posted images kept here and in Redis, where any node and the classifier's workers find them. */
+  images(local: ImageKeeper): ImageKeeper {
+    return new ClusterImages(local, this.commands, this.opts.prefix);
   }
 
   /**
