@@ -293,5 +293,10 @@ describeWithRedis('a cluster of three servers over Redis', () => {
     children.push(child);
     expect(await child.waitExit(WAIT)).toBe(1);
     expect(child.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^roomcast: cannot reach Redis at redis:\/\/127\.0\.0\.1:1.*start redis-server there, or fix --redis$/)]);
+    // Not a Redis URL at all: refused while the arguments are read, with what to give instead.
+    const bad = new CliChild('serve', spawn(process.execPath, [BIN, 'serve', '--port', '0', '--no-bot', '--redis', 'lab-pc:6379'], { cwd: ROOT, env: CLI_ENV }), WAIT);
+    children.push(bad);
+    expect(await bad.waitExit(WAIT)).toBe(2);
+    expect(bad.stderr).toMatch(/argument 'lab-pc:6379' is invalid\. Give a Redis URL such as redis:\/\/HOST:6379/);
   });
 });

@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { DEFAULT_PORT } from '../protocol/port.js';
 import { IMAGE_FORMAT_LIST } from '../protocol/image-format.js';
 import { VERSION } from '../version.js';
-import { bytes, count, milliseconds, port, rate, retention, seconds } from './numbers.js';
+import { bytes, count, milliseconds, port, rate, redisUrl, retention, seconds } from './numbers.js';
 
 const POST_DEFAULT_TIMEOUT_MS = 30_000;
 const PROBE_DEFAULT_TIMEOUT_MS = 1000;
@@ -68,7 +68,7 @@ export function buildProgram(): Command {
     .option('-p, --port <port>', 'TCP port; 0 picks a free one and prints it', port(), DEFAULT_PORT)
     .option('--room <name>', 'a room that always exists; repeat for several', collect)
     .addOption(new Option('--store <engine>', 'where history is kept: sqlite (a file in --data-dir; survives restarts) or memory (nothing survives)').choices(['sqlite', 'memory']))
-    .option('--redis <url>', 'share rooms with every server on this Redis (redis://HOST:PORT): a cluster; history is then kept in Redis and search is off')
+    .option('--redis <url>', 'share rooms with every server on this Redis (redis://HOST:PORT): a cluster; history is then kept in Redis and search is off', redisUrl)
     .option('--processes [n]', 'with --redis: run N server processes sharing the port (no N: one per core)', count(1))
     .option('--lease <ms>', 'with --redis: how long this server\'s members stay listed in the cluster if it dies without a word (default: 10000)', milliseconds(100))
     .option('--redis-prefix <prefix>', 'prefix of this cluster\'s Redis keys, for clusters that share one Redis (default: roomcast)')
@@ -177,7 +177,7 @@ or timed out; 2 bad arguments or an unreadable file.`,
   program
     .command('classifier')
     .description('run a classifier worker for a cluster: it answers the image posts of every server on the same Redis (serve --redis)')
-    .requiredOption('--redis <url>', 'the cluster\'s Redis (redis://HOST:PORT)')
+    .requiredOption('--redis <url>', 'the cluster\'s Redis (redis://HOST:PORT)', redisUrl)
     .option('--redis-prefix <prefix>', 'prefix of the cluster\'s Redis keys (default: roomcast)')
     .option('--model <file>', 'ONNX model to use instead of the installed one (needs --labels)')
     .option('--labels <file>', 'labels for --model: synset.txt format or one label per line')

@@ -73,3 +73,19 @@ export function retention(value: string): { maxAgeMs?: number; maxPerRoom?: numb
   }
   return out;
 }
+
+/**
+ * A Redis URL (redis:// or rediss://, with a host), checked while the arguments are parsed:
+ * node-redis would otherwise throw deep inside the server's start.
+ */
+export function redisUrl(value: string): string {
+  let u: URL | null = null;
+  try {
+    u = new URL(value);
+  } catch {
+    // reported below
+  }
+  if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || u.hostname === '')
+    throw new InvalidArgumentError('Give a Redis URL such as redis://HOST:6379 (rediss:// for TLS; redis://:PASSWORD@HOST:6379 with a password).');
+  return value;
+}
