@@ -11,7 +11,7 @@ import { ClassifierPool } from '../classifier/pool.js';
 import { ClassifierError } from '../classifier/errors.js';
 import { findModel } from '../classifier/model-catalog.js';
 import { ClassifierWorker } from '../cluster/classifier-jobs.js';
-import { ClusterUnreachable, redactedUrl } from '../cluster/cluster-node.js';
+import { clusterSocket, redactedUrl, unreachable } from '../cluster/cluster-node.js';
 
 export interface ClassifierWorkerFlags {
   redis: string;
@@ -35,10 +35,8 @@ export async function runClassifierWorker(flags: ClassifierWorkerFlags): Promise
     throw err;
   }
   const url = flags.redis;
-  // At start-up a Redis that is not there is an error to report; later, an outage to ride out.
   let started = false;
-  const socket = { reconnectStrategy: (retries: number, cause: Error) => (started ? Math.min(50 * 2 ** Math.min(retries, 6), 2000) : cause), connectTimeout: 2000 };
-  const commands = createClient({ url, socket });
+  const commands = createClient({ url, socket: clusterSocket(() => started) });
   const blocking = commands.duplicate();
   let outage = false;
   for (const c of [commands, blocking]) {
@@ -55,7 +53,7 @@ export async function runClassifierWorker(flags: ClassifierWorkerFlags): Promise
     await Promise.all([commands.connect(), blocking.connect()]);
   } catch (err) {
     for (const c of [commands, blocking]) if (c.isOpen) c.destroy();
-    console.error(`roomcast: ${new ClusterUnreachable(`cannot reach Redis at ${redactedUrl(url)} (${(err as Error)?.message || err}): start redis-server there, or fix --redis`).message}`);
+    console.error(`roomcast: ${unreachable(url, err).message}`);
     return 1;
   }
   started = true;

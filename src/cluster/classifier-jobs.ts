@@ -160,6 +160,8 @@ export type Classify = (bytes: Uint8Array, opts: { name: string; top: number }) 
 export class ClassifierWorker {
   private readonly o: typeof CLASSIFIER_JOBS_DEFAULTS;
   private readonly queue: JobQueue<ImageJob, ImageAnswer>;
+  /** The same queue on the blocking connection, for take(). */
+  private readonly takeQueue: JobQueue<ImageJob, ImageAnswer>;
   private running = false;
   private inFlight = 0;
   private loop: Promise<void> | null = null;
@@ -170,7 +172,7 @@ export class ClassifierWorker {
     /** For everything but the blocking read. */
     private readonly redis: CommandSender,
     /** A connection of its own: XREADGROUP ... BLOCK holds it while it waits. */
-    private readonly blocking: CommandSender,
+    blocking: CommandSender,
     readonly id: string,
     private readonly classify: Classify,
     private readonly model: string,
@@ -181,6 +183,7 @@ export class ClassifierWorker {
   ) {
     this.o = withDefaults(CLASSIFIER_JOBS_DEFAULTS, opts);
     this.queue = queueOf(redis, id, this.o);
+    this.takeQueue = queueOf(blocking, id, this.o);
   }
 
   async start(): Promise<void> {
@@ -220,7 +223,7 @@ export class ClassifierWorker {
       }
       let jobs: Job<ImageJob>[];
       try {
-        jobs = await this.queueFor(this.blocking).take(room, 1000);
+        jobs = await this.takeQueue.take(room, 1000);
       } catch (err) {
         this.failed(err);
         await new Promise((resolve) => setTimeout(resolve, 500));
@@ -229,12 +232,6 @@ export class ClassifierWorker {
       for (const job of jobs) void this.work(job);
     }
     while (this.inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-
-  private blockingQueue: JobQueue<ImageJob, ImageAnswer> | null = null;
-
-  private queueFor(conn: CommandSender): JobQueue<ImageJob, ImageAnswer> {
-    return (this.blockingQueue ??= queueOf(conn, this.id, this.o));
   }
 
   private async work(job: Job<ImageJob>): Promise<void> {

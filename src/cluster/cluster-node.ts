@@ -54,6 +54,23 @@ export class ClusterUnreachable extends Error {
   override name = 'ClusterUnreachable';
 }
 
+/**
+ * Socket options of a cluster's Redis connections: at start-up (until `started()`) a Redis
+ * that is not there is an error to report; once running, an outage to ride out, retrying
+ * with a growing pause.
+ */
+export function clusterSocket(started: () => boolean) {
+  return {
+    reconnectStrategy: (retries: number, cause: Error) => (started() ? Math.min(50 * 2 ** Math.min(retries, 6), 2000) : cause),
+    connectTimeout: 2000,
+  };
+}
+
+/** Redis could not be reached at start-up: where, why, and what to do. */
+export function unreachable(url: string, err: unknown): ClusterUnreachable {
+  return new ClusterUnreachable(`cannot reach Redis at ${redactedUrl(url)} (${(err as Error)?.message || err}): start redis-server there, or fix --redis`);
+}
+
 /** The URL as logs and errors may show it: without its password. */
 export function redactedUrl(url: string): string {
   try {
@@ -85,13 +102,7 @@ export class ClusterNode {
     readonly opts: ClusterOptions,
     private readonly observer: ClusterObserver,
   ) {
-    // At start-up a Redis that is not there is an error to report; once running, an outage to
-    // ride out, retrying with a growing pause.
-    const socket = {
-      reconnectStrategy: (retries: number, cause: Error) => (this.started ? Math.min(50 * 2 ** Math.min(retries, 6), 2000) : cause),
-      connectTimeout: 2000,
-    };
-    this.commands = createClient({ url: opts.url, socket, disableOfflineQueue: true });
+    this.commands = createClient({ url: opts.url, socket: clusterSocket(() => this.started), disableOfflineQueue: true });
     this.subscriber = this.commands.duplicate();
     for (const client of [this.commands, this.subscriber]) {
       client.on('error', (err: Error) => this.lost(err.message || String(err)));
@@ -142,9 +153,7 @@ export class ClusterNode {
       await Promise.all([this.commands.connect(), this.subscriber.connect()]);
     } catch (err) {
       await this.close();
-      throw new ClusterUnreachable(
-        `cannot reach Redis at ${redactedUrl(this.opts.url)} (${(err as Error)?.message || err}): start redis-server there, or fix --redis`,
-      );
+      throw unreachable(this.opts.url, err);
     }
     this.started = true;
     this.down = null;

@@ -430,12 +430,15 @@ export class Hub {
     checkText(this, text);
     const event: MessageEvent = { type: 'message', room: room.name, seq: 0, nick, text, time: this.opts.now() };
     if (action) event.action = true;
-    if (this.relay && !this.relay.reachable) {
-      // The cluster is away: this node's members hear it now; the rest when it is numbered.
-      (room.shownLocally ??= new Set()).add(localKey(event));
+    // The cluster is away: this node's members hear it now; the rest when it is numbered.
+    const shown = this.relay && !this.relay.reachable ? localKey(event) : null;
+    if (shown !== null) {
+      (room.shownLocally ??= new Set()).add(shown);
       this.broadcast(room, new Frame({ ...event, local: true }), from);
     }
     const emitted = this.emit(room, event, from);
+    // Shown here but never sent after all (the relay held too many): nothing will come back to hide.
+    if (shown !== null && emitted instanceof Promise) emitted.catch(() => room.shownLocally?.delete(shown));
     if (!this.relay) {
       this.stats.messages++;
       this.stats.deliveries += from ? room.members.size - 1 : room.members.size;
@@ -557,17 +560,26 @@ export class Hub {
       if (!held.has(session)) held.set(session, []);
       const joined = room;
       room.pending.push(() => {
-        const waiting = held.get(session);
-        held.delete(session);
-        if (held.size === 0 && joined.held === held) joined.held = null;
-        if (session.detached || !joined.members.has(session)) return;
+        const waiting = this.unhold(joined, held, session);
+        if (waiting === null) return;
         this.welcomeTo(session, joined, opts);
-        if (waiting) for (const f of waiting) session.link.send(f);
+        for (const f of waiting) session.link.send(f);
       });
       return room;
     }
     this.welcomeTo(session, room, opts);
     return room;
+  }
+
+  /**
+   * Ends a member's hold on the room's frames (Room.held) and gives back what waited for it,
+   * or null when the member is gone meanwhile.
+   */
+  private unhold(room: Room, held: Map<Session, Frame[]>, session: Session): Frame[] | null {
+    const waiting = held.get(session) ?? [];
+    held.delete(session);
+    if (held.size === 0 && room.held === held) room.held = null;
+    return session.detached || !room.members.has(session) ? null : waiting;
   }
 
   /** The reply to a join, and the history it brings. */
@@ -634,10 +646,7 @@ export class Hub {
     }
     held.set(session, []);
     const release = (): void => {
-      const waiting = held.get(session);
-      held.delete(session);
-      if (held.size === 0 && room.held === held) room.held = null;
-      if (waiting && !session.detached && room.members.has(session)) for (const f of waiting) session.link.send(f);
+      for (const f of this.unhold(room, held, session) ?? []) session.link.send(f);
     };
     const next = (cursor: number, first: boolean): void => {
       const read = room.log.page(cursor, Math.min(this.opts.pageSize, to - cursor));
