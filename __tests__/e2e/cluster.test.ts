@@ -259,7 +259,13 @@ describeWithRedis('a cluster of three servers over Redis', () => {
     for (const [k, c] of people.entries()) for (let i = 0; i < 10; i++) c.sendJson({ type: 'message', room: 'dev', text: `${k}-${i}` });
     for (const c of people) await c.waitFor(() => messagesOf(c).length >= 30, WAIT, "the others' 30 messages");
     for (const c of people) expect(messagesOf(c)).toHaveLength(30);
-    // Both processes took clients (the primary hands connections out in turn).
+    // Both processes took clients (the primary hands connections out in turn): the room's
+    // members in Redis are listed under two node ids.
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    const members = (await admin.sendCommand(['HVALS', 'roomcast:{room:dev}:members'])) as string[];
+    await admin.close();
+    expect(new Set(members.map((m) => m.split(' ')[0])).size).toBe(2);
     const last = people[3]!;
     last.sendJson({ type: 'who', room: 'dev', id: 1 });
     expect((await last.waitEvent((e) => e.type === 'who' && e.id === 1)).members).toEqual(['ann', 'bob', 'cat', 'dan']);
