@@ -416,6 +416,58 @@ describe('ChatClient against a scripted server', () => {
     await client.closed;
   });
 
+  test("a rejoin sends the room's epoch; a message shown unnumbered is not shown again numbered; another epoch starts the room afresh", async () => {
+    const away = { type: 'message', room: 'lobby', seq: 0, nick: 'bob', text: 'said while Redis was away', time: 5, local: true };
+    script = (send, cmd, conn) => {
+      if (cmd.type === 'hello' && conn === 0) {
+        send(welcome);
+        send({ type: 'joined', room: 'lobby', nick: 'alice', self: true, members: ['alice', 'bob'], seq: 2, topic: '', epoch: 'e1' });
+        send({ type: 'history', room: 'lobby', messages: [m(1), m(2)], first: 1, last: 2, missed: 0 });
+        send(away);
+        send({ type: 'notice', text: 'end of script' });
+      } else if (cmd.type === 'hello') {
+        send({ ...welcome, rooms: [] });
+      } else if (cmd.type === 'join' && conn === 1) {
+        // Another node: the message said while Redis was away has its number now.
+        send({ type: 'joined', id: cmd.id, room: 'lobby', nick: 'alice', self: true, members: ['alice'], seq: 4, topic: '', epoch: 'e1' });
+        const numbered = { ...away, seq: 3, local: undefined };
+        send({ type: 'history', id: cmd.id, room: 'lobby', messages: [numbered, m(4, 'after')], first: 1, last: 4, missed: 0 });
+      } else if (cmd.type === 'join') {
+        // Redis lost the room since: a new numbering, and the room as it is now.
+        send({ type: 'joined', id: cmd.id, room: 'lobby', nick: 'alice', self: true, members: ['alice'], seq: 2, topic: '', epoch: 'e2' });
+        send({ type: 'notice', id: cmd.id, text: '[lobby] the history you had seen here is gone' });
+        send({ type: 'history', id: cmd.id, room: 'lobby', messages: [m(1, 'new1'), m(2, 'new2')], first: 1, last: 2, missed: 0 });
+      }
+    };
+    const timers = new ManualTimers();
+    const client = new ChatClient({ host: HOST, port, nick: 'alice', timers, random: () => 0, heartbeatMs: 0 });
+    const rec = new Recorder(client);
+    await client.connect();
+    await until(() => rec.events.some((e) => e.event.type === 'notice'), 3000, 'the script to play');
+    const drop = async (): Promise<void> => {
+      for (const s of sockets) s.destroy();
+      await until(() => timers.has(500), 3000, 'the drop to be noticed');
+      timers.fire(500);
+    };
+    await drop();
+    await until(() => rec.texts('lobby').includes('after'), 3000, 'the first rejoin');
+    expect(rec.texts('lobby')).toEqual(['m1', 'm2', 'said while Redis was away', 'after']);
+    expect(received[1]).toEqual([
+      { type: 'hello', nick: 'alice', rooms: [] },
+      { type: 'join', room: 'lobby', after: 2, epoch: 'e1', id: expect.any(Number) },
+    ]);
+    await drop();
+    await until(() => rec.texts('lobby').includes('new2'), 3000, 'the second rejoin');
+    expect(rec.texts('lobby')).toEqual(['m1', 'm2', 'said while Redis was away', 'after', 'new1', 'new2']);
+    expect(received[2]).toEqual([
+      { type: 'hello', nick: 'alice', rooms: [] },
+      { type: 'join', room: 'lobby', after: 4, epoch: 'e1', id: expect.any(Number) },
+    ]);
+    expect(client.rooms.get('lobby')).toMatchObject({ lastSeq: 2, epoch: 'e2' });
+    client.close();
+    await client.closed;
+  });
+
   test('a reconnect answered with another history: told so, and every room counts afresh (no "after", nothing dropped as seen)', async () => {
     script = (send, cmd, conn) => {
       if (cmd.type === 'hello' && conn === 0) {

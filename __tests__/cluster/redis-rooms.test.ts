@@ -90,6 +90,15 @@ describeWithRedis('rooms in a real Redis', () => {
     expect((await rooms.read('nowhere', 0, 1)).epoch).toBe('');
   });
 
+  test("a node's read may make the room's epoch before anyone has spoken; the first publish keeps it", async () => {
+    const rooms = new RedisRooms(await client(), { newEpoch: (() => { let n = 0; return () => `e${++n}`; })() });
+    expect((await rooms.read('quiet', 0, 1)).epoch).toBe('');
+    const made = await rooms.read('quiet', 0, 1, true);
+    expect([made.epoch, made.last, made.events]).toEqual(['e1', 0, []]);
+    expect((await rooms.read('quiet', 0, 1, true)).epoch).toBe('e1');
+    expect(await rooms.publish(message('quiet', 'first'))).toEqual({ epoch: 'e1', seq: 1 });
+  });
+
   test('a Stream keeps about maxLen entries; reads report where it now starts', async () => {
     const rooms = new RedisRooms(await client(), { maxLen: 100 });
     for (let i = 0; i < 1000; i++) void rooms.publish(message('busy', `m${i}`));

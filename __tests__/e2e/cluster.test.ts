@@ -168,6 +168,37 @@ describeWithRedis('a cluster of three servers over Redis', () => {
     expect((await impostor.waitEvent((e) => e.type === 'error')).code).toBe('NICK_TAKEN');
   });
 
+  test("one room's keys lost in Redis: a client resuming on another node with the room's old epoch is told its history is gone, never given wrong seqs", async () => {
+    const [a, b] = [await node(), await node()];
+    const ann = await client(a, 'ann');
+    const bob = await client(b, 'bob');
+    for (let i = 1; i <= 3; i++) ann.sendJson({ type: 'message', room: 'dev', text: `old${i}` });
+    await bob.waitFor(() => messagesOf(bob).length === 3, WAIT, 'three messages');
+    const { epoch } = bob.events.find((e) => e.type === 'joined' && e.self && e.room === 'dev')!;
+    bob.socket.destroy();
+    // The room alone is lost (evicted, deleted by hand): the cluster's history id stays the same.
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    const keys = ['meta', 'stream'].map((k) => `roomcast:{room:dev}:${k}`);
+    expect(await admin.sendCommand(['DEL', ...keys])).toBe(2);
+    await admin.close();
+    ann.sendJson({ type: 'message', room: 'dev', text: 'new1', id: 'n1' });
+    expect(await ann.waitFor(() => ann.events.find((e) => e.type === 'ack' && e.id === 'n1'), WAIT, 'the ack')).toMatchObject({ seq: 1 });
+    await ann.waitEvent((e) => e.type === 'notice' && /lost this room's history/.test(e.text), WAIT);
+
+    const back = await JsonClient.open(b, { nick: 'bob2', rooms: [] });
+    clients.push(back);
+    await back.waitEvent((e) => e.type === 'welcome');
+    back.sendJson({ type: 'join', room: 'dev', after: 3, epoch, id: 'r' });
+    const joined = await back.waitEvent((e) => e.type === 'joined' && e.self, WAIT);
+    expect(joined.epoch).toEqual(expect.any(String));
+    expect(joined.epoch).not.toBe(epoch);
+    expect((await back.waitEvent((e) => e.type === 'notice' && e.id === 'r')).text).toMatch(/history you had seen here is gone/);
+    // The room as it is now: "new1" as 1, not "everything after 3" of the new numbering.
+    const history = await back.waitEvent((e) => e.type === 'history' && e.id === 'r');
+    expect((history.messages as Ev[]).map((m) => [m.seq, m.text])).toEqual([[1, 'new1']]);
+  });
+
   test('who is where: /who, join and part notices, /msg, topics and nick uniqueness span the nodes', async () => {
     const [a, b] = [await node(), await node()];
     const ann = await client(a, 'ann');
@@ -232,11 +263,15 @@ describeWithRedis('a cluster of three servers over Redis', () => {
       victim.proc.kill('SIGKILL');
       await victim.waitExit(WAIT);
       const last = Math.max(...messagesOf(reader).map((e) => e.seq as number));
-      // bob comes back on the other node and asks for everything after what he saw.
+      // bob comes back on the other node and asks for everything after what he saw, in the
+      // room's numbering as his node named it: every node names it alike.
+      const { epoch } = reader.events.find((e) => e.type === 'joined' && e.self && e.room === 'dev')!;
+      expect(epoch).toEqual(expect.any(String));
       const back = await JsonClient.open(a, { nick: 'bob2', rooms: [] });
       clients.push(back);
       await back.waitEvent((e) => e.type === 'welcome');
-      back.sendJson({ type: 'join', room: 'dev', after: last });
+      back.sendJson({ type: 'join', room: 'dev', after: last, epoch });
+      expect(await back.waitEvent((e) => e.type === 'joined' && e.self)).toMatchObject({ epoch });
       await back.waitFor(() => sent >= 400 && Math.max(0, ...seqsAfterJoin(back)) >= 400, WAIT, 'the rest of the 400');
       const seqs = [...messagesOf(reader).map((e) => e.seq as number), ...seqsAfterJoin(back)];
       expect(seqs).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));

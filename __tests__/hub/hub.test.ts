@@ -58,7 +58,7 @@ describe('Hub', () => {
     expect(s.nick).toBe('guest1');
     expect(link.events).toEqual([
       { type: 'welcome', nick: 'guest1', server: 'roomcast', version: '0.1.0', history: expect.stringMatching(/^[0-9a-f]{16}$/), rooms: ['lobby'], limits: { maxLine: 10 } },
-      { type: 'joined', room: 'lobby', nick: 'guest1', self: true, topic: '', members: ['guest1'], seq: 0 },
+      { type: 'joined', room: 'lobby', nick: 'guest1', self: true, topic: '', members: ['guest1'], seq: 0, epoch: hub.store.historyId() },
       { type: 'history', room: 'lobby', messages: [], first: 1, last: 0, missed: 0 },
     ]);
     expect(hub.attach(new FakeLink('p2')).nick).toBe('guest2');
@@ -229,7 +229,7 @@ describe('Hub', () => {
     hub.handle(b.s, { type: 'join', room: '#DEV', id: 5 });
     expect(a.link.take()).toEqual([{ type: 'joined', room: 'dev', nick: 'b' }]);
     expect(b.link.take()).toEqual([
-      { type: 'joined', id: 5, room: 'dev', nick: 'b', self: true, topic: '', members: ['a', 'b'], seq: 3 },
+      { type: 'joined', id: 5, room: 'dev', nick: 'b', self: true, topic: '', members: ['a', 'b'], seq: 3, epoch: hub.store.historyId() },
       { type: 'history', id: 5, room: 'dev', messages: [msg('dev', 2, 'a', 'two'), msg('dev', 3, 'a', 'three')], first: 1, last: 3, missed: 0 },
     ]);
     hub.handle(b.s, { type: 'join', room: 'lobby' });
@@ -258,6 +258,29 @@ describe('Hub', () => {
     const h = b.link.take()[1] as EventOf<'history'>;
     expect(h.messages.map((m) => m.seq)).toEqual([3, 4, 5, 6]);
     expect([h.first, h.last, h.missed]).toEqual([3, 6, 1]);
+  });
+
+  test('join with "after" of another numbering (another epoch): told so, and given the room as it is now', () => {
+    const hub = makeHub({ replay: 2 });
+    const a = join(hub, 'a');
+    for (let i = 1; i <= 5; i++) hub.handle(a.s, { type: 'message', text: `m${i}` });
+    const b = join(hub, 'b', []);
+    // On a single server every room's numbering is the store's history.
+    const epoch = hub.store.historyId();
+    hub.handle(b.s, { type: 'join', room: 'lobby', after: 3, epoch, id: 1 });
+    const same = b.link.take();
+    expect(same[0]).toMatchObject({ type: 'joined', self: true, seq: 5, epoch });
+    expect(same.map((e) => e.type)).toEqual(['joined', 'history']);
+    expect((same[1] as EventOf<'history'>).messages.map((m) => m.seq)).toEqual([4, 5]);
+    hub.handle(b.s, { type: 'part' });
+    b.link.take();
+    hub.handle(b.s, { type: 'join', room: 'lobby', after: 1, epoch: 'a-numbering-long-gone', id: 2 });
+    const other = b.link.take();
+    expect(other.map((e) => e.type)).toEqual(['joined', 'notice', 'history']);
+    expect(other[0]).toMatchObject({ epoch });
+    expect(other[1]).toMatchObject({ id: 2, text: expect.stringContaining('the history you had seen here is gone') });
+    // The recent past (replay: 2), not "everything after 1" of numbers that meant other messages.
+    expect((other[2] as EventOf<'history'>).messages.map((m) => m.seq)).toEqual([4, 5]);
   });
 
   test('part: rooms disappear when empty unless predefined; current room moves', () => {

@@ -103,7 +103,7 @@ test('history is replayed on join; "after" fills exactly the gap, with no duplic
   expect(hist).toMatchObject({ room: 'dev', first: 1, last: 6, missed: 0 });
   expect(hist.messages.map((m: Ev) => m.text)).toEqual(['m2', 'm3', 'm4', 'm5', 'm6']);
   expect(c.events.find((e) => e.type === 'joined')).toEqual({
-    type: 'joined', room: 'dev', nick: 'c', self: true, topic: '', members: ['a', 'b', 'c'], seq: 6,
+    type: 'joined', room: 'dev', nick: 'c', self: true, topic: '', members: ['a', 'b', 'c'], seq: 6, epoch: server.hub.store.historyId(),
   });
 
   // A text newcomer sees them as lines.

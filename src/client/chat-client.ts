@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Command } from '../protocol/commands.js';
 import { protocolError, type ErrorCode } from '../protocol/errors.js';
-import type { EventOf, EventType, LabelsEvent, RequestId, RoomEvent, ServerEvent } from '../protocol/events.js';
+import { localMessageKey, type EventOf, type EventType, type LabelsEvent, type MessageEvent, type RequestId, type RoomEvent, type ServerEvent } from '../protocol/events.js';
 import { LineReader } from '../protocol/line-reader.js';
 import { NICK_MAX, normalizeRoom } from '../protocol/text.js';
 import type { ServerAddress } from './address.js';
@@ -131,6 +131,8 @@ const UPLOAD_CHUNK = 64 * 1024;
 
 /** Recent bot answers kept for waitForLabels() callers that ask after the answer came. */
 const LABELS_KEPT = 256;
+/** Unnumbered messages remembered per room (a server keeps at most 1,000 for its cluster). */
+const MAX_SHOWN_LOCALLY = 1000;
 
 interface LabelWaiter {
   resolve(event: LabelsEvent): void;
@@ -181,6 +183,8 @@ export interface RoomState {
   readonly name: string;
   /** Highest sequence number seen: a rejoin asks for everything after it. */
   lastSeq: number;
+  /** The numbering lastSeq belongs to (the server's word on joining); a rejoin sends it back. */
+  epoch?: string;
   members: Set<string>;
   topic: string;
 }
@@ -287,6 +291,12 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private readonly joined = new Map<string, RoomState>();
   private current: string | null = null;
   private readonly seen = new Map<string, SeenSeqs>();
+  /**
+   * Messages shown to us unnumbered while the server's cluster was away (by room, then
+   * localMessageKey): the same message numbered later, live or in a replay on another
+   * server, is not reported again.
+   */
+  private readonly shownLocally = new Map<string, Set<string>>();
   private state: Phase = 'idle';
   private socket: net.Socket | null = null;
   private reader = new LineReader(1 << 24);
@@ -504,7 +514,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         // A join of a room we are in asks only for what we have not seen.
         const key = normalizeRoom(c.room);
         const state = key === null ? undefined : this.rooms.get(key);
-        if (state && c.after === undefined && c.history === undefined) c.after = state.lastSeq;
+        if (state && c.after === undefined && c.history === undefined) {
+          c.after = state.lastSeq;
+          if (state.epoch !== undefined) c.epoch = state.epoch;
+        }
         break;
       }
     }
@@ -691,7 +704,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     if (this.current !== null && this.rooms.has(this.current)) names.push(this.current);
     for (const room of names) {
       const state = this.rooms.get(room)!;
-      void this.send({ type: 'join', room, after: state.lastSeq }, true, false).catch((err: Error) => {
+      const epoch = state.epoch === undefined ? {} : { epoch: state.epoch };
+      void this.send({ type: 'join', room, after: state.lastSeq, ...epoch }, true, false).catch((err: Error) => {
         if (err instanceof RequestError) this.forgetRoom(room);
       });
     }
@@ -874,8 +888,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     switch (event.type) {
       case 'message':
         // Said while the server's cluster was away: no number yet, and never shown twice.
-        if (event.local) return (this.memberSaw(event.room, event.nick), event);
-        return this.fresh(event.room, event.seq) ? (this.memberSaw(event.room, event.nick), event) : null;
+        if (event.local) return (this.keepLocal(event), this.memberSaw(event.room, event.nick), event);
+        return this.fresh(event.room, event.seq) && !this.cameBack(event) ? (this.memberSaw(event.room, event.nick), event) : null;
       case 'image':
         return this.fresh(event.room, event.seq) ? (this.memberSaw(event.room, event.nick), event) : null;
       case 'labels':
@@ -929,6 +943,22 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return true;
   }
 
+  private keepLocal(event: MessageEvent): void {
+    let keys = this.shownLocally.get(event.room);
+    if (!keys) this.shownLocally.set(event.room, (keys = new Set()));
+    // As many as a server keeps for its cluster (the oldest go first): a bound, not a leak.
+    if (keys.size >= MAX_SHOWN_LOCALLY) keys.delete(keys.values().next().value!);
+    keys.add(localMessageKey(event));
+  }
+
+  /** A numbered message we were shown before, unnumbered: true, and it is forgotten. */
+  private cameBack(event: MessageEvent): boolean {
+    const keys = this.shownLocally.get(event.room);
+    if (!keys?.delete(localMessageKey(event))) return false;
+    if (keys.size === 0) this.shownLocally.delete(event.room);
+    return true;
+  }
+
   private memberSaw(room: string, nick: string): void {
     this.rooms.get(room)?.members.add(nick);
   }
@@ -939,8 +969,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       for (const m of Array.isArray(event.messages) ? event.messages : []) if (m?.type === 'labels') this.gotLabels(m);
       return event;
     }
-    const messages = (Array.isArray(event.messages) ? event.messages : []).filter((m: RoomEvent) =>
-      this.fresh(event.room, m.seq),
+    const messages = (Array.isArray(event.messages) ? event.messages : []).filter(
+      (m: RoomEvent) => this.fresh(event.room, m.seq) && !(m?.type === 'message' && this.cameBack(m)),
     );
     for (const m of messages) if (m?.type === 'labels') this.gotLabels(m);
     const state = this.rooms.get(event.room);
@@ -964,6 +994,12 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     state.members = new Set(Array.isArray(event.members) ? event.members : []);
     state.topic = event.topic ?? '';
     if (!p?.internal) this.current = event.room;
+    if (typeof event.epoch === 'string') {
+      // Another numbering: the server has said so (a notice) and sends the room as it is now,
+      // all of it new to us.
+      if (state.epoch !== undefined && state.epoch !== event.epoch) this.startCounting(event.room);
+      state.epoch = event.epoch;
+    }
     // The room's numbering is behind what we saw: the server restarted, or the room emptied and
     // was made anew. Its messages are all new to us, so fetch them and start counting afresh.
     if (typeof event.seq === 'number' && event.seq < state.lastSeq) {
@@ -993,6 +1029,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private forgetRoom(room: string): void {
     this.joined.delete(room);
     this.seen.delete(room);
+    this.shownLocally.delete(room);
     if (this.current === room) this.current = [...this.rooms.keys()].pop() ?? null;
   }
 }

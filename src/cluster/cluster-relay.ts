@@ -143,14 +143,14 @@ export class ClusterRelay implements RoomRelay {
       try {
         // Subscribed first, read second: nothing published after the read can be missed.
         await this.subscriber.subscribe(channel, f.listener);
-        const [page, members] = await Promise.all([this.rooms.read(room, MAX_SEQ, 1), this.presence.members(room)]);
+        const [page, members] = await Promise.all([this.rooms.read(room, MAX_SEQ, 1, true), this.presence.members(room)]);
         f.feed = new RoomFeed(
           {
             room,
-            read: (after, limit) => this.rooms.read(room, after, limit),
+            read: (after, limit) => this.rooms.read(room, after, limit, true),
             deliver: (event) => this.sink.arrive(room, event),
             lost: (what) => {
-              if (what.kind === 'epoch') this.sink.restarted(room, { lastSeq: 0, firstSeq: 1, topic: '', members: [] });
+              if (what.kind === 'epoch') this.sink.restarted(room, { lastSeq: 0, firstSeq: 1, topic: '', epoch: what.epoch, members: [] });
               else this.sink.skipped(room, what.from, what.to);
             },
             failed: (err) => this.sink.failed(err),
@@ -164,7 +164,7 @@ export class ClusterRelay implements RoomRelay {
           for (const run of early) run();
         });
         const elsewhere = members.filter((m) => m.node !== this.node).map((m) => ({ key: nickKey(m.nick), nick: m.nick }));
-        return { lastSeq: page.last, firstSeq: page.first, topic: page.topic, members: elsewhere };
+        return { lastSeq: page.last, firstSeq: page.first, topic: page.topic, epoch: page.epoch, members: elsewhere };
       } catch (err) {
         this.sink.failed(err);
         await new Promise((resolve) => setTimeout(resolve, wait).unref());

@@ -66,13 +66,18 @@ interface Batch {
 }
 
 /**
- * KEYS: meta, stream. ARGV: the first seq wanted (0: the newest entries instead), how many.
- * The epoch, last seq, first kept entry, the entries (oldest first) and the topic in one
- * reply, so that they belong together.
+ * KEYS: meta, stream. ARGV: the first seq wanted (0: the newest entries instead), how many,
+ * and optionally an epoch that makes the room's meta when Redis has none. The epoch, last
+ * seq, first kept entry, the entries (oldest first) and the topic in one reply, so that they
+ * belong together.
  */
 const READ = `
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'topic')
-if not meta[1] then return {'', 0, {}, {}, ''} end
+if not meta[1] then
+  if not ARGV[3] then return {'', 0, {}, {}, ''} end
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[3], 'seq', 0)
+  return {ARGV[3], 0, {}, {}, ''}
+end
 local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 local entries
 if ARGV[1] == '0' then
@@ -166,9 +171,13 @@ export class RedisRooms {
     );
   }
 
-  /** Up to `limit` of the room's events with seq > after, from its Stream. */
-  read(room: string, after: number, limit: number): Promise<StreamPage> {
-    return this.readFrom(room, String(Math.max(0, Math.floor(after)) + 1), limit);
+  /**
+   * Up to `limit` of the room's events with seq > after, from its Stream. `make`: a room Redis
+   * holds nothing of gets its meta (an epoch) now, so a node following it can tell its clients
+   * which numbering they are in before anyone has spoken.
+   */
+  read(room: string, after: number, limit: number, make = false): Promise<StreamPage> {
+    return this.readFrom(room, String(Math.max(0, Math.floor(after)) + 1), limit, make);
   }
 
   /** The room's newest `limit` events, oldest first. */
@@ -181,9 +190,11 @@ export class RedisRooms {
     return Number(await runScript(this.redis, SET_TOPIC, [roomKeys(room, this.prefix).meta], [topic, nick, String(time)])) === 1;
   }
 
-  private async readFrom(room: string, from: string, limit: number): Promise<StreamPage> {
+  private async readFrom(room: string, from: string, limit: number, make = false): Promise<StreamPage> {
     const keys = roomKeys(room, this.prefix);
-    const reply = (await runScript(this.redis, READ, [keys.meta, keys.stream], [from, String(Math.max(1, Math.floor(limit)))])) as [string, number, Stream, Stream, string];
+    const args = [from, String(Math.max(1, Math.floor(limit)))];
+    if (make) args.push(this.newEpoch());
+    const reply = (await runScript(this.redis, READ, [keys.meta, keys.stream], args)) as [string, number, Stream, Stream, string];
     const [epoch, last, firstEntry, entries, topic] = reply;
     const lastSeq = Number(last);
     const events = entries.map(([id, fields]) => eventOf(room, seqOfId(id), fields[1]!));

@@ -4,7 +4,7 @@
  * WebSocket) and the bot depend on it; it depends on none of them.
  */
 import { RoomcastError } from '../protocol/errors.js';
-import type { BotStatus, EventOf, ImageEvent, MessageEvent, RequestId, RoomEvent, RoomInfo, SearchHit, ServerEvent } from '../protocol/events.js';
+import { localMessageKey, type BotStatus, type EventOf, type ImageEvent, type MessageEvent, type RequestId, type RoomEvent, type RoomInfo, type SearchHit, type ServerEvent } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
 import { sniffImageFormat } from '../protocol/image-format.js';
 import { isValidNick, nickKey, normalizeRoom, sanitize } from '../protocol/text.js';
@@ -21,11 +21,6 @@ import { Session, type Link } from './session.js';
 /** Search hits per answer: by default, and at most. */
 export const SEARCH_DEFAULT = 20;
 export const MAX_SEARCH = 100;
-/** What tells a message shown while the cluster was away from the same one come back numbered. */
-function localKey(e: MessageEvent): string {
-  return `${e.nick}\n${e.time}\n${e.text}`;
-}
-
 /** How long a join into a room of a cluster waits before the joiner is told why. */
 const FOLLOW_NOTICE_MS = 1000;
 /** Longest search query, in characters. */
@@ -121,6 +116,17 @@ export interface ImagePort {
 export interface Hello {
   nick?: string;
   rooms?: string[];
+}
+
+/** What a join asks for besides the room (the join command's fields). */
+export interface JoinOptions {
+  id?: RequestId;
+  /** Resume: the events after this seq instead of the recent ones. */
+  after?: number;
+  /** How many recent events to replay (no `after`). */
+  history?: number;
+  /** The numbering `after` belongs to (the room's epoch when the client last joined). */
+  epoch?: string;
 }
 
 export class Hub {
@@ -232,7 +238,7 @@ export class Hub {
     if (!room || event.seq <= room.log.seq) return;
     const frame = new Frame(event);
     room.log.record(frame);
-    if (event.type === 'message' && room.shownLocally?.delete(localKey(event))) {
+    if (event.type === 'message' && room.shownLocally?.delete(localMessageKey(event))) {
       if (room.shownLocally.size === 0) room.shownLocally = null;
       return;
     }
@@ -431,7 +437,7 @@ export class Hub {
     const event: MessageEvent = { type: 'message', room: room.name, seq: 0, nick, text, time: this.opts.now() };
     if (action) event.action = true;
     // The cluster is away: this node's members hear it now; the rest when it is numbered.
-    const shown = this.relay && !this.relay.reachable ? localKey(event) : null;
+    const shown = this.relay && !this.relay.reachable ? localMessageKey(event) : null;
     if (shown !== null) {
       (room.shownLocally ??= new Set()).add(shown);
       this.broadcast(room, new Frame({ ...event, local: true }), from);
@@ -536,7 +542,7 @@ export class Hub {
     this.send(session, id === undefined ? event : ({ ...event, id } as ServerEvent));
   }
 
-  join(session: Session, name: string, opts: { id?: RequestId; after?: number; history?: number }): Room {
+  join(session: Session, name: string, opts: JoinOptions): Room {
     let room = session.rooms.get(name);
     if (!room) {
       if (session.rooms.size >= this.opts.maxRoomsPerSession)
@@ -583,7 +589,7 @@ export class Hub {
   }
 
   /** The reply to a join, and the history it brings. */
-  private welcomeTo(session: Session, room: Room, opts: { id?: RequestId; after?: number; history?: number }): void {
+  private welcomeTo(session: Session, room: Room, opts: JoinOptions): void {
     const { name } = room;
     this.reply(session, opts.id, {
       type: 'joined',
@@ -593,8 +599,16 @@ export class Hub {
       topic: room.topic,
       members: this.memberNicks(room),
       seq: room.seq,
+      epoch: room.log.epoch,
     });
-    if (opts.after === undefined) {
+    // Numbers of another numbering than the room's now: "after N" would mean other messages.
+    const lost = opts.after !== undefined && opts.epoch !== undefined && opts.epoch !== room.log.epoch;
+    if (lost)
+      this.reply(session, opts.id, {
+        type: 'notice',
+        text: `[${name}] the history you had seen here is gone (the server lost it and numbering started again): this is the room as it is now`,
+      });
+    if (opts.after === undefined || lost) {
       // The recent past, from the window when it holds it.
       const n = Math.max(0, Math.min(opts.history ?? this.opts.replay, this.opts.historySize));
       this.sendHistory(session, room, room.seq - n, n, opts.id, true);

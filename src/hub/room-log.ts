@@ -14,12 +14,19 @@ export interface LogStart {
   /** Lowest sequence number the store keeps (lastSeq + 1 when none). */
   firstSeq: number;
   topic: string;
+  /** Names the numbering (RoomLog.epoch); kept as it was when not given. */
+  epoch?: string;
 }
 
 export class RoomLog {
   /** Sequence number of the last event; the next one gets seq + 1. */
   seq: number;
   topic: string;
+  /**
+   * Names the room's numbering: it changes when the numbers start again (a history lost), so
+   * that a client's "after N" of the old numbering is not taken for one of the new.
+   */
+  epoch: string;
   /** Lowest sequence number the store is known to keep: what a replay can reach at best. */
   private storedFirst: number;
   private readonly ring: (Frame | undefined)[];
@@ -38,6 +45,7 @@ export class RoomLog {
   ) {
     this.seq = start?.lastSeq ?? 0;
     this.topic = start?.topic ?? '';
+    this.epoch = start?.epoch ?? store.historyId();
     this.storedFirst = start?.firstSeq ?? 1;
     this.ring = new Array(Math.max(0, windowSize));
   }
@@ -65,6 +73,7 @@ export class RoomLog {
     this.seq = start.lastSeq;
     this.storedFirst = start.firstSeq;
     this.topic = start.topic;
+    if (start.epoch !== undefined) this.epoch = start.epoch;
     this.head = 0;
     this.count = 0;
   }

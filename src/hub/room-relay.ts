@@ -19,6 +19,8 @@ export interface RoomStart {
   lastSeq: number;
   firstSeq: number;
   topic: string;
+  /** Names the room's numbering in the cluster; a new one when Redis lost the room. */
+  epoch: string;
   /** The room's members on the other nodes. */
   members: RemoteMember[];
 }

@@ -31,7 +31,7 @@ export interface CommandSpec {
 export type Command = { id?: RequestId } & (
   | { type: 'hello'; nick?: string; rooms?: string[] }
   | { type: 'nick'; nick: string }
-  | { type: 'join'; room: string; after?: number; history?: number }
+  | { type: 'join'; room: string; after?: number; history?: number; epoch?: string }
   | { type: 'part'; room?: string; reason?: string }
   | { type: 'message'; room?: string; text: string; action?: boolean }
   | { type: 'privmsg'; to: string; text: string; action?: boolean }
@@ -57,7 +57,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     type: 'join',
     words: ['join', 'j'],
-    args: [req('room', 'word'), opt('after', 'int'), opt('history', 'int')],
+    args: [req('room', 'word'), opt('after', 'int'), opt('history', 'int'), opt('epoch', 'word')],
     usage: '/join ROOM',
     help: 'join a room (created if new) and make it your current room',
   },
@@ -169,7 +169,7 @@ export function parseTextLine(line: string): Command | null {
   const out: Record<string, unknown> = { type: spec.type, ...spec.fixed };
   let rest = m[2];
   // Text mode takes the arguments up to the first "text" one, in order; JSON-only extras
-  // (after, history) are never read from a line.
+  // (after, history, epoch) are never read from a line.
   for (const arg of spec.args) {
     if (arg.kind === 'text') {
       if (rest.trim() !== '') out[arg.name] = rest;

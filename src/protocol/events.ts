@@ -22,6 +22,14 @@ export interface MessageEvent {
   local?: true;
 }
 
+/**
+ * What tells a message shown while the cluster was away (MessageEvent.local) from the same
+ * message come back numbered: its nick, time and text, which the numbering keeps.
+ */
+export function localMessageKey(e: MessageEvent): string {
+  return `${e.nick}\n${e.time}\n${e.text}`;
+}
+
 /** An image posted to a room. The bytes go to the classifier; the room sees who, what, how big. */
 export interface ImageEvent {
   type: 'image';
@@ -118,6 +126,12 @@ export type ServerEvent =
       topic?: string;
       members?: string[];
       seq?: number;
+      /**
+       * Names the room's numbering (self only): a client resuming with `after` sends it back,
+       * and when the room's numbers have started again since (its history lost) the server
+       * says so and sends the room as it is now instead of "everything after N".
+       */
+      epoch?: string;
     }
   | { type: 'parted'; id?: RequestId; room: string; nick: string; self?: true; reason?: string; quit?: true }
   | { type: 'nick'; id?: RequestId; old: string; nick: string; self?: true }

@@ -16,7 +16,11 @@ interface RoomState {
   name: string;
   /** Highest seq seen in this room (0: none yet). */
   lastSeq: number;
+  /** The numbering lastSeq belongs to (the server's word on joining): a rejoin sends it back. */
+  epoch?: string;
   seen: Set<number>;
+  /** Messages shown unnumbered while the server's cluster was away, by nick, time and text. */
+  local: Set<string>;
   members: Set<string>;
   topic: string;
   pane: HTMLDivElement;
@@ -121,7 +125,7 @@ function roomState(name: string): RoomState {
   leave.addEventListener('click', () => part(name));
   item.append(open, leave);
   ui.roomList.append(item);
-  r = { name, lastSeq: 0, seen: new Set(), members: new Set(), topic: '', pane, images: new Map(), unread: 0, item, joined: false };
+  r = { name, lastSeq: 0, seen: new Set(), local: new Set(), members: new Set(), topic: '', pane, images: new Map(), unread: 0, item, joined: false };
   rooms.set(name, r);
   saveRooms();
   return r;
@@ -168,7 +172,8 @@ function roomName(typed: string): string {
 /** A join names its room in its id, so a refusal (ROOM_INVALID, TOO_MANY_ROOMS) can be tied to it. */
 function joinRequest(r: RoomState): object {
   const id = `join:${r.name}`;
-  return r.lastSeq > 0 ? { type: 'join', room: r.name, after: r.lastSeq, id } : { type: 'join', room: r.name, id };
+  if (r.lastSeq === 0) return { type: 'join', room: r.name, id };
+  return r.epoch === undefined ? { type: 'join', room: r.name, after: r.lastSeq, id } : { type: 'join', room: r.name, after: r.lastSeq, epoch: r.epoch, id };
 }
 
 function part(name: string): void {
@@ -317,17 +322,25 @@ function head(ev: { nick: string; time: number }): HTMLElement[] {
   return [time, el('span', ev.nick === nick ? 'nick me' : 'nick', ev.nick)];
 }
 
+/** As the server tells an unnumbered message from the same one numbered (localMessageKey). */
+function localKey(ev: MessageEvent): string {
+  return `${ev.nick}\n${ev.time}\n${ev.text}`;
+}
+
 function addEvent(ev: RoomEvent, live: boolean): void {
   const r = rooms.get(ev.room);
   if (!r || typeof ev.seq !== 'number') return;
   if (ev.type === 'message' && ev.local) {
     // Said while the server's cluster was away: no number yet; it goes after what is shown.
     place(r, messageNode(ev), r.lastSeq + 0.5);
+    if (r.local.size < 1000) r.local.add(localKey(ev));
     return;
   }
   if (r.seen.has(ev.seq)) return;
   r.seen.add(ev.seq);
   if (ev.seq > r.lastSeq) r.lastSeq = ev.seq;
+  // The same message come back numbered (live, or in a replay from another server): shown already.
+  if (ev.type === 'message' && r.local.delete(localKey(ev))) return;
   if (ev.type === 'message') place(r, messageNode(ev), ev.seq);
   else if (ev.type === 'image') place(r, imageNode(r, ev), ev.seq);
   else if (ev.type === 'labels') {
@@ -488,6 +501,16 @@ function handle(ev: ServerEvent): void {
       if (!r) break;
       if (ev.self) {
         r.joined = true;
+        if (typeof ev.epoch === 'string') {
+          if (r.epoch !== undefined && ev.epoch !== r.epoch) {
+            // Another numbering (the server lost the room's history; its notice says so): what
+            // it sends now is all new to us.
+            r.seen.clear();
+            r.images.clear();
+            r.lastSeq = 0;
+          }
+          r.epoch = ev.epoch;
+        }
         if (typeof ev.seq === 'number' && ev.seq < r.lastSeq) {
           // The server restarted (seqs start again at 1): what it has now is all new to us.
           r.pane.append(el('div', 'msg divider', 'The server restarted.'));
