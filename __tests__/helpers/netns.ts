@@ -7,6 +7,9 @@
  *   host "a" (veth rc0)  <-- veth pair -->  host "b" (veth rc0)
  *   10.77.0.1/24, fd77::1/64, fe80::...      10.77.0.2/24, fd77::2/64, fe80::...
  *
+ * With three hosts (Lan.create(3)), each host's rc0 is the end of a veth pair whose other end
+ * is a port of a bridge in a fourth namespace, the switch; host "c" is 10.77.0.3, fd77::3.
+ *
  * Each namespace also has its own loopback (127.0.0.1, ::1), so "localhost on host a" really is
  * unreachable from host b. Names carry the test process's PID, so parallel test files and
  * leftovers of a killed run never collide; leftovers of dead PIDs are removed on creation.
@@ -90,28 +93,59 @@ export interface Host {
 }
 
 export class Lan {
-  readonly a: Host;
-  readonly b: Host;
   private readonly children = new Set<ChildProcessWithoutNullStreams>();
   private closed = false;
 
-  private constructor(a: Host, b: Host) {
-    this.a = a;
-    this.b = b;
+  private constructor(
+    readonly hosts: Host[],
+    /** The namespace of the switch joining three hosts or more; null for two (one veth pair). */
+    private readonly switchNs: string | null,
+  ) {}
+
+  get a(): Host {
+    return this.hosts[0]!;
   }
 
-  /** Two hosts on one link, IPv4 and IPv6, addresses ready (no duplicate-address wait left). */
-  static async create(): Promise<Lan> {
+  get b(): Host {
+    return this.hosts[1]!;
+  }
+
+  get c(): Host {
+    const c = this.hosts[2];
+    if (!c) throw new Error('this LAN has two hosts: make it with Lan.create(3) for a third');
+    return c;
+  }
+
+  /** Hosts on one link, IPv4 and IPv6, addresses ready (no duplicate-address wait left). */
+  static async create(count = 2): Promise<Lan> {
     removeLeftovers();
     const id = `${PREFIX}${process.pid}-${counter++}`;
-    const a: Host = { ns: `${id}a`, dev: 'rc0', ipv4: '10.77.0.1', ipv6: 'fd77::1', linkLocal: '' };
-    const b: Host = { ns: `${id}b`, dev: 'rc0', ipv4: '10.77.0.2', ipv6: 'fd77::2', linkLocal: '' };
-    const lan = new Lan(a, b);
+    const hosts: Host[] = Array.from({ length: count }, (_, i) => ({
+      ns: `${id}${String.fromCharCode(97 + i)}`,
+      dev: 'rc0',
+      ipv4: `10.77.0.${i + 1}`,
+      ipv6: `fd77::${i + 1}`,
+      linkLocal: '',
+    }));
+    const [a, b] = hosts as [Host, Host];
+    const lan = new Lan(hosts, count > 2 ? `${id}sw` : null);
     try {
-      for (const h of [a, b]) ip(['netns', 'add', h.ns]);
-      // Made in host a's namespace: the pair never exists among the machine's own interfaces.
-      ip(['-n', a.ns, 'link', 'add', a.dev, 'type', 'veth', 'peer', 'name', b.dev, 'netns', b.ns]);
-      for (const h of [a, b]) {
+      for (const h of hosts) ip(['netns', 'add', h.ns]);
+      if (lan.switchNs === null) {
+        // Made in host a's namespace: the pair never exists among the machine's own interfaces.
+        ip(['-n', a.ns, 'link', 'add', a.dev, 'type', 'veth', 'peer', 'name', b.dev, 'netns', b.ns]);
+      } else {
+        const sw = ['-n', lan.switchNs];
+        ip(['netns', 'add', lan.switchNs]);
+        ip([...sw, 'link', 'add', 'br0', 'type', 'bridge']);
+        ip([...sw, 'link', 'set', 'br0', 'up']);
+        hosts.forEach((h, i) => {
+          ip([...sw, 'link', 'add', `port${i}`, 'type', 'veth', 'peer', 'name', h.dev, 'netns', h.ns]);
+          ip([...sw, 'link', 'set', `port${i}`, 'master', 'br0']);
+          ip([...sw, 'link', 'set', `port${i}`, 'up']);
+        });
+      }
+      for (const h of hosts) {
         const n = ['-n', h.ns];
         // No duplicate-address detection: addresses usable at once (link-local too).
         execFileSync('ip', ['netns', 'exec', h.ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.accept_dad=0', `net.ipv6.conf.${h.dev}.accept_dad=0`]);
@@ -122,7 +156,7 @@ export class Lan {
         // With no default route a namespace has no way out for multicast; a real LAN host does.
         ip([...n, 'route', 'add', '224.0.0.0/4', 'dev', h.dev]);
       }
-      for (const h of [a, b]) h.linkLocal = await waitLinkLocal(h);
+      for (const h of hosts) h.linkLocal = await waitLinkLocal(h);
     } catch (err) {
       lan.destroy();
       throw err;
@@ -143,14 +177,14 @@ export class Lan {
     return execFileSync('ip', ['netns', 'exec', host.ns, command, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
-  /** Kills what it started and deletes both namespaces (which deletes the veth pair). */
+  /** Kills what it started and deletes the namespaces (which deletes the veth pairs). */
   destroy(): void {
     if (this.closed) return;
     this.closed = true;
     for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    for (const h of [this.a, this.b]) {
+    for (const ns of [...this.hosts.map((h) => h.ns), ...(this.switchNs === null ? [] : [this.switchNs])]) {
       try {
-        ip(['netns', 'del', h.ns]);
+        ip(['netns', 'del', ns]);
       } catch {
         /* never made */
       }
@@ -172,9 +206,9 @@ async function waitLinkLocal(h: Host): Promise<string> {
 /**
  * `describe` for tests that need a LAN of namespaces: where none can be made here, the block
  * is reported as skipped (never passed) after saying why. The block gets the LAN, made before
- * its tests and destroyed after them.
+ * its tests and destroyed after them; `hosts` of them (two, or three on a switch).
  */
-export function describeOnLan(title: string, body: (lan: () => Lan) => void): void {
+export function describeOnLan(title: string, body: (lan: () => Lan) => void, hosts = 2): void {
   const s = netnsSupport();
   if (!s.ok) {
     console.warn(`${title}: skipped: ${s.why}`);
@@ -186,7 +220,7 @@ export function describeOnLan(title: string, body: (lan: () => Lan) => void): vo
   describe(title, () => {
     let lan: Lan | null = null;
     beforeAll(async () => {
-      lan = await Lan.create();
+      lan = await Lan.create(hosts);
     });
     afterAll(() => lan?.destroy());
     body(() => {
