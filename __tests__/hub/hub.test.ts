@@ -4,6 +4,7 @@ import { Frame, type WireMode } from '../../src/protocol/frame.js';
 import type { EventOf, MessageEvent, ServerEvent } from '../../src/protocol/events.js';
 import { parseTextLine, parseJsonLine, type Command } from '../../src/protocol/commands.js';
 import { RoomcastError } from '../../src/protocol/errors.js';
+import type { RoomRelay } from '../../src/hub/room-relay.js';
 
 class FakeLink implements Link {
   readonly frames: Frame[] = [];
@@ -422,5 +423,57 @@ describe('Hub', () => {
     hub.handle(a.s, { type: 'dance' } as unknown as Command);
     expect(a.link.take()).toEqual([{ type: 'error', code: 'INTERNAL', message: 'internal error' }]);
     expect(failed).toHaveLength(1);
+  });
+});
+
+describe('Hub in a cluster (a fake relay)', () => {
+  /** A relay whose numbers come when the test says: `answer()` numbers the oldest publish. */
+  class SlowRelay implements RoomRelay {
+    reachable = true;
+    private seq = 0;
+    readonly waiting: { resolve: (seq: number) => void }[] = [];
+    publish(): Promise<number> {
+      return new Promise((resolve) => this.waiting.push({ resolve }));
+    }
+    answer(n = 1): void {
+      for (const w of this.waiting.splice(0, n)) w.resolve(++this.seq);
+    }
+    follow = () => Promise.resolve({ lastSeq: 0, firstSeq: 1, topic: '', epoch: 'e1', members: [] });
+    unfollow(): void {}
+    announce(): void {}
+    claimNick = () => Promise.resolve(true);
+    releaseNick(): void {}
+    listRooms = () => Promise.resolve([]);
+    sendPrivate = () => Promise.resolve(false);
+  }
+  const settle = () => new Promise((r) => setImmediate(r));
+
+  test("past maxRelayBacklog events waiting for their numbers the hub takes no input, until half are answered; what Redis' absence holds back does not count", async () => {
+    const hub = makeHub({ maxRelayBacklog: 4 });
+    const relay = new SlowRelay();
+    hub.useRelay(relay);
+    const link = new FakeLink('peer-a');
+    const s = await hub.admit(link, { nick: 'a' });
+    await settle();
+    expect(link.take().find((e) => e.type === 'joined')).toMatchObject({ self: true, epoch: 'e1' });
+    for (let i = 0; i < 3; i++) hub.handle(s, { type: 'message', text: `m${i}` });
+    expect(hub.intake.open).toBe(true);
+    hub.handle(s, { type: 'message', text: 'm3' });
+    expect([hub.intake.open, hub.intake.backlog]).toEqual([false, 4]);
+    relay.answer(1);
+    await settle();
+    expect(hub.intake.open).toBe(false);
+    relay.answer(1);
+    await settle();
+    expect([hub.intake.open, hub.intake.backlog]).toEqual([true, 2]);
+    // The acks came as the numbers did.
+    expect(link.take().filter((e) => e.type === 'ack').map((e) => (e as EventOf<'ack'>).seq)).toEqual([1, 2]);
+    relay.reachable = false;
+    for (let i = 0; i < 10; i++) hub.handle(s, { type: 'message', text: `away${i}` });
+    expect([hub.intake.open, hub.intake.backlog]).toEqual([true, 2]);
+    // Answering them all settles the two counted, and never takes the count below zero.
+    relay.answer(12);
+    await settle();
+    expect([hub.intake.open, hub.intake.backlog]).toEqual([true, 0]);
   });
 });

@@ -2,6 +2,7 @@
  * The flood gate on a fake input and a stepped clock (no sleeps): lines are handled while the
  * bucket lasts, then reading pauses until a token is due, and resumes once the backlog is gone.
  */
+import { Intake } from '../../src/hub/intake.js';
 import { FloodGate, type GatedInput } from '../../src/transport/flood-gate.js';
 
 /** Buffered lines, each costing a token; `log` says what the gate asked of it. */
@@ -21,8 +22,8 @@ class Lines implements GatedInput {
     this.handled.push(line);
     return true;
   }
-  pauseInput(): void {
-    this.log.push('pause');
+  pauseInput(flood: boolean): void {
+    this.log.push(flood ? 'pause' : 'pause (busy)');
   }
   resumeInput(): void {
     this.log.push('resume');
@@ -93,4 +94,44 @@ test('a closing link stops the gate: no more input is handled, and reading is th
   gate.pump();
   expect(input.handled).toEqual(['line 0']);
   expect(input.log).toEqual(['pause', 'drained']);
+});
+
+test("a hub that takes no input (its cluster backlog is full) pauses every link's reading, not counted as a flood, until the backlog is down to half", () => {
+  const intake = new Intake(4);
+  const inputs = [0, 1].map((k) => {
+    const input = new Lines([`${k}: a`, `${k}: b`]);
+    // Each line handled hands an event on, as a message to a cluster room does.
+    const next = input.nextInput.bind(input);
+    input.nextInput = () => (next() ? (intake.started(), true) : false);
+    input.gate = new FloodGate(0, 0, () => 0, input, intake);
+    return input;
+  });
+  const [first, second] = inputs as [Lines, Lines];
+  first.gate.arrived();
+  second.gate.arrived();
+  // Four handed on: the intake closes; the second link stops before its second line.
+  expect([first.handled, second.handled]).toEqual([['0: a', '0: b'], ['1: a', '1: b']]);
+  expect(intake.open).toBe(false);
+  second.buffered.push('1: c');
+  first.buffered.push('0: c');
+  second.gate.arrived();
+  first.gate.arrived();
+  expect(second.log).toEqual(['drained', 'pause (busy)']);
+  expect(first.log).toEqual(['drained', 'pause (busy)']);
+  expect(second.handled).toHaveLength(2);
+  intake.settled(); // 3 wait: still more than half
+  expect(second.handled).toHaveLength(2);
+  intake.settled(); // 2: half of 4, reading again; both links go on, and their lines make it 4 again
+  expect(second.handled).toEqual(['1: a', '1: b', '1: c']);
+  expect(first.handled).toEqual(['0: a', '0: b', '0: c']);
+  expect([intake.backlog, intake.open]).toEqual([4, false]);
+  expect(second.log).toEqual(['drained', 'pause (busy)', 'resume', 'drained']);
+  // A link that closes while paused is forgotten: nothing wakes it.
+  for (let i = 0; i < 2; i++) intake.started();
+  first.buffered.push('0: d');
+  first.gate.arrived();
+  expect(first.log.at(-1)).toBe('pause (busy)');
+  first.gate.stop();
+  for (let i = 0; i < 4; i++) intake.settled();
+  expect(first.handled).not.toContain('0: d');
 });

@@ -10,6 +10,7 @@ import { sniffImageFormat } from '../protocol/image-format.js';
 import { isValidNick, nickKey, normalizeRoom, sanitize } from '../protocol/text.js';
 import type { Command } from '../protocol/commands.js';
 import { checkText, echoed, HANDLERS } from './handlers.js';
+import { Intake } from './intake.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { HistoryPage, MessageStore, StoredRoom } from '../store/store.js';
 import { StoreError } from '../store/errors.js';
@@ -57,6 +58,11 @@ export interface HubOptions {
    * seq that came back is never lost.
    */
   ackWhenDurable: boolean;
+  /**
+   * In a cluster, most events handed to the relay and not yet numbered before the hub stops
+   * reading its links (Intake); it reads again at half.
+   */
+  maxRelayBacklog: number;
 }
 
 export const HUB_DEFAULTS: HubOptions = {
@@ -75,6 +81,7 @@ export const HUB_DEFAULTS: HubOptions = {
   maxResume: 10_000,
   pageSize: 500,
   ackWhenDurable: false,
+  maxRelayBacklog: 2048,
 };
 
 /** What the hub reports, for logs and metrics; the server wires it to its logger. */
@@ -134,6 +141,8 @@ export class Hub {
   readonly sessions = new Map<string, Session>(); // by nick key
   readonly rooms = new Map<string, Room>();
   readonly store: MessageStore;
+  /** Whether the links may hand the hub more input (their flood gates ask it). */
+  readonly intake: Intake;
   /** The store is the hub's own, in memory, keeping what the rooms' windows keep. */
   private readonly ownStore: boolean;
   /** Where the rooms that are not alive (no members) left off, so their numbers go on. */
@@ -161,6 +170,7 @@ export class Hub {
     readonly observer: HubObserver = {},
   ) {
     this.opts = { ...HUB_DEFAULTS, ...opts };
+    this.intake = new Intake(this.opts.maxRelayBacklog);
     this.reserved = new Set(this.opts.reservedNicks.map(nickKey));
     this.ownStore = this.opts.store === undefined;
     if (this.opts.store) this.store = this.opts.store;
@@ -281,12 +291,18 @@ export class Hub {
    */
   private emit<E extends RoomEvent>(room: Room, event: E, except?: Session): E | Promise<E> {
     if (this.relay) {
+      // Held while Redis is away (bounded by the relay) is not a backlog to stop reading for:
+      // local chat goes on meanwhile.
+      const counted = this.relay.reachable;
+      if (counted) this.intake.started();
       return this.relay.publish(event).then(
         (seq) => {
+          if (counted) this.intake.settled();
           event.seq = seq;
           return event;
         },
         (err: unknown) => {
+          if (counted) this.intake.settled();
           throw new RoomcastError('CLUSTER_UNAVAILABLE', (err as Error)?.message ?? String(err));
         },
       );

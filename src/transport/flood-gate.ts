@@ -3,8 +3,12 @@
  * (hub/flood.ts) lasts; past it, reading is paused and resumes once a token is due. The
  * excess is not dropped: it waits in the client's own TCP buffers and comes in later at the
  * allowed rate (ergo's fakelag). The bucket's clock is injectable, so tests step time.
+ *
+ * The hub's intake pauses reading the same way while the hub takes no input (a cluster's
+ * backlog to Redis is full), for every link at once, without counting anyone as flooding.
  */
 import { TokenBucket, type Clock } from '../hub/flood.js';
+import type { Intake } from '../hub/intake.js';
 
 /** The input a gate lets through: the link's buffered lines or messages, and its socket. */
 export interface GatedInput {
@@ -12,8 +16,11 @@ export interface GatedInput {
   hasInput(): boolean;
   /** Handles one item of input (taking a token if it costs one); false if none is complete. */
   nextInput(): boolean;
-  /** Flood control stops reading: the link pauses its socket (and may count the client as throttled). */
-  pauseInput(): void;
+  /**
+   * Reading stops: the link pauses its socket. `flood`: because of the client's own rate (the
+   * link may count it as throttled), not because the hub is busy.
+   */
+  pauseInput(flood: boolean): void;
   resumeInput(): void;
   /** All buffered input has been handled. */
   drained(): void;
@@ -24,12 +31,14 @@ export class FloodGate {
   /** Reading is paused by flood control. */
   private isPaused = false;
   private timer: NodeJS.Timeout | null = null;
+  private readonly wake = (): void => this.pump();
 
   constructor(
     rate: number,
     burst: number,
     clock: Clock | undefined,
     private readonly input: GatedInput,
+    private readonly intake?: Intake,
   ) {
     this.bucket = new TokenBucket(rate, burst, clock);
   }
@@ -53,6 +62,11 @@ export class FloodGate {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     while (this.input.hasInput()) {
+      if (this.intake && !this.intake.open) {
+        this.pause(false);
+        this.intake.whenOpen(this.wake);
+        return;
+      }
       const wait = this.bucket.wait();
       if (wait > 0) {
         this.throttle(wait);
@@ -68,17 +82,21 @@ export class FloodGate {
   }
 
   private throttle(wait: number): void {
-    if (!this.isPaused) {
-      this.isPaused = true;
-      this.input.pauseInput();
-    }
-    this.timer = setTimeout(() => this.pump(), wait);
+    this.pause(true);
+    this.timer = setTimeout(this.wake, wait);
+  }
+
+  private pause(flood: boolean): void {
+    if (this.isPaused) return;
+    this.isPaused = true;
+    this.input.pauseInput(flood);
   }
 
   /** The link is closing: no more pumping, and reading is the link's to resume. */
   stop(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    this.intake?.cancel(this.wake);
     this.isPaused = false;
   }
 }

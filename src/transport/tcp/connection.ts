@@ -72,7 +72,7 @@ export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSo
     rejection: ProtocolError | null = null,
   ) {
     this.queue = new SendQueue(socket, opts.maxSendQueue, this);
-    this.gate = new FloodGate(opts.floodRate, opts.floodBurst, opts.clock, this);
+    this.gate = new FloodGate(opts.floodRate, opts.floodBurst, opts.clock, this, hub.intake);
     this.registration = new Registration(hub, this, opts.registerTimeout, rejection);
     this.reader = new LineReader(opts.maxLine);
     this.sniffing = hooks.http !== undefined;
@@ -202,9 +202,9 @@ export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSo
     return true;
   }
 
-  pauseInput(): void {
+  pauseInput(flood: boolean): void {
     this.socket.pause();
-    this.hooks.throttled?.(this);
+    if (flood) this.hooks.throttled?.(this);
   }
 
   resumeInput(): void {

@@ -70,7 +70,7 @@ export class WsConnection implements ChatLink, GatedInput, SendQueueOwner, Image
     private readonly hooks: WsConnectionHooks,
   ) {
     this.queue = new SendQueue(socket, opts.maxSendQueue, this);
-    this.gate = new FloodGate(opts.floodRate, opts.floodBurst, opts.clock, this);
+    this.gate = new FloodGate(opts.floodRate, opts.floodBurst, opts.clock, this, hub.intake);
     this.registration = new Registration(hub, this, opts.registerTimeout, null);
     // No text mode and no greeting: the first message must be a hello, within the registration time.
     this.registration.awaitHello();
@@ -202,9 +202,9 @@ export class WsConnection implements ChatLink, GatedInput, SendQueueOwner, Image
     return true;
   }
 
-  pauseInput(): void {
+  pauseInput(flood: boolean): void {
     this.socket.pause();
-    this.hooks.throttled?.(this);
+    if (flood) this.hooks.throttled?.(this);
   }
 
   resumeInput(): void {
