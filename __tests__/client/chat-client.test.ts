@@ -418,20 +418,22 @@ describe('ChatClient against a scripted server', () => {
 
   test("a rejoin sends the room's epoch; a message shown unnumbered is not shown again numbered; another epoch starts the room afresh", async () => {
     const away = { type: 'message', room: 'lobby', seq: 0, nick: 'bob', text: 'said while Redis was away', time: 5, local: true };
+    const picture = { type: 'image', room: 'lobby', seq: 0, nick: 'bob', image: 7, name: 'away.png', size: 10, time: 6, local: true };
     script = (send, cmd, conn) => {
       if (cmd.type === 'hello' && conn === 0) {
         send(welcome);
         send({ type: 'joined', room: 'lobby', nick: 'alice', self: true, members: ['alice', 'bob'], seq: 2, topic: '', epoch: 'e1' });
         send({ type: 'history', room: 'lobby', messages: [m(1), m(2)], first: 1, last: 2, missed: 0 });
         send(away);
+        send(picture);
         send({ type: 'notice', text: 'end of script' });
       } else if (cmd.type === 'hello') {
         send({ ...welcome, rooms: [] });
       } else if (cmd.type === 'join' && conn === 1) {
         // Another node: the message said while Redis was away has its number now.
-        send({ type: 'joined', id: cmd.id, room: 'lobby', nick: 'alice', self: true, members: ['alice'], seq: 4, topic: '', epoch: 'e1' });
+        send({ type: 'joined', id: cmd.id, room: 'lobby', nick: 'alice', self: true, members: ['alice'], seq: 5, topic: '', epoch: 'e1' });
         const numbered = { ...away, seq: 3, local: undefined };
-        send({ type: 'history', id: cmd.id, room: 'lobby', messages: [numbered, m(4, 'after')], first: 1, last: 4, missed: 0 });
+        send({ type: 'history', id: cmd.id, room: 'lobby', messages: [numbered, { ...picture, seq: 4, local: undefined }, m(5, 'after')], first: 1, last: 5, missed: 0 });
       } else if (cmd.type === 'join') {
         // Redis lost the room since: a new numbering, and the room as it is now.
         send({ type: 'joined', id: cmd.id, room: 'lobby', nick: 'alice', self: true, members: ['alice'], seq: 2, topic: '', epoch: 'e2' });
@@ -452,6 +454,8 @@ describe('ChatClient against a scripted server', () => {
     await drop();
     await until(() => rec.texts('lobby').includes('after'), 3000, 'the first rejoin');
     expect(rec.texts('lobby')).toEqual(['m1', 'm2', 'said while Redis was away', 'after']);
+    const images = rec.events.flatMap((e) => (e.event.type === 'image' ? [e.event] : e.event.type === 'history' ? e.event.messages.filter((m) => m.type === 'image') : []));
+    expect(images.map((i) => [i.image, i.seq])).toEqual([[7, 0]]);
     expect(received[1]).toEqual([
       { type: 'hello', nick: 'alice', rooms: [] },
       { type: 'join', room: 'lobby', after: 2, epoch: 'e1', id: expect.any(Number) },
@@ -461,7 +465,7 @@ describe('ChatClient against a scripted server', () => {
     expect(rec.texts('lobby')).toEqual(['m1', 'm2', 'said while Redis was away', 'after', 'new1', 'new2']);
     expect(received[2]).toEqual([
       { type: 'hello', nick: 'alice', rooms: [] },
-      { type: 'join', room: 'lobby', after: 4, epoch: 'e1', id: expect.any(Number) },
+      { type: 'join', room: 'lobby', after: 5, epoch: 'e1', id: expect.any(Number) },
     ]);
     expect(client.rooms.get('lobby')).toMatchObject({ lastSeq: 2, epoch: 'e2' });
     client.close();

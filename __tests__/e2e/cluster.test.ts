@@ -8,6 +8,8 @@ import { spawn } from 'node:child_process';
 import { createClient } from '@redis/client';
 import { BIN, CLI_ENV, CliChild, ROOT } from '../helpers/cli-child.js';
 import { JsonClient, type Ev } from '../helpers/clients.js';
+import { bmp } from '../helpers/image-bytes.js';
+import { imageFrame } from '../helpers/images.js';
 import { describeWithRedis, RedisServer } from '../helpers/redis-server.js';
 
 const WAIT = 15_000;
@@ -141,6 +143,12 @@ describeWithRedis('a cluster of three servers over Redis', () => {
     // Chat goes on on each node: cat, on ann's node, hears her at once (not numbered yet).
     ann.sendJson({ type: 'message', room: 'dev', text: 'while down', id: 2 });
     expect(await cat.waitEvent((e) => e.type === 'message' && e.text === 'while down', WAIT)).toMatchObject({ nick: 'ann', seq: 0, local: true });
+    // So do an image post and a topic.
+    ann.write(imageFrame({ room: 'dev', name: 'away.bmp', id: 'img' }, bmp(4, 4)));
+    const shownImage = await cat.waitEvent((e) => e.type === 'image' && e.name === 'away.bmp', WAIT);
+    expect(shownImage).toMatchObject({ nick: 'ann', seq: 0, local: true });
+    ann.sendJson({ type: 'topic', room: 'dev', topic: 'set while Redis was away', id: 't' });
+    expect(await cat.waitEvent((e) => e.type === 'topic' && e.room === 'dev', WAIT)).toMatchObject({ topic: 'set while Redis was away', nick: 'ann' });
     // A join into a room this node does not follow yet waits, and says why.
     ann.sendJson({ type: 'join', room: 'elsewhere', id: 'j' });
     expect((await ann.waitEvent((e) => e.type === 'notice' && /joining waits for the cluster/.test(e.text), WAIT)).text).toMatch(/^\[elsewhere\]/);
@@ -155,9 +163,18 @@ describeWithRedis('a cluster of three servers over Redis', () => {
     expect(await ann.waitFor(() => ann.events.find((e) => e.type === 'ack' && e.id === 2), WAIT, 'the ack')).toMatchObject({ seq: 1 });
     ann.sendJson({ type: 'message', room: 'dev', text: 'after', id: 3 });
     const after = await bob.waitEvent((e) => e.type === 'message' && e.text === 'after', WAIT);
-    expect(after.seq).toBe(2);
+    expect(after.seq).toBe(3); // after "while down" (1) and the image (2)
     await cat.waitEvent((e) => e.type === 'message' && e.text === 'after', WAIT);
     expect(cat.events.filter((e) => e.type === 'message' && e.text === 'while down')).toHaveLength(1);
+    // The image, numbered, reaches the other node (its id kept) and ann gets its ack; cat is not shown it twice.
+    const anyEvent = (c: JsonClient, pred: (e: Ev) => boolean, what: string) => c.waitFor(() => c.events.find(pred), WAIT, what);
+    expect(await anyEvent(bob, (e) => e.type === 'image' && e.name === 'away.bmp', 'the image')).toMatchObject({ image: shownImage.image, seq: 2, nick: 'ann' });
+    expect(await ann.waitFor(() => ann.events.find((e) => e.type === 'ack' && e.id === 'img'), WAIT, 'the image ack')).toMatchObject({ image: shownImage.image });
+    expect(cat.events.filter((e) => e.type === 'image' && e.name === 'away.bmp')).toHaveLength(1);
+    // The topic set meanwhile reaches the other node, and is kept: a newcomer there sees it.
+    expect(await anyEvent(bob, (e) => e.type === 'topic' && e.room === 'dev', 'the topic')).toMatchObject({ topic: 'set while Redis was away', nick: 'ann' });
+    const dan = await client(b, 'dan');
+    expect(dan.events.find((e) => e.type === 'joined' && e.self && e.room === 'dev')).toMatchObject({ topic: 'set while Redis was away' });
     expect((await fetch(`http://127.0.0.1:${b}/readyz`)).status).toBe(200);
     // Someone new is given another history id, so a client resuming with old numbers knows.
     const carl = await client(a, 'carl');

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Command } from '../protocol/commands.js';
 import { protocolError, type ErrorCode } from '../protocol/errors.js';
-import { localMessageKey, type EventOf, type EventType, type LabelsEvent, type MessageEvent, type RequestId, type RoomEvent, type ServerEvent } from '../protocol/events.js';
+import { localEventKey, type EventOf, type EventType, type ImageEvent, type LabelsEvent, type MessageEvent, type RequestId, type RoomEvent, type ServerEvent } from '../protocol/events.js';
 import { LineReader } from '../protocol/line-reader.js';
 import { NICK_MAX, normalizeRoom } from '../protocol/text.js';
 import type { ServerAddress } from './address.js';
@@ -292,8 +292,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private current: string | null = null;
   private readonly seen = new Map<string, SeenSeqs>();
   /**
-   * Messages shown to us unnumbered while the server's cluster was away (by room, then
-   * localMessageKey): the same message numbered later, live or in a replay on another
+   * Messages and image posts shown to us unnumbered while the server's cluster was away (by
+   * room, then localEventKey): the same one numbered later, live or in a replay on another
    * server, is not reported again.
    */
   private readonly shownLocally = new Map<string, Set<string>>();
@@ -891,7 +891,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         if (event.local) return (this.keepLocal(event), this.memberSaw(event.room, event.nick), event);
         return this.fresh(event.room, event.seq) && !this.cameBack(event) ? (this.memberSaw(event.room, event.nick), event) : null;
       case 'image':
-        return this.fresh(event.room, event.seq) ? (this.memberSaw(event.room, event.nick), event) : null;
+        if (event.local) return (this.keepLocal(event), this.memberSaw(event.room, event.nick), event);
+        return this.fresh(event.room, event.seq) && !this.cameBack(event) ? (this.memberSaw(event.room, event.nick), event) : null;
       case 'labels':
         if (!this.fresh(event.room, event.seq)) return null;
         this.gotLabels(event);
@@ -943,18 +944,18 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return true;
   }
 
-  private keepLocal(event: MessageEvent): void {
+  private keepLocal(event: MessageEvent | ImageEvent): void {
     let keys = this.shownLocally.get(event.room);
     if (!keys) this.shownLocally.set(event.room, (keys = new Set()));
     // As many as a server keeps for its cluster (the oldest go first): a bound, not a leak.
     if (keys.size >= MAX_SHOWN_LOCALLY) keys.delete(keys.values().next().value!);
-    keys.add(localMessageKey(event));
+    keys.add(localEventKey(event));
   }
 
   /** A numbered message we were shown before, unnumbered: true, and it is forgotten. */
-  private cameBack(event: MessageEvent): boolean {
+  private cameBack(event: MessageEvent | ImageEvent): boolean {
     const keys = this.shownLocally.get(event.room);
-    if (!keys?.delete(localMessageKey(event))) return false;
+    if (!keys?.delete(localEventKey(event))) return false;
     if (keys.size === 0) this.shownLocally.delete(event.room);
     return true;
   }
@@ -970,7 +971,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       return event;
     }
     const messages = (Array.isArray(event.messages) ? event.messages : []).filter(
-      (m: RoomEvent) => this.fresh(event.room, m.seq) && !(m?.type === 'message' && this.cameBack(m)),
+      (m: RoomEvent) => this.fresh(event.room, m.seq) && !(m?.type !== 'labels' && this.cameBack(m)),
     );
     for (const m of messages) if (m?.type === 'labels') this.gotLabels(m);
     const state = this.rooms.get(event.room);

@@ -123,9 +123,15 @@ export class RemoteClassifier {
       timer.unref();
       this.waiting.set(id, { resolve, reject, timer });
     });
-    if ((await this.queue.enqueue(id, { image: opts.image, name: opts.name, top: opts.top, key })) === 'busy') {
-      this.settle({ id, ok: false, code: 'CLASSIFIER_BUSY', message: 'the classifier is busy, try again in a moment' });
+    let queued: Awaited<ReturnType<typeof this.queue.enqueue>>;
+    try {
+      queued = await this.queue.enqueue(id, { image: opts.image, name: opts.name, top: opts.top, key });
+    } catch (err) {
+      const why = (err as Error)?.message ?? String(err);
+      this.settle({ id, ok: false, code: 'CLASSIFIER_DOWN', message: `the cluster's Redis does not answer (${why}): nothing is classified until it is back; post the image again then` });
+      return answered;
     }
+    if (queued === 'busy') this.settle({ id, ok: false, code: 'CLASSIFIER_BUSY', message: 'the classifier is busy, try again in a moment' });
     return answered;
   }
 

@@ -90,9 +90,15 @@ end
 return {meta[1], tonumber(meta[2]), first, entries, meta[3] or ''}
 `;
 
-/** KEYS: meta. ARGV: topic, nick, time. Only a room that exists (has an epoch) keeps one. */
+/**
+ * KEYS: meta. ARGV: topic, nick, time, and optionally an epoch that makes the room's meta when
+ * Redis has none (as READ does); without it only a room that exists keeps a topic.
+ */
 const SET_TOPIC = `
-if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then
+  if not ARGV[4] then return 0 end
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[4], 'seq', 0)
+end
 redis.call('HSET', KEYS[1], 'topic', ARGV[1], 'topic_nick', ARGV[2], 'topic_time', ARGV[3])
 return 1
 `;
@@ -185,9 +191,14 @@ export class RedisRooms {
     return this.readFrom(room, '0', limit);
   }
 
-  /** Keeps a room's topic in its meta hash; false when Redis holds nothing of the room. */
-  async setTopic(room: string, topic: string, nick: string, time: number): Promise<boolean> {
-    return Number(await runScript(this.redis, SET_TOPIC, [roomKeys(room, this.prefix).meta], [topic, nick, String(time)])) === 1;
+  /**
+   * Keeps a room's topic in its meta hash; false when Redis holds nothing of the room, unless
+   * `make` (as read()'s) makes its meta first.
+   */
+  async setTopic(room: string, topic: string, nick: string, time: number, make = false): Promise<boolean> {
+    const args = [topic, nick, String(time)];
+    if (make) args.push(this.newEpoch());
+    return Number(await runScript(this.redis, SET_TOPIC, [roomKeys(room, this.prefix).meta], args)) === 1;
   }
 
   private async readFrom(room: string, from: string, limit: number, make = false): Promise<StreamPage> {

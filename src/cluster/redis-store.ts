@@ -49,7 +49,7 @@ export class RedisStore implements MessageStore {
 
   /** Kept in the room's meta hash, where a node that takes the room up reads it. */
   setTopic(room: string, topic: string, nick: string): void {
-    this.rooms.setTopic(room, topic, nick, Date.now()).catch(() => {
+    this.rooms.setTopic(room, topic, nick, Date.now(), true).catch(() => {
       // Redis is away: the outage is reported once, by the cluster node; the topic stays here.
     });
   }

@@ -7,7 +7,6 @@ import { RoomcastError } from '../protocol/errors.js';
 import type { Command } from '../protocol/commands.js';
 import type { RoomInfo } from '../protocol/events.js';
 import { HELP } from '../protocol/commands.js';
-import { Frame } from '../protocol/frame.js';
 import { nickKey, sanitize, TOPIC_MAX } from '../protocol/text.js';
 import type { Hub } from './hub.js';
 import type { Room } from './room.js';
@@ -135,9 +134,7 @@ export const HANDLERS: Table = {
         return;
       }
       if (cmd.topic.length > TOPIC_MAX) throw new RoomcastError('TEXT_TOO_LONG', TOPIC_MAX);
-      room.log.setTopic(sanitize(cmd.topic).trim(), s.nick);
-      hub.broadcast(room, new Frame({ type: 'topic', room: room.name, topic: room.topic, nick: s.nick }), s);
-      hub.announce({ type: 'topic', room: room.name, topic: room.topic, nick: s.nick }, s.key);
+      hub.setTopic(room, sanitize(cmd.topic).trim(), s);
       hub.reply(s, cmd.id, { type: 'topic', room: room.name, topic: room.topic, nick: s.nick });
     },
   },

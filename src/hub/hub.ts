@@ -4,7 +4,7 @@
  * WebSocket) and the bot depend on it; it depends on none of them.
  */
 import { RoomcastError } from '../protocol/errors.js';
-import { localMessageKey, type BotStatus, type EventOf, type ImageEvent, type MessageEvent, type RequestId, type RoomEvent, type RoomInfo, type SearchHit, type ServerEvent } from '../protocol/events.js';
+import { localEventKey, type BotStatus, type EventOf, type ImageEvent, type MessageEvent, type RequestId, type RoomEvent, type RoomInfo, type SearchHit, type ServerEvent } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
 import { sniffImageFormat } from '../protocol/image-format.js';
 import { isValidNick, nickKey, normalizeRoom, sanitize } from '../protocol/text.js';
@@ -248,7 +248,7 @@ export class Hub {
     if (!room || event.seq <= room.log.seq) return;
     const frame = new Frame(event);
     room.log.record(frame);
-    if (event.type === 'message' && room.shownLocally?.delete(localMessageKey(event))) {
+    if (room.shownLocally !== null && event.type !== 'labels' && room.shownLocally.delete(localEventKey(event))) {
       if (room.shownLocally.size === 0) room.shownLocally = null;
       return;
     }
@@ -443,6 +443,22 @@ export class Hub {
   }
 
   /**
+   * emit(), and while the cluster is away, this node's members are shown the event at once,
+   * unnumbered (`local`); the rest hear it when it is numbered, and those here not again.
+   */
+  private emitOrShow<E extends MessageEvent | ImageEvent>(room: Room, event: E, from?: Session): E | Promise<E> {
+    const shown = this.relay && !this.relay.reachable ? localEventKey(event) : null;
+    if (shown !== null) {
+      (room.shownLocally ??= new Set()).add(shown);
+      this.broadcast(room, new Frame({ ...event, local: true }), from);
+    }
+    const emitted = this.emit(room, event, from);
+    // Shown here but never sent after all (the relay held too many): nothing will come back to hide.
+    if (shown !== null && emitted instanceof Promise) emitted.catch(() => room.shownLocally?.delete(shown));
+    return emitted;
+  }
+
+  /**
    * A message to a room, from a member (`except`: the sender, who gets an ack instead) or from
    * someone who is not one (the HTTP API). Throws EMPTY_MESSAGE or TEXT_TOO_LONG.
    */
@@ -452,15 +468,7 @@ export class Hub {
     checkText(this, text);
     const event: MessageEvent = { type: 'message', room: room.name, seq: 0, nick, text, time: this.opts.now() };
     if (action) event.action = true;
-    // The cluster is away: this node's members hear it now; the rest when it is numbered.
-    const shown = this.relay && !this.relay.reachable ? localMessageKey(event) : null;
-    if (shown !== null) {
-      (room.shownLocally ??= new Set()).add(shown);
-      this.broadcast(room, new Frame({ ...event, local: true }), from);
-    }
-    const emitted = this.emit(room, event, from);
-    // Shown here but never sent after all (the relay held too many): nothing will come back to hide.
-    if (shown !== null && emitted instanceof Promise) emitted.catch(() => room.shownLocally?.delete(shown));
+    const emitted = this.emitOrShow(room, event, from);
     if (!this.relay) {
       this.stats.messages++;
       this.stats.deliveries += from ? room.members.size - 1 : room.members.size;
@@ -490,7 +498,7 @@ export class Hub {
       size: data.length,
       time: this.opts.now(),
     };
-    const emitted = this.emit(room, event, from);
+    const emitted = this.emitOrShow(room, event, from);
     if (from) this.numbered(emitted, (e) => this.ack(from, id, { type: 'ack', room: room.name, seq: e.seq, time: e.time, image: e.image }), from, id);
     this.stats.images++;
     const post: ImagePost = { room: room.name, image: event.image, name: shown, nick, bytes: data };
@@ -876,6 +884,19 @@ export class Hub {
   }
 
   /**
+   * A member sets the room's topic: kept, shown to the room here, told to the other nodes.
+   * While the cluster is away only this node hears of it; it goes out when the cluster is back
+   * (reannounce()).
+   */
+  setTopic(room: Room, topic: string, by: Session): void {
+    room.log.setTopic(topic, by.nick);
+    const event: EventOf<'topic'> = { type: 'topic', room: room.name, topic: room.topic, nick: by.nick };
+    this.broadcast(room, new Frame(event), by);
+    if (this.relay && !this.relay.reachable) room.topicUnsent = by;
+    else this.announce(event, by.key);
+  }
+
+  /**
    * Says again who is here, after Redis was away (it may have come back without its data):
    * every local nick claimed, every local member listed in its rooms. The other nodes already
    * listing them take it as nothing new.
@@ -886,6 +907,13 @@ export class Hub {
     for (const session of this.sessions.values()) {
       relay.claimNick(session.key).catch(() => {});
       for (const room of session.rooms.values()) relay.announce({ type: 'joined', room: room.name, nick: session.nick }, session.key);
+    }
+    for (const room of this.rooms.values()) {
+      const by = room.topicUnsent;
+      if (by === null) continue;
+      room.topicUnsent = null;
+      room.log.setTopic(room.topic, by.nick);
+      relay.announce({ type: 'topic', room: room.name, topic: room.topic, nick: by.nick }, by.key);
     }
   }
 

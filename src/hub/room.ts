@@ -28,6 +28,8 @@ export class Room {
    * by nick, time and text: when they come back numbered, they are not shown again.
    */
   shownLocally: Set<string> | null = null;
+  /** Who set the topic while the cluster was away: it is kept and told when the cluster is back. */
+  topicUnsent: Session | null = null;
 
   constructor(
     readonly name: string,

@@ -23,11 +23,12 @@ export interface MessageEvent {
 }
 
 /**
- * What tells a message shown while the cluster was away (MessageEvent.local) from the same
- * message come back numbered: its nick, time and text, which the numbering keeps.
+ * What tells a message or image post shown while the cluster was away (`local`) from the same
+ * one come back numbered: a message's nick, time and text, an image's id, which the numbering
+ * keeps.
  */
-export function localMessageKey(e: MessageEvent): string {
-  return `${e.nick}\n${e.time}\n${e.text}`;
+export function localEventKey(e: MessageEvent | ImageEvent): string {
+  return e.type === 'image' ? `image ${e.image}` : `${e.nick}\n${e.time}\n${e.text}`;
 }
 
 /** An image posted to a room. The bytes go to the classifier; the room sees who, what, how big. */
@@ -41,6 +42,8 @@ export interface ImageEvent {
   name: string;
   size: number;
   time: number;
+  /** Posted while this server could not reach its cluster: as MessageEvent.local. */
+  local?: true;
 }
 
 export interface LabelScore {

@@ -19,7 +19,7 @@ interface RoomState {
   /** The numbering lastSeq belongs to (the server's word on joining): a rejoin sends it back. */
   epoch?: string;
   seen: Set<number>;
-  /** Messages shown unnumbered while the server's cluster was away, by nick, time and text. */
+  /** Messages and images shown unnumbered while the server's cluster was away (localKey). */
   local: Set<string>;
   members: Set<string>;
   topic: string;
@@ -322,25 +322,25 @@ function head(ev: { nick: string; time: number }): HTMLElement[] {
   return [time, el('span', ev.nick === nick ? 'nick me' : 'nick', ev.nick)];
 }
 
-/** As the server tells an unnumbered message from the same one numbered (localMessageKey). */
-function localKey(ev: MessageEvent): string {
-  return `${ev.nick}\n${ev.time}\n${ev.text}`;
+/** As the server tells an unnumbered message or image post from the same one numbered (localEventKey). */
+function localKey(ev: MessageEvent | ImageEvent): string {
+  return ev.type === 'image' ? `image ${ev.image}` : `${ev.nick}\n${ev.time}\n${ev.text}`;
 }
 
 function addEvent(ev: RoomEvent, live: boolean): void {
   const r = rooms.get(ev.room);
   if (!r || typeof ev.seq !== 'number') return;
-  if (ev.type === 'message' && ev.local) {
+  if (ev.type !== 'labels' && ev.local) {
     // Said while the server's cluster was away: no number yet; it goes after what is shown.
-    place(r, messageNode(ev), r.lastSeq + 0.5);
+    place(r, ev.type === 'message' ? messageNode(ev) : imageNode(r, ev), r.lastSeq + 0.5);
     if (r.local.size < 1000) r.local.add(localKey(ev));
     return;
   }
   if (r.seen.has(ev.seq)) return;
   r.seen.add(ev.seq);
   if (ev.seq > r.lastSeq) r.lastSeq = ev.seq;
-  // The same message come back numbered (live, or in a replay from another server): shown already.
-  if (ev.type === 'message' && r.local.delete(localKey(ev))) return;
+  // The same post come back numbered (live, or in a replay from another server): shown already.
+  if (ev.type !== 'labels' && r.local.delete(localKey(ev))) return;
   if (ev.type === 'message') place(r, messageNode(ev), ev.seq);
   else if (ev.type === 'image') place(r, imageNode(r, ev), ev.seq);
   else if (ev.type === 'labels') {
