@@ -8,6 +8,7 @@
  * every socket, whatever it turns out to speak.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import { Hub, type HubOptions } from './hub/hub.js';
@@ -17,7 +18,9 @@ import { DEFAULT_PORT } from './protocol/port.js';
 import { Admission } from './net/admission.js';
 import { hostPort, plainAddress } from './net/address.js';
 import { CONNECTION_DEFAULTS, type ConnectionOptions } from './transport/options.js';
-import { Connection } from './transport/tcp/connection.js';
+import { Connection, type ConnectionHooks } from './transport/tcp/connection.js';
+import { acceptTls } from './transport/tls-handshake.js';
+import { classifyFirstBytes } from './transport/sniff.js';
 import { listenAll, resolveHosts, type BindAddress } from './net/listen.js';
 import { silentLogger, type Logger } from './log.js';
 import { ClassifierBot, BOT_DEFAULTS } from './images/classifier-bot.js';
@@ -75,6 +78,11 @@ export interface ServerOptions {
         /** Bytes of posted images kept as files in `dir` (default IMAGE_ARCHIVE_BYTES). */
         maxImageBytes?: number;
       };
+  /**
+   * TLS on the same port(s): a connection that starts with a TLS handshake is TLS. `only`:
+   * clear-text chat clients are told how to connect and closed, plain HTTP is redirected.
+   */
+  tls?: { cert: Buffer; key: Buffer; only: boolean; handshakeTimeoutMs?: number };
 }
 
 export const SERVER_DEFAULTS: ServerOptions = {
@@ -91,6 +99,11 @@ export const SERVER_DEFAULTS: ServerOptions = {
 };
 
 const PRUNE_INTERVAL_MS = 60_000;
+/** How long a client may take over its TLS handshake. */
+const TLS_HANDSHAKE_MS = 10_000;
+/** What a clear-text chat client is told by a --tls-only server. */
+const TLS_ONLY_LINE =
+  'roomcast: this server speaks TLS only. Connect with: roomcast join tls://HOST:PORT, or openssl s_client -quiet -connect HOST:PORT (ncat --ssl HOST PORT); in a browser, use https://';
 export const IMAGE_ARCHIVE_BYTES = 1 << 30;
 
 /** What a link speaks, for the log: the hub never asks. */
@@ -142,13 +155,16 @@ export class RoomcastServer {
   private pruneTimer: NodeJS.Timeout | null = null;
   /** This server as a node of a cluster, when started with one. */
   readonly cluster: ClusterNode | null = null;
+  /** The certificate and key, when the server speaks TLS. */
+  private readonly tlsContext: tls.SecureContext | null = null;
 
   constructor(opts: Partial<ServerOptions> = {}) {
     this.opts = {
       ...SERVER_DEFAULTS,
       ...opts,
       connection: { ...CONNECTION_DEFAULTS, ...opts.connection },
-      web: { ...WEB_DEFAULTS, ...opts.web },
+      // Under --tls-only the web server sends clear-text requests to https.
+      web: { ...WEB_DEFAULTS, ...opts.web, httpsOnly: opts.web?.httpsOnly === true || opts.tls?.only === true },
     };
     const log = this.opts.logger;
     const c = this.opts.connection;
@@ -212,6 +228,7 @@ export class RoomcastServer {
         },
       },
     );
+    if (this.opts.tls) this.tlsContext = tls.createSecureContext({ cert: this.opts.tls.cert, key: this.opts.tls.key, minVersion: 'TLSv1.2' });
     const w = this.opts.web;
     if (st.engine === 'sqlite' && !this.cluster) {
       // Opened here, not in start(): the image posts and the tasks are built on it. A
@@ -363,9 +380,28 @@ export class RoomcastServer {
       socket.destroy();
       return;
     }
-    const { address, refusal } = this.admit(socket);
+    const { address, peer, refusal } = this.admit(socket);
     if (refusal === null) socket.once('close', () => this.admission.release(address));
-    this.web.accept(socket, null, refusal);
+    const context = this.tlsContext;
+    if (context === null) {
+      this.web.accept(socket, null, refusal);
+      return;
+    }
+    // HTTPS on the HTTP port too: the first bytes say which, as on the chat port.
+    socket.once('data', (head: Buffer) => {
+      if (classifyFirstBytes(head) !== 'tls') {
+        socket.pause();
+        this.web.accept(socket, head, refusal);
+        socket.resume();
+        return;
+      }
+      acceptTls(socket, head, {
+        context,
+        timeoutMs: this.opts.tls?.handshakeTimeoutMs ?? TLS_HANDSHAKE_MS,
+        secured: (tlsSocket) => this.web.accept(tlsSocket, null, refusal),
+        failed: (reason) => this.opts.logger.debug(`${peer}: ${reason}`),
+      });
+    });
   }
 
   private acceptWebSocket({ socket, head, maxPayload }: Upgraded, req: IncomingMessage): void {
@@ -399,39 +435,59 @@ export class RoomcastServer {
     }
     const { address, peer, refusal } = this.admit(socket);
     const counted = refusal === null;
-    const sharedWithHttp = this.opts.web.port === null;
-    const conn = new Connection(
-      socket,
-      peer,
-      this.hub,
-      this.opts.connection,
-      {
-        closed: (c, reason) => {
-          this.connections.delete(c);
-          if (counted) this.admission.release(address);
-          if (reason.startsWith('SendQ exceeded')) {
-            this.stats.sendqDisconnects++;
-            this.stats.sendq.tcp++;
-          }
-          if (!c.session) this.opts.logger.debug(`${peer} closed before registering: ${reason}`);
-        },
-        throttled: () => {
-          this.stats.throttled++;
-          this.stats.throttledBy.tcp++;
-        },
-        ...(sharedWithHttp
-          ? {
-              http: (c: Connection, head: Buffer) => {
-                this.connections.delete(c);
-                if (counted) socket.once('close', () => this.admission.release(address));
-                this.web.accept(socket, head, refusal);
-              },
-            }
-          : {}),
+    // The address is counted once, for the socket, whatever it turns out to speak.
+    let released = !counted;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.admission.release(address);
+    };
+    this.connect(socket, peer, refusal, release, false);
+  }
+
+  /**
+   * A chat connection on a socket (clear, or a TLS socket whose handshake is done): it tells
+   * text, JSON, HTTP and (on a clear socket of a TLS server) TLS apart by the first bytes.
+   */
+  private connect(socket: net.Socket, peer: string, refusal: ProtocolError | null, release: () => void, secure: boolean): void {
+    const hooks: ConnectionHooks = {
+      closed: (c, reason) => {
+        this.connections.delete(c);
+        release();
+        if (reason.startsWith('SendQ exceeded')) {
+          this.stats.sendqDisconnects++;
+          this.stats.sendq.tcp++;
+        }
+        if (!c.session) this.opts.logger.debug(`${peer} closed before registering: ${reason}`);
       },
-      refusal,
-    );
-    this.connections.add(conn);
+      throttled: () => {
+        this.stats.throttled++;
+        this.stats.throttledBy.tcp++;
+      },
+    };
+    if (this.opts.web.port === null)
+      hooks.http = (c, head) => {
+        this.connections.delete(c);
+        socket.once('close', release);
+        this.web.accept(socket, head, refusal);
+      };
+    const context = this.tlsContext;
+    if (context !== null && !secure) {
+      hooks.tls = (c, head) => {
+        this.connections.delete(c);
+        acceptTls(socket, head, {
+          context,
+          timeoutMs: this.opts.tls?.handshakeTimeoutMs ?? TLS_HANDSHAKE_MS,
+          secured: (tlsSocket) => this.connect(tlsSocket, peer, refusal, release, true),
+          failed: (reason) => {
+            release();
+            this.opts.logger.debug(`${peer}: ${reason}`);
+          },
+        });
+      };
+      if (this.opts.tls?.only) hooks.clearTextRefused = TLS_ONLY_LINE;
+    }
+    this.connections.add(new Connection(socket, peer, this.hub, this.opts.connection, hooks, refusal));
   }
 
   /**

@@ -71,6 +71,17 @@ describe('start-up banner', () => {
     expect(out).not.toContain('Warning');
   });
 
+  test('with TLS: the commands shown speak it (join tls://, openssl s_client, https and wss), and clear text is mentioned unless --tls-only', () => {
+    const out = describeListening(listen('::'), 7447, [], 0, LAPTOP, { only: false });
+    expect(out).toContain('Connect:  roomcast join tls://127.0.0.1:7447   or   openssl s_client -quiet -connect 127.0.0.1:7447\n');
+    expect(out).toContain('          (clear text too: nc 127.0.0.1 7447   or   roomcast join 127.0.0.1:7447)\n');
+    expect(out).toContain('Web:      https://127.0.0.1:7447/   (WebSocket: wss://127.0.0.1:7447/ws, API: https://127.0.0.1:7447/api/rooms)\n');
+    const lan = out.split('\n').filter((l) => l.includes('roomcast join tls://') && l.startsWith('  '));
+    expect(lan[0]!.trim().split(/\s{2,}/)).toEqual(['eth0', 'roomcast join tls://192.168.1.20:7447', 'openssl s_client -quiet -connect 192.168.1.20:7447']);
+    expect(out).toContain('  web page: https://192.168.1.20:7447/\n');
+    expect(describeListening(listen('::'), 7447, [], 0, LAPTOP, { only: true })).not.toContain('clear text too');
+  });
+
   test(':: lists every LAN address with ready-to-type commands (IPv6 bracketed for join, bare for nc)', () => {
     const out = describeListening(listen('::'), 7447, [], 0, LAPTOP);
     expect(out).toContain('roomcast listening on [::]:7447\n');

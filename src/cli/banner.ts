@@ -17,6 +17,8 @@ export function describeListening(
   httpListening: Listening[],
   httpPort: number,
   ifaces: InterfaceMap,
+  /** The server speaks TLS (only: and no clear text): the commands shown use it. */
+  tls: { only: boolean } | null = null,
 ): string {
   const where = listening.map((l) => hostPort(l.address, port)).join(', ');
   const lines = [`roomcast listening on ${where}`];
@@ -27,12 +29,17 @@ export function describeListening(
     l ? hostPort(isWildcard(l.address) ? '127.0.0.1' : l.address, p) : '';
   const join = reachable(first, port);
   const ncHost = join.startsWith('[') ? join.slice(1, join.lastIndexOf(']')) : join.slice(0, join.lastIndexOf(':'));
-  lines.push(`Connect:  nc ${ncHost} ${port}   or   roomcast join ${join}`);
+  if (tls === null) lines.push(`Connect:  nc ${ncHost} ${port}   or   roomcast join ${join}`);
+  else {
+    lines.push(`Connect:  roomcast join tls://${join}   or   openssl s_client -quiet -connect ${join}`);
+    if (!tls.only) lines.push(`          (clear text too: nc ${ncHost} ${port}   or   roomcast join ${join})`);
+  }
   const web = httpListening.length > 0 ? reachable(httpListening[0], httpPort) : join;
-  if (web) lines.push(`Web:      http://${web}/   (WebSocket: ws://${web}${WS_PATH}, API: http://${web}/api/rooms)`);
+  const [h, w] = tls === null ? ['http', 'ws'] : ['https', 'wss'];
+  if (web) lines.push(`Web:      ${h}://${web}/   (WebSocket: ${w}://${web}${WS_PATH}, API: ${h}://${web}/api/rooms)`);
   if (listening.every((l) => LOOPBACK.test(l.address)))
     lines.push('Loopback only: other machines cannot connect. To open it to the LAN: roomcast serve --lan (every interface, announced), or --host ::');
-  else lines.push(...describeLan(listening, port, httpListening.length > 0 ? httpPort : port, ifaces));
+  else lines.push(...describeLan(listening, port, httpListening.length > 0 ? httpPort : port, ifaces, tls !== null));
   for (const l of listening.filter((x) => !isWildcard(x.address) && !isOwnAddress(x.address, ifaces)))
     lines.push(
       `Warning: ${l.address} is not one of this machine's addresses (ip addr lists them). The system let roomcast listen on it anyway, but nobody can connect through it until this machine has it.`,
@@ -41,7 +48,7 @@ export function describeListening(
 }
 
 /** The LAN addresses people can type, one line each, with the commands ready to copy. */
-function describeLan(listening: Listening[], port: number, webPort: number, ifaces: InterfaceMap): string[] {
+function describeLan(listening: Listening[], port: number, webPort: number, ifaces: InterfaceMap, tls: boolean): string[] {
   const here = localAddresses(ifaces);
   const served = new Map<string, LocalAddress>();
   for (const l of listening) {
@@ -53,13 +60,16 @@ function describeLan(listening: Listening[], port: number, webPort: number, ifac
     if (listening.some((l) => isWildcard(l.address)))
       lines.push('No LAN address on this machine right now (only loopback): other machines can connect once it joins a network.');
   } else {
-    const rows = [...served.values()].map((a) => [a.interface, `roomcast join ${hostPort(a.address, port)}`, `nc ${a.address} ${port}`]);
+    const rows = [...served.values()].map((a) => {
+      const at = hostPort(a.address, port);
+      return tls ? [a.interface, `roomcast join tls://${at}`, `openssl s_client -quiet -connect ${at}`] : [a.interface, `roomcast join ${at}`, `nc ${a.address} ${port}`];
+    });
     const w0 = Math.max(...rows.map((r) => r[0]!.length));
     const w1 = Math.max(...rows.map((r) => r[1]!.length));
     lines.push('From other machines on the LAN:');
     lines.push(...rows.map(([name, joinCmd, nc]) => `  ${name!.padEnd(w0)}  ${joinCmd!.padEnd(w1)}  ${nc}`));
     const page = [...served.values()].find((a) => !a.linkLocal) ?? served.values().next().value!;
-    lines.push(`  web page: http://${hostPort(page.address, webPort)}/`);
+    lines.push(`  web page: ${tls ? 'https' : 'http'}://${hostPort(page.address, webPort)}/`);
     if ([...served.values()].some((a) => a.linkLocal && a.family === 6))
       lines.push("  (fe80:: is link-local: same link only, and after % goes the interface's name on the connecting machine)");
   }

@@ -105,6 +105,10 @@ export function buildProgram(): Command {
     .option('--origin <origin>', 'a web page origin allowed to use the WebSocket and post (e.g. http://chat.lan:7447); repeat for several; "*" for any (default: the server\'s own pages only)', collect)
     .option('--ws-max-payload <bytes>', 'largest WebSocket message; larger closes the connection (default: room for the largest image)', bytes(1024))
     .option('--web-dir <dir>', 'directory of the web page\'s static files')
+    .option('--tls', 'speak TLS too, on the same port, with a self-signed certificate made on first start and kept in --data-dir (its fingerprint is printed)')
+    .option('--tls-cert <file>', 'speak TLS with this certificate (PEM; a chain: the server\'s first), with --tls-key')
+    .option('--tls-key <file>', 'the private key (PEM, unencrypted) of --tls-cert')
+    .option('--tls-only', 'with --tls or --tls-cert: refuse clear-text chat (with a one-line hint) and redirect plain HTTP to https')
     .option('-q, --quiet', 'log only warnings and errors')
     .option('-v, --verbose', 'log more detail')
     .action(async (flags) => exitWith((await import('./serve.js')).serve(flags)));

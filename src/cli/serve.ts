@@ -18,6 +18,7 @@ import { StoreError } from '../store/errors.js';
 import { firstProcess, isServeWorker, reportListening, runProcesses } from './processes.js';
 import { ClusterUnreachable, redactedUrl } from '../cluster/cluster-node.js';
 import type { FsyncPolicy, Retention } from '../store/store.js';
+import { CertificateError, loadCertificate, selfSignedCertificate, type ServerCertificate } from '../tls/certificate.js';
 
 export interface ServeFlags {
   host?: string[];
@@ -65,6 +66,10 @@ export interface ServeFlags {
   origin?: string[];
   wsMaxPayload?: number;
   webDir: string;
+  tls?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsOnly?: boolean;
 }
 
 const c = SERVER_DEFAULTS.connection;
@@ -140,8 +145,39 @@ function describeHistory(flags: ServeFlags, dataDir: string): string {
   return `History: ${dataDir} (fsync ${flags.fsync}; keeps ${kept})\n`;
 }
 
+/**
+ * The certificate the flags ask for, null for none; a CertificateError (one line) when the
+ * flags do not fit together or the files cannot be used.
+ */
+async function certificateFor(flags: ServeFlags, dataDir: string): Promise<ServerCertificate | null> {
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined))
+    throw new CertificateError(flags.tlsCert === undefined ? '--tls-key needs --tls-cert FILE (the certificate it belongs to)' : '--tls-cert needs --tls-key FILE (its private key)');
+  if (flags.tlsCert !== undefined) return loadCertificate(flags.tlsCert, flags.tlsKey!);
+  if (flags.tls) return selfSignedCertificate(dataDir);
+  if (flags.tlsOnly) throw new CertificateError('--tls-only needs --tls (a self-signed certificate) or --tls-cert FILE --tls-key FILE');
+  return null;
+}
+
+/** What the banner says of TLS. */
+function describeTls(cert: ServerCertificate | null, only: boolean): string {
+  if (cert === null) return '';
+  const what = cert.selfSigned ? `self-signed certificate (${cert.certFile}); clients check this on first contact` : `certificate ${cert.certFile}, valid until ${cert.validTo.toISOString().slice(0, 10)}`;
+  const clear = only ? 'clear text refused (--tls-only)' : 'clear text too';
+  return `TLS: on the same port, ${clear}; ${what}:\n  ${cert.fingerprint}\n`;
+}
+
 /** Starts the server; resolves with 1 if it could not listen, or once it runs (it stops on a signal). */
 export async function serve(flags: ServeFlags): Promise<number | undefined> {
+  const dataDir = flags.dataDir ?? defaultDataDir(process.env, homedir());
+  // Before any process is started: they all read the one certificate this makes.
+  let certificate: ServerCertificate | null;
+  try {
+    certificate = await certificateFor(flags, dataDir);
+  } catch (err) {
+    if (!(err instanceof CertificateError)) throw err;
+    console.error(`roomcast: ${err.message}`);
+    return 1;
+  }
   if (flags.processes !== undefined && !isServeWorker()) {
     if (!flags.redis) {
       console.error('roomcast: --processes needs --redis URL: the processes share their rooms through Redis');
@@ -156,7 +192,6 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
   const level: LogLevel = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
   const logger = createLogger(level);
   const classifier = await classifierFor(flags);
-  const dataDir = flags.dataDir ?? defaultDataDir(process.env, homedir());
   const options: Partial<ServerOptions> = {
     classifier,
     hosts: flags.host ?? (flags.lan ? ['::'] : ['localhost']),
@@ -166,6 +201,7 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
     shutdownTimeout: flags.shutdownTimeout,
     logger,
     ...(flags.redis ? { cluster: { url: flags.redis, prefix: flags.redisPrefix, leaseMs: flags.lease } } : {}),
+    ...(certificate ? { tls: { cert: certificate.cert, key: certificate.key, only: flags.tlsOnly === true } } : {}),
     store:
       flags.store === 'memory'
         ? { engine: 'memory' }
@@ -217,8 +253,8 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
     return 1;
   }
   // One write, so whoever waits for the banner reads it whole.
-  if (isServeWorker()) reportListening(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces()) + describeHistory(flags, dataDir));
-  else process.stdout.write(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces()) + describeHistory(flags, dataDir));
+  if (isServeWorker()) reportListening(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces(), certificate && { only: flags.tlsOnly === true }) + describeHistory(flags, dataDir) + describeTls(certificate, flags.tlsOnly === true));
+  else process.stdout.write(describeListening(server.listening, server.port, server.httpListening, server.httpPort, networkInterfaces(), certificate && { only: flags.tlsOnly === true }) + describeHistory(flags, dataDir) + describeTls(certificate, flags.tlsOnly === true));
   const announcer =
     (flags.announce || flags.lan) && firstProcess()
       ? new Announcer({

@@ -48,6 +48,8 @@ export interface WebOptions {
   idleTimeoutMs: number;
   /** Process metrics (CPU, memory, event loop, GC) in /metrics. */
   processMetrics: boolean;
+  /** A request that did not come over TLS is sent to the same URL over https (--tls-only). */
+  httpsOnly: boolean;
 }
 
 export const WEB_DEFAULTS: WebOptions = {
@@ -61,6 +63,7 @@ export const WEB_DEFAULTS: WebOptions = {
   historyPageMax: 200,
   idleTimeoutMs: 30_000,
   processMetrics: true,
+  httpsOnly: false,
 };
 
 export interface Readiness {

@@ -25,6 +25,7 @@ const HTTP_ONLY = {
   WEBSOCKET_VERSION: [426, 'This server speaks WebSocket version 13 (RFC 6455); the client asked for version {detail}.'],
   BAD_WEBSOCKET_HANDSHAKE: [400, 'That is not a valid WebSocket handshake: {detail}. Connect with a WebSocket client.'],
   BAD_REQUEST: [400, 'That request could not be parsed as HTTP/1.1.'],
+  HTTPS_REQUIRED: [308, 'This server speaks HTTPS only: go to {detail}'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** HTTP statuses of the chat protocol's codes, where an HTTP request can meet them. */

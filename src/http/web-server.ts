@@ -11,6 +11,7 @@
  */
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { ProtocolError } from '../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { WS_PATH, wsHandshake } from '../transport/ws/ws-handshake.js';
@@ -117,6 +118,11 @@ export class WebServer {
     setSecurityHeaders(res);
     res.once('finish', () => this.ctx.metrics.httpAnswered(route, res.statusCode, (performance.now() - started) / 1000));
     try {
+      const elsewhere = this.httpsTarget(req);
+      if (elsewhere !== null) {
+        route = 'https';
+        throw httpError('HTTPS_REQUIRED', elsewhere, { Location: elsewhere });
+      }
       const refusal = this.refusals.get(req.socket as Socket);
       if (refusal) {
         route = 'refused';
@@ -161,6 +167,8 @@ export class WebServer {
   private upgradeAnswer(req: IncomingMessage, socket: Socket): string | HttpError {
     const { path } = splitUrl(req.url);
     if (path !== WS_PATH) return httpError('NOT_FOUND', path.slice(0, 200));
+    const elsewhere = this.httpsTarget(req);
+    if (elsewhere !== null) return httpError('HTTPS_REQUIRED', elsewhere, { Location: elsewhere });
     const refusal = this.refusals.get(socket);
     if (refusal) return fromProtocolError(refusal, { 'Retry-After': '5' });
     const origin = this.ctx.origins.refused(req);
@@ -168,6 +176,15 @@ export class WebServer {
     const handshake = wsHandshake(req);
     if ('refusal' in handshake) return httpError(handshake.refusal.code, handshake.refusal.detail, handshake.refusal.headers);
     return handshake.response;
+  }
+
+  /** Under --tls-only, where a request that came in clear text should go instead; else null. */
+  private httpsTarget(req: IncomingMessage): string | null {
+    if (!this.ctx.opts.httpsOnly || (req.socket as TLSSocket).encrypted) return null;
+    // The Host header is the client's own word; anything odd in it gets a plain local name.
+    const host = /^[A-Za-z0-9.:[\]-]{1,255}$/.test(req.headers.host ?? '') ? req.headers.host! : 'localhost';
+    const url = (req.url ?? '/').startsWith('/') ? req.url! : '/';
+    return `https://${host}${url}`;
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {

@@ -1,11 +1,17 @@
 /**
- * Telling HTTP from chat on a shared port by the first bytes a client sends.
+ * Telling TLS, HTTP and chat apart on a shared port by the first bytes a client sends.
+ *
+ * TLS starts with a handshake record: type 22, then version major 3. No chat line starts with
+ * byte 22 (a control character), so the one port serves both.
  *
  * Only a complete HTTP/1.x request line counts: "GET /path HTTP/1.1" and a line end. A person
  * typing "GET me a coffee" into netcat has no "HTTP/1.x" at the end and stays in the chat, and
  * a chat client that sends nothing is never waited on longer than the greeting delay.
  */
-export type FirstBytes = 'http' | 'chat' | 'undecided';
+export type FirstBytes = 'tls' | 'http' | 'chat' | 'undecided';
+
+const TLS_HANDSHAKE = 0x16;
+const TLS_MAJOR = 0x03;
 
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH'];
 const REQUEST_LINE = /^(?:GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH) \S+ HTTP\/1\.[01]\r?\n/;
@@ -20,6 +26,7 @@ export function isRequestLine(line: string): boolean {
 }
 
 export function classifyFirstBytes(head: Buffer): FirstBytes {
+  if (head[0] === TLS_HANDSHAKE) return head.length < 2 ? 'undecided' : head[1] === TLS_MAJOR ? 'tls' : 'chat';
   const nl = head.indexOf(0x0a);
   if (nl !== -1) return REQUEST_LINE.test(head.toString('latin1', 0, nl + 1)) ? 'http' : 'chat';
   if (head.length > MAX_REQUEST_LINE) return 'chat';

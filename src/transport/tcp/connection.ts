@@ -33,6 +33,13 @@ export interface ConnectionHooks extends LinkHooks<Connection> {
    * has let go of the socket; `head` is what it read, to be put back before the HTTP parser.
    */
   http?(c: Connection, head: Buffer): void;
+  /**
+   * Set when the server speaks TLS: the first bytes were a TLS handshake. The connection has
+   * let go of the socket, as for http(); the server wraps it and makes a connection inside.
+   */
+  tls?(c: Connection, head: Buffer): void;
+  /** Set with --tls-only: the one line a clear-text chat client gets before it is closed. */
+  clearTextRefused?: string;
 }
 
 export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSource, Expiring {
@@ -75,7 +82,7 @@ export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSo
     this.gate = new FloodGate(opts.floodRate, opts.floodBurst, opts.clock, this, hub.intake);
     this.registration = new Registration(hub, this, opts.registerTimeout, rejection);
     this.reader = new LineReader(opts.maxLine);
-    this.sniffing = hooks.http !== undefined;
+    this.sniffing = hooks.http !== undefined || hooks.tls !== undefined;
     socket.setNoDelay(true);
     // A session may stay silent for as long as it likes (reading is ordinary chat use), so a
     // peer that vanished without a FIN is found by keepalive probes after a minute's quiet.
@@ -228,21 +235,33 @@ export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSo
   private sniff(chunk: Buffer): Buffer | null {
     const head = this.head === null ? chunk : Buffer.concat([this.head, chunk]);
     this.head = null;
-    switch (classifyFirstBytes(head)) {
-      case 'chat':
-        this.sniffing = false;
-        return head;
-      case 'undecided':
-        this.head = head;
-        return null;
-      case 'http':
-        this.handOver(head);
-        return null;
+    const kind = classifyFirstBytes(head);
+    if (kind === 'undecided') {
+      this.head = head;
+      return null;
     }
+    if (kind === 'http' && this.hooks.http) this.handOver(head, this.hooks.http);
+    else if (kind === 'tls' && this.hooks.tls) this.handOver(head, this.hooks.tls);
+    else if (kind === 'tls') this.finish('a TLS handshake, and this server was started without --tls');
+    else {
+      this.sniffing = false;
+      if (!this.refuseClearText()) return head;
+    }
+    return null;
   }
 
-  /** The socket is an HTTP client's: this connection lets go of it without a word. */
-  private handOver(head: Buffer): void {
+  /** Under --tls-only a clear-text chat client is told how to connect, and closed: true then. */
+  private refuseClearText(): boolean {
+    const line = this.hooks.clearTextRefused;
+    if (line === undefined || this.closing) return false;
+    this.endGreeting();
+    this.queue.pushLast(Buffer.from(`${line}\n`));
+    this.finish('clear text on a --tls-only server');
+    return true;
+  }
+
+  /** The socket is an HTTP (or TLS) client's: this connection lets go of it without a word. */
+  private handOver(head: Buffer, to: (c: Connection, head: Buffer) => void): void {
     const socket: OwnedSocket = this.socket;
     this.sniffing = false;
     this.endGreeting();
@@ -252,7 +271,7 @@ export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSo
     socket.off('end', Connection.onSocketEnd);
     socket.off('close', Connection.onSocketClose);
     delete socket[OWNER];
-    this.hooks.http?.(this, head);
+    to(this, head);
   }
 
   private onEnd(): void {
@@ -273,6 +292,7 @@ export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSo
     this.greeting = NO_TICKET;
     this.greetedSilent = this.sniffing;
     this.sniffing = false;
+    if (this.refuseClearText()) return;
     this.startText();
     // Bytes that might have become a request line were a slow typist's after all.
     const head = this.head;
