@@ -286,6 +286,7 @@ describe('parseJsonLine', () => {
       '/help',
       '/ping',
       '/quit [REASON]',
+      '/pass PASSWORD',
     ]);
   });
 });

@@ -109,6 +109,7 @@ export function buildProgram(): Command {
     .option('--tls-cert <file>', 'speak TLS with this certificate (PEM; a chain: the server\'s first), with --tls-key')
     .option('--tls-key <file>', 'the private key (PEM, unencrypted) of --tls-cert')
     .option('--tls-only', 'with --tls or --tls-cert: refuse clear-text chat (with a one-line hint) and redirect plain HTTP to https')
+    .option('--password-file <file>', 'a password every client must give first (its first line; never on the command line, where ps shows it): /pass in text mode, the hello\'s serverPassword, HTTP Basic or Bearer')
     .option('-q, --quiet', 'log only warnings and errors')
     .option('-v, --verbose', 'log more detail')
     .action(async (flags) => exitWith((await import('./serve.js')).serve(flags)));

@@ -2,6 +2,7 @@
  * `roomcast serve`: the options main.ts parsed, turned into a RoomcastServer (with its
  * classifier bot and LAN announcer), started, and stopped on SIGINT or SIGTERM.
  */
+import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism, homedir, networkInterfaces } from 'node:os';
 import { createLogger, type LogLevel } from '../log.js';
 import { HUB_DEFAULTS } from '../hub/hub.js';
@@ -70,6 +71,7 @@ export interface ServeFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsOnly?: boolean;
+  passwordFile?: string;
 }
 
 const c = SERVER_DEFAULTS.connection;
@@ -158,6 +160,27 @@ async function certificateFor(flags: ServeFlags, dataDir: string): Promise<Serve
   return null;
 }
 
+/** A password file that cannot be used: one line, naming it. */
+class PasswordFileError extends Error {}
+
+/**
+ * The server password: the first line of the file. A file others may read is used, with a
+ * warning, since the password is only as secret as the file.
+ */
+async function serverPassword(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PasswordFileError(`cannot read the password file ${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  const password = text.split(/\r?\n/, 1)[0]!.trim();
+  if (password === '') throw new PasswordFileError(`the password file ${file} is empty: put the password on its first line`);
+  if (((await stat(file)).mode & 0o077) !== 0) console.error(`roomcast: warning: others may read ${file}: chmod 600 ${file}`);
+  return password;
+}
+
 /** What the banner says of TLS. */
 function describeTls(cert: ServerCertificate | null, only: boolean): string {
   if (cert === null) return '';
@@ -175,6 +198,14 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
     certificate = await certificateFor(flags, dataDir);
   } catch (err) {
     if (!(err instanceof CertificateError)) throw err;
+    console.error(`roomcast: ${err.message}`);
+    return 1;
+  }
+  let password: string | undefined;
+  try {
+    if (flags.passwordFile !== undefined) password = await serverPassword(flags.passwordFile);
+  } catch (err) {
+    if (!(err instanceof PasswordFileError)) throw err;
     console.error(`roomcast: ${err.message}`);
     return 1;
   }
@@ -212,6 +243,7 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
       replay: flags.replay,
       maxRoomsPerSession: flags.maxRooms,
       version: VERSION,
+      ...(password === undefined ? {} : { serverPassword: password }),
     },
     web: {
       ...SERVER_DEFAULTS.web,

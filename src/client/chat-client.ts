@@ -20,7 +20,7 @@ import { briefConnectError, connectErrorCode, explainConnectError } from './conn
 export type Welcome = EventOf<'welcome'>;
 
 /** Commands that get a reply; hello and quit are the client's own business. */
-export type Request = Exclude<Command, { type: 'hello' | 'quit' }>;
+export type Request = Exclude<Command, { type: 'hello' | 'quit' | 'pass' }>;
 
 /** The reply a request resolves with (for a join: "joined", once its history has come too). */
 interface ReplyTypes {
@@ -71,6 +71,8 @@ export interface ChatClientOptions extends ServerAddress {
   nick?: string;
   /** Rooms to join at first; none: the server's default room. */
   rooms?: string[];
+  /** The server's password, on a server that has one (sent in every hello, reconnects too). */
+  serverPassword?: string;
   reconnect: boolean;
   backoff: Backoff;
   connectTimeoutMs: number;
@@ -655,6 +657,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     // A reconnect joins with "after" itself, so the server must not replay anything first.
     if (hs.reconnecting) hello.rooms = [];
     else if (this.opts.rooms && this.opts.rooms.length > 0) hello.rooms = this.opts.rooms;
+    if (this.opts.serverPassword !== undefined) hello.serverPassword = this.opts.serverPassword;
     this.writeLine(JSON.stringify(hello) + '\n');
   }
 

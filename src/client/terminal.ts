@@ -290,6 +290,9 @@ export class Terminal {
         return { kind: 'quit', reason: command.reason };
       case 'hello':
         return { kind: 'nothing' };
+      case 'pass':
+        // The client gives the server password itself, in its hello (--password-file).
+        return { kind: 'local', lines: [notice('the server password is given when connecting: roomcast join --password-file FILE', this.now(), this.style)] };
       case 'help':
         // The server's list matches what it accepts; offline, the built-in one will do.
         if (!this.client.connected) return { kind: 'local', lines: renderHelp(withClientCommands(HELP), this.now(), this.style) };

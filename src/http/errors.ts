@@ -30,6 +30,9 @@ const HTTP_ONLY = {
 
 /** HTTP statuses of the chat protocol's codes, where an HTTP request can meet them. */
 const STATUS_OF: Partial<Record<ErrorCode, number>> = {
+  PASSWORD_REQUIRED: 401,
+  PASSWORD_WRONG: 401,
+  LOCKED_OUT: 429,
   BAD_JSON: 400,
   BAD_MESSAGE: 400,
   NICK_INVALID: 400,

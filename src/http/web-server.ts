@@ -16,6 +16,7 @@ import type { ProtocolError } from '../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { WS_PATH, wsHandshake } from '../transport/ws/ws-handshake.js';
 import type { WebContext } from './context.js';
+import { plainAddress } from '../net/address.js';
 import { asHttpError, fromProtocolError, httpError, HttpError } from './errors.js';
 import { healthRoutes } from './health.js';
 import { FORM_OVERHEAD, imageRoutes } from './images.js';
@@ -130,6 +131,7 @@ export class WebServer {
       }
       const { path, query } = splitUrl(req.url);
       const method = req.method ?? 'GET';
+      if (path.startsWith('/api/') || path === '/api' || path === '/metrics') this.authorize(req);
       const match = matchRoute(this.routes, method, path);
       if (match === null) {
         if (path.startsWith('/api/') || path === '/api') throw httpError('NOT_FOUND', path.slice(0, 200));
@@ -176,6 +178,32 @@ export class WebServer {
     const handshake = wsHandshake(req);
     if ('refusal' in handshake) return httpError(handshake.refusal.code, handshake.refusal.detail, handshake.refusal.headers);
     return handshake.response;
+  }
+
+  /**
+   * On a server with a password, the API and the metrics need it: HTTP Basic (any user name)
+   * or a bearer token. The web page itself loads without it and asks for it; health checks
+   * stay open to monitors.
+   */
+  private authorize(req: IncomingMessage): void {
+    const password = this.ctx.hub.password;
+    if (password === null) return;
+    const auth = req.headers.authorization ?? '';
+    const basic = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(auth);
+    const bearer = /^Bearer\s+(.+)$/i.exec(auth);
+    let given: string | undefined;
+    if (basic) {
+      const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+      given = decoded.slice(decoded.indexOf(':') + 1);
+    } else if (bearer) given = bearer[1]!.trim();
+    const address = plainAddress(req.socket.remoteAddress);
+    try {
+      password.check(address, given);
+    } catch (err) {
+      const e = asHttpError(err);
+      const headers: Record<string, string> = e.code === 'LOCKED_OUT' ? { 'Retry-After': String(password.retryAfter(address)) } : { 'WWW-Authenticate': 'Basic realm="roomcast", charset="UTF-8"' };
+      throw new HttpError(e.code, e.status, e.message, headers);
+    }
   }
 
   /** Under --tls-only, where a request that came in clear text should go instead; else null. */

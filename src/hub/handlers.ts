@@ -38,6 +38,12 @@ export const HANDLERS: Table = {
     },
   },
 
+  pass: {
+    run(hub, s, cmd) {
+      hub.reply(s, cmd.id, { type: 'notice', text: 'You are in already: the server password is given once, before anything else.' });
+    },
+  },
+
   nick: {
     run(hub, s, cmd) {
       hub.rename(s, cmd.nick, cmd.id);

@@ -11,6 +11,8 @@ import { isValidNick, nickKey, normalizeRoom, sanitize } from '../protocol/text.
 import type { Command } from '../protocol/commands.js';
 import { checkText, echoed, HANDLERS } from './handlers.js';
 import { Intake } from './intake.js';
+import { ServerPassword } from '../auth/server-password.js';
+import { addressOfPeer } from '../net/address.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { HistoryPage, MessageStore, StoredRoom } from '../store/store.js';
 import { StoreError } from '../store/errors.js';
@@ -63,6 +65,8 @@ export interface HubOptions {
    * reading its links (Intake); it reads again at half.
    */
   maxRelayBacklog: number;
+  /** A password every client must give before anything else (--password-file). */
+  serverPassword?: string;
 }
 
 export const HUB_DEFAULTS: HubOptions = {
@@ -123,6 +127,8 @@ export interface ImagePort {
 export interface Hello {
   nick?: string;
   rooms?: string[];
+  /** The server password, on a server that has one (HubOptions.serverPassword). */
+  serverPassword?: string;
 }
 
 /** What a join asks for besides the room (the join command's fields). */
@@ -143,6 +149,8 @@ export class Hub {
   readonly store: MessageStore;
   /** Whether the links may hand the hub more input (their flood gates ask it). */
   readonly intake: Intake;
+  /** The password every client must give first; null when the server has none. */
+  readonly password: ServerPassword | null;
   /** The store is the hub's own, in memory, keeping what the rooms' windows keep. */
   private readonly ownStore: boolean;
   /** Where the rooms that are not alive (no members) left off, so their numbers go on. */
@@ -171,6 +179,7 @@ export class Hub {
   ) {
     this.opts = { ...HUB_DEFAULTS, ...opts };
     this.intake = new Intake(this.opts.maxRelayBacklog);
+    this.password = this.opts.serverPassword === undefined ? null : new ServerPassword(this.opts.serverPassword, { now: this.opts.now });
     this.reserved = new Set(this.opts.reservedNicks.map(nickKey));
     this.ownStore = this.opts.store === undefined;
     if (this.opts.store) this.store = this.opts.store;
@@ -333,6 +342,7 @@ export class Hub {
 
   /** attach() as the transports call it: in a cluster, once the nick is claimed there. */
   admit(link: Link, hello: Hello = {}): Session | Promise<Session> {
+    this.password?.check(addressOfPeer(link.peer), hello.serverPassword);
     return this.relay ? this.attachInCluster(this.relay, link, hello) : this.attach(link, hello);
   }
 

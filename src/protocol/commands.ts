@@ -29,7 +29,8 @@ export interface CommandSpec {
 }
 
 export type Command = { id?: RequestId } & (
-  | { type: 'hello'; nick?: string; rooms?: string[] }
+  | { type: 'hello'; nick?: string; rooms?: string[]; serverPassword?: string }
+  | { type: 'pass'; password: string }
   | { type: 'nick'; nick: string }
   | { type: 'join'; room: string; after?: number; history?: number; epoch?: string }
   | { type: 'part'; room?: string; reason?: string }
@@ -52,7 +53,7 @@ const opt = (name: string, kind: Kind): Arg => ({ name, kind, optional: true });
 const req = (name: string, kind: Kind): Arg => ({ name, kind });
 
 export const COMMANDS: CommandSpec[] = [
-  { type: 'hello', words: [], args: [opt('nick', 'word'), opt('rooms', 'words')], usage: '', help: '' },
+  { type: 'hello', words: [], args: [opt('nick', 'word'), opt('rooms', 'words'), opt('serverPassword', 'text')], usage: '', help: '' },
   { type: 'nick', words: ['nick'], args: [req('nick', 'word')], usage: '/nick NAME', help: 'change your nick' },
   {
     type: 'join',
@@ -118,6 +119,7 @@ export const COMMANDS: CommandSpec[] = [
   { type: 'help', words: ['help', '?'], args: [], usage: '/help', help: 'this list' },
   { type: 'ping', words: ['ping'], args: [], usage: '/ping', help: 'check that the server answers' },
   { type: 'quit', words: ['quit', 'exit'], args: [opt('reason', 'text')], usage: '/quit [REASON]', help: 'disconnect' },
+  { type: 'pass', words: ['pass'], args: [req('password', 'text')], usage: '/pass PASSWORD', help: "give the server's password (before anything else, on a server that has one)" },
 ];
 
 const BY_WORD = new Map<string, CommandSpec>();

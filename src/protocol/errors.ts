@@ -42,6 +42,10 @@ export const ERRORS = {
   HISTORY_UNAVAILABLE: 'The history could not be read ({detail}); the chat goes on. Ask again with /history later.',
   SEARCH_OFF: 'This server has no search: {detail}. /history and the web page still show the room.',
   CLUSTER_UNAVAILABLE: 'That was not sent: the server could not reach the rest of its cluster ({detail}). It retries by itself; send it again in a moment.',
+  PASSWORD_REQUIRED:
+    'This server needs a password: type /pass PASSWORD (JSON: "serverPassword" in the hello; HTTP: Basic or Bearer authorization). Ask whoever runs it.',
+  PASSWORD_WRONG: 'That is not the server password. Try again, or ask whoever runs the server.',
+  LOCKED_OUT: 'Too many wrong passwords from your address: wait {detail} s before the next try.',
   INTERNAL: 'Something went wrong on the server ({detail}); the server carries on.',
 } as const;
 

@@ -6,11 +6,14 @@
  *
  * The registration deadline is for connections that never get this far: a session's silence
  * is a reader's, and dead peers are found by TCP keepalive and the send queue.
+ *
+ * On a server with a password, a text connection is told so instead of welcomed, and becomes a
+ * session once it gives the password (/pass); a JSON one gives it in its hello.
  */
 import type { Command } from '../protocol/commands.js';
 import { protocolError, RoomcastError, type ProtocolError } from '../protocol/errors.js';
 import { Frame } from '../protocol/frame.js';
-import type { Hub } from '../hub/hub.js';
+import type { Hello, Hub } from '../hub/hub.js';
 import type { Link, Session } from '../hub/session.js';
 import { deadlines, NO_TICKET, type Expiring, type Ticket } from './deadlines.js';
 import type { RequestId } from '../protocol/events.js';
@@ -47,9 +50,16 @@ export class Registration implements Expiring {
     if (this.timeout > 0 && this.rejection === null) this.deadline = deadlines(this.timeout).add(this);
   }
 
-  /** A text connection is a session at once; false when it was refused instead (over a limit). */
+  /**
+   * A text connection is a session at once (or, on a server with a password, once it gives
+   * it); false when it was refused instead (over a limit).
+   */
   attachNow(): boolean {
     if (this.refused()) return false;
+    if (this.hub.password !== null) {
+      this.link.send(new Frame({ type: 'notice', text: 'This server needs a password: type /pass PASSWORD' }));
+      return true;
+    }
     this.attach();
     return true;
   }
@@ -66,19 +76,19 @@ export class Registration implements Expiring {
   }
 
   private hello(cmd: Command): void {
-    if (cmd.type !== 'hello') {
-      this.reject(new RoomcastError('NOT_REGISTERED'), cmd.id);
+    if (cmd.type !== 'hello' && cmd.type !== 'pass') {
+      this.reject(new RoomcastError(this.hub.password !== null ? 'PASSWORD_REQUIRED' : 'NOT_REGISTERED'), cmd.id);
       return;
     }
     if (this.refused()) return;
     try {
-      this.attach({ nick: cmd.nick, rooms: cmd.rooms }, cmd.id);
+      this.attach(cmd.type === 'pass' ? { serverPassword: cmd.password } : { nick: cmd.nick, rooms: cmd.rooms, serverPassword: cmd.serverPassword }, cmd.id);
     } catch (err) {
       this.reject(err, cmd.id);
     }
   }
 
-  private attach(hello?: { nick?: string; rooms?: string[] }, id?: RequestId): void {
+  private attach(hello?: Hello, id?: RequestId): void {
     const attached = this.hub.admit(this.link, hello);
     if (!(attached instanceof Promise)) {
       this.current = attached;
