@@ -10,7 +10,9 @@ import type { Page } from 'playwright-core';
 import { NICK_MAX, ROOM_MAX } from '../../src/protocol/text.js';
 import type { RoomcastServer } from '../../src/server.js';
 import { CONNECTION_DEFAULTS } from '../../src/transport/options.js';
-import { Harness, type JsonClient } from '../helpers/clients.js';
+import { Harness, JsonClient } from '../helpers/clients.js';
+import { bmp } from '../helpers/image-bytes.js';
+import { imageFrame } from '../helpers/images.js';
 import { get, openPage, useBrowser, signIn, troubleOf } from '../helpers/web.js';
 
 const ARTIFACTS = path.resolve('artifacts');
@@ -220,4 +222,32 @@ test('the page loads without a failed request: the favicon is an SVG the server 
   const svg = await get(server.port, '/favicon.svg');
   expect(svg.status).toBe(200);
   expect(svg.text).toMatch(/^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+}, TEST_TIMEOUT);
+
+test('a server with a password: the form asks for it, a wrong one is refused on the form, the right one gets in and images still show', async () => {
+  const server = await h.server({ connection, hub: { serverPassword: 'open sesame' } });
+  const page = await openPage(browser(), contexts, { width: 900, height: 700 });
+  await page.goto(`http://127.0.0.1:${server.port}/`);
+  expect(await page.locator('#password-input').isVisible()).toBe(false);
+  await submit(page, 'erin', 'lobby');
+  await refusal(page, /needs a password/);
+  expect(await page.locator('#password-input').isVisible()).toBe(true);
+  expect(await page.locator('#login-error').textContent()).toBe('This server needs a password: ask whoever runs it.');
+  await page.fill('#password-input', 'wrong');
+  await page.click('#login-button');
+  await refusal(page, /not the server password/);
+  expect((await formState(page)).app).toBe(false);
+  await page.fill('#password-input', 'open sesame');
+  await page.click('#login-button');
+  await page.locator('#member-list .member', { hasText: 'erin' }).waitFor({ state: 'attached', timeout: WAIT });
+  // An image someone posts: the page fetches it with the password (an <img src> could not send it).
+  const ann = h.track(await JsonClient.open(server.port, { nick: 'ann', serverPassword: 'open sesame' }));
+  await ann.waitEvent((e) => e.type === 'history');
+  ann.write(imageFrame({ name: 'red.bmp', id: 'i' }, bmp(8, 8)));
+  const img = page.locator('img.image');
+  await img.waitFor({ timeout: WAIT });
+  await page.waitForFunction('document.querySelector("img.image")?.naturalWidth === 8', undefined, { timeout: WAIT });
+  expect(await img.getAttribute('src')).toMatch(/^blob:/);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'login-password.png') });
+  expect(troubleOf(page).errors).toEqual([]);
 }, TEST_TIMEOUT);

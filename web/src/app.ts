@@ -33,6 +33,9 @@ interface RoomState {
 }
 
 const STORE_NICK = 'roomcast.nick';
+/** The server password, for this tab's reconnects (sessionStorage: gone with the tab). */
+const STORE_PASSWORD = 'roomcast.serverPassword';
+const PASSWORD_CODES = new Set(['PASSWORD_REQUIRED', 'PASSWORD_WRONG', 'LOCKED_OUT']);
 const STORE_ROOMS = 'roomcast.rooms';
 const NICK_FIXES = new Set(['NICK_TAKEN', 'NICK_INVALID', 'NICK_RESERVED']);
 /** The id of a nick change asked for by the login form (so its refusal goes back to the form). */
@@ -43,6 +46,8 @@ const ui = {
   loginForm: byId<HTMLFormElement>('login-form'),
   nickInput: byId<HTMLInputElement>('nick-input'),
   roomInput: byId<HTMLInputElement>('room-input'),
+  passwordLabel: byId<HTMLLabelElement>('password-label'),
+  passwordInput: byId<HTMLInputElement>('password-input'),
   loginError: byId<HTMLParagraphElement>('login-error'),
   app: byId<HTMLDivElement>('app'),
   menuBtn: byId<HTMLButtonElement>('menu-btn'),
@@ -90,11 +95,17 @@ let login: { room: string; nick: string; nickPending: boolean; roomPending: bool
 /** A room that a try of the login form added; a later try for another room drops it if never joined. */
 let formRoom: string | null = null;
 
+/** The hello, with the server password when the server asked for one. */
+function hello(): object {
+  const password = sessionStorage.getItem(STORE_PASSWORD);
+  return password === null ? { type: 'hello', nick, rooms: [] } : { type: 'hello', nick, rooms: [], serverPassword: password };
+}
+
 const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
 const conn = new Connection(wsUrl, {
   onOpen: () => {
     registered = false;
-    conn.send({ type: 'hello', nick, rooms: [] });
+    conn.send(hello());
   },
   onEvent: (ev) => handle(ev),
   onStatus: (s) => showStatus(s),
@@ -376,10 +387,19 @@ function imageNode(r: RoomState, ev: ImageEvent): HTMLElement {
   const img = el('img', 'image');
   img.alt = ev.name;
   img.decoding = 'async';
-  img.src = `/api/images/${ev.image}`;
-  img.addEventListener('error', () => {
-    link.replaceWith(el('div', 'image-gone', 'This image is no longer kept by the server.'));
-  });
+  const gone = (): void => link.replaceWith(el('div', 'image-gone', 'This image is no longer kept by the server.'));
+  img.addEventListener('error', gone);
+  const password = sessionStorage.getItem(STORE_PASSWORD);
+  if (password === null) img.src = `/api/images/${ev.image}`;
+  else {
+    // The API needs the server password, which an <img> cannot send: fetched with it instead
+    // (a plain src would make the browser ask for a user name and password of its own).
+    void fetch(`/api/images/${ev.image}`, { headers: { Authorization: `Bearer ${password}` } })
+      .then((res) => (res.ok ? res.blob() : Promise.reject(new Error(String(res.status)))))
+      .then((blob) => {
+        img.src = link.href = URL.createObjectURL(blob);
+      }, gone);
+  }
   link.append(img);
   const caption = el('figcaption', 'caption', `${ev.name} · ${formatBytes(ev.size)}`);
   const labels = el('div', 'labels pending', 'classifying…');
@@ -652,6 +672,15 @@ function showSearchError(message: string): void {
 }
 
 function onError(ev: { id?: string | number; code: string; message: string }): void {
+  if (!registered && PASSWORD_CODES.has(ev.code)) {
+    // The server has a password: the form asks for it (and keeps it for this tab's reconnects).
+    sessionStorage.removeItem(STORE_PASSWORD);
+    ui.passwordLabel.hidden = false;
+    ui.passwordInput.hidden = false;
+    ui.passwordInput.required = true;
+    loginFailed(ev.code === 'PASSWORD_REQUIRED' ? 'This server needs a password: ask whoever runs it.' : ev.message, ui.passwordInput);
+    return;
+  }
   if (ev.id === LOGIN_NICK) {
     loginFailed(formNickError(ev), ui.nickInput);
     return;
@@ -662,7 +691,7 @@ function onError(ev: { id?: string | number; code: string; message: string }): v
       nickRetries++;
       // (The nick field's maxlength is the server's longest nick.)
       if (nickRetries >= 3) setNick(`${nick.replace(/_+$/, '')}_`.slice(0, ui.nickInput.maxLength));
-      window.setTimeout(() => conn.send({ type: 'hello', nick, rooms: [] }), 500 * nickRetries);
+      window.setTimeout(() => conn.send(hello()), 500 * nickRetries);
       return;
     }
     loginFailed(formNickError(ev), ui.nickInput);
@@ -888,7 +917,8 @@ function start(): void {
     }
     login = { room, nick: n, nickPending: false, roomPending: true };
     nick = n;
-    if (conn.isOpen) conn.send({ type: 'hello', nick, rooms: [] });
+    if (!ui.passwordInput.hidden) sessionStorage.setItem(STORE_PASSWORD, ui.passwordInput.value);
+    if (conn.isOpen) conn.send(hello());
     else conn.start();
   });
 
