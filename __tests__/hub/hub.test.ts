@@ -324,6 +324,21 @@ describe('Hub', () => {
     expect(b.link.take().at(-1)).toMatchObject({ type: 'error', code: 'NICK_TAKEN' });
   });
 
+  test('look-alike nicks: a Cyrillic а in "alice" is refused as mixed scripts, a full-width "alice" is alice, a Cyrillic name is its own', () => {
+    const hub = makeHub();
+    const alice = join(hub, 'alice');
+    const link = new FakeLink('peer-x');
+    expect(() => hub.attach(link, { nick: '\u0430lice' })).toThrow(expect.objectContaining({ code: 'NICK_MIXED_SCRIPTS', message: expect.stringContaining('mixes letters of Cyrillic and Latin') }));
+    expect(() => hub.attach(link, { nick: 'ａｌｉｃｅ' })).toThrow(expect.objectContaining({ code: 'NICK_TAKEN' }));
+    const anna = hub.attach(link, { nick: 'анна' });
+    expect(anna.nick).toBe('анна');
+    // Renaming oneself to a mixed spelling of one's own key is refused too.
+    hub.handle(alice.s, { type: 'nick', nick: 'ALICE', id: 1 });
+    expect(alice.link.take().at(-1)).toMatchObject({ type: 'nick', nick: 'ALICE' });
+    hub.handle(alice.s, { type: 'nick', nick: 'аLICE', id: 2 });
+    expect(alice.link.take().at(-1)).toMatchObject({ type: 'error', id: 2, code: 'NICK_MIXED_SCRIPTS' });
+  });
+
   test('rename to a case/Unicode variant of your own nick is still validated', () => {
     const hub = makeHub();
     const a = join(hub, 'Zoë');

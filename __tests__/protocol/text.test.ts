@@ -1,4 +1,4 @@
-import { sanitize, decodeUtf8, isValidNick, normalizeRoom, nickKey } from '../../src/protocol/text.js';
+import { sanitize, decodeUtf8, isValidNick, mixedScripts, normalizeRoom, nickKey, scriptsOf } from '../../src/protocol/text.js';
 
 describe('sanitize', () => {
   test('keeps ordinary text, TAB and non-ASCII exactly as sent', () => {
@@ -57,5 +57,27 @@ describe('nicks and rooms', () => {
   test('nick keys ignore case and Unicode form', () => {
     expect(nickKey('Alice')).toBe(nickKey('aLICE'));
     expect(nickKey('Zo\u00eb')).toBe(nickKey('ZOE\u0308'));
+  });
+});
+
+describe('the confusables policy for nicks (docs/security.md)', () => {
+  test('letters of one script, or of scripts written together, are fine; a mix that can pass for another nick is not', () => {
+    // "аlice" with a Cyrillic а (U+0430), and "Ωmega" with a Greek Ω: each looks like a Latin name.
+    expect(mixedScripts('\u0430lice')).toEqual(['Cyrillic', 'Latin']);
+    expect(mixedScripts('\u03a9mega')).toEqual(['Greek', 'Latin']);
+    expect(mixedScripts('pаypal')).toEqual(['Latin', 'Cyrillic']);
+    for (const fine of ['alice', 'алиса', 'Ωμέγα', '山田たろう', 'タロウ2', '김민수', 'li_wei-2', 'élodie', 'Zoë']) expect([fine, mixedScripts(fine)]).toEqual([fine, null]);
+    // Japanese, and Latin with it, as people write names there.
+    expect(mixedScripts('Taro山田')).toBeNull();
+    expect(scriptsOf('r2-d2_')).toEqual(['Latin']);
+  });
+
+  test('the nick key folds case and compatibility forms: full-width, ligatures and superscripts are the same nick', () => {
+    expect(nickKey('ａｌｉｃｅ')).toBe('alice');
+    expect(nickKey('\ufb01ona')).toBe('fiona');
+    expect(nickKey('Bob\u00b2')).toBe('bob2');
+    expect(nickKey('ALICE')).toBe('alice');
+    // A whole-script look-alike stays another nick (accounts are the defence there).
+    expect(nickKey('\u0430\u0440\u0435')).not.toBe(nickKey('ape'));
   });
 });

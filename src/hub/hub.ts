@@ -7,7 +7,7 @@ import { RoomcastError } from '../protocol/errors.js';
 import { localEventKey, type BotStatus, type EventOf, type ImageEvent, type MessageEvent, type RequestId, type RoomEvent, type RoomInfo, type SearchHit, type ServerEvent } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
 import { sniffImageFormat } from '../protocol/image-format.js';
-import { isValidNick, nickKey, normalizeRoom, sanitize } from '../protocol/text.js';
+import { isValidNick, mixedScripts, nickKey, normalizeRoom, sanitize } from '../protocol/text.js';
 import type { Command } from '../protocol/commands.js';
 import { checkText, echoed, HANDLERS } from './handlers.js';
 import { Intake } from './intake.js';
@@ -809,8 +809,8 @@ export class Hub {
   rename(session: Session, wanted: string, id?: RequestId): void {
     const key = nickKey(wanted);
     // A change of case keeps the key, but the new spelling must still be a valid nick.
-    if (key === session.key && !isValidNick(wanted)) throw new RoomcastError('NICK_INVALID', echoed(wanted));
-    const nick = key === session.key ? wanted.normalize('NFC') : this.checkNick(wanted);
+    // A change of spelling keeps the key, but the new one must still be a valid nick of one script.
+    const nick = key === session.key ? this.checkSpelling(wanted) : this.checkNick(wanted);
     const relay = this.relay;
     if (relay && key !== session.key) {
       // Claimed in the cluster first; the rename happens when Redis says it is this node's.
@@ -994,10 +994,18 @@ export class Hub {
   }
 
   checkNick(nick: string): string {
-    if (!isValidNick(nick)) throw new RoomcastError('NICK_INVALID', echoed(nick));
+    this.checkSpelling(nick);
     const key = nickKey(nick);
     if (this.reserved.has(key)) throw new RoomcastError('NICK_RESERVED', nick);
     if (this.sessions.has(key)) throw new RoomcastError('NICK_TAKEN', nick);
+    return nick.normalize('NFC');
+  }
+
+  /** A nick's own form: valid, of one script (docs/security.md); returned in NFC. */
+  private checkSpelling(nick: string): string {
+    if (!isValidNick(nick)) throw new RoomcastError('NICK_INVALID', echoed(nick));
+    const mixed = mixedScripts(nick);
+    if (mixed !== null) throw new RoomcastError('NICK_MIXED_SCRIPTS', `"${nick}" mixes letters of ${mixed.join(' and ')}`);
     return nick.normalize('NFC');
   }
 

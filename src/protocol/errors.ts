@@ -16,6 +16,8 @@ export const ERRORS = {
     '"{detail}" is not a valid nick: use 1-24 letters, digits, "_" or "-", starting with a letter or "_".',
   NICK_TAKEN: 'The nick "{detail}" is already in use. Pick another with /nick NAME.',
   NICK_RESERVED: 'The nick "{detail}" is reserved. Pick another with /nick NAME.',
+  NICK_MIXED_SCRIPTS:
+    'The nick {detail}, which can make it look like someone else\'s. Use the letters of one script (or of scripts written together, such as Japanese).',
   ROOM_INVALID:
     '"{detail}" is not a valid room name: use 1-32 letters, digits, "_", "-" or ".".',
   NO_SUCH_ROOM: 'There is no room "{detail}". /rooms lists them; /join NAME creates one.',

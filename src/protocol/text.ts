@@ -43,13 +43,49 @@ export function isValidNick(nick: string): boolean {
   return NICK_RE.test(nick);
 }
 
+/**
+ * Scripts a nick may use, told apart with the engine's own Unicode data (\p{Script=...}).
+ * A letter of any other script counts as a script of its own.
+ */
+const SCRIPTS = ['Latin', 'Cyrillic', 'Greek', 'Armenian', 'Georgian', 'Hebrew', 'Arabic', 'Devanagari', 'Bengali', 'Tamil', 'Thai', 'Han', 'Hiragana', 'Katakana', 'Bopomofo', 'Hangul'].map(
+  (name) => [name, new RegExp(`\\p{Script=${name}}`, 'u')] as const,
+);
+/** Scripts written together (UTS #39's "highly restrictive" level): Japanese, Chinese with Bopomofo, Korean, each with Latin. */
+const WRITTEN_TOGETHER = [new Set(['Latin', 'Han', 'Hiragana', 'Katakana']), new Set(['Latin', 'Han', 'Bopomofo']), new Set(['Latin', 'Han', 'Hangul'])];
+
+/** The scripts of a nick's letters (digits, "_" and "-" belong to none). */
+export function scriptsOf(nick: string): string[] {
+  const found = new Set<string>();
+  for (const ch of nick) {
+    if (!/\p{L}/u.test(ch)) continue;
+    found.add(SCRIPTS.find(([, re]) => re.test(ch))?.[0] ?? `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`);
+  }
+  return [...found];
+}
+
+/**
+ * The confusables policy for nicks (docs/security.md): a nick's letters come from one script,
+ * or from scripts written together. "аlice" with a Cyrillic а mixes Cyrillic and Latin, the
+ * classic way to pass for someone else, and is refused; an all-Cyrillic or all-Greek nick is
+ * fine. Returns the scripts mixed, or null when the nick is fine.
+ */
+export function mixedScripts(nick: string): string[] | null {
+  const scripts = scriptsOf(nick);
+  if (scripts.length <= 1 || WRITTEN_TOGETHER.some((set) => scripts.every((s) => set.has(s)))) return null;
+  return scripts;
+}
+
 /** Room names are case-insensitive; "#" is accepted as IRC users type it, and dropped. */
 export function normalizeRoom(name: string): string | null {
   const bare = (name.startsWith('#') ? name.slice(1) : name).normalize('NFC').toLowerCase();
   return ROOM_RE.test(bare) ? bare : null;
 }
 
-/** The key under which a nick is unique: case-insensitive, and one Unicode form. */
+/**
+ * The key under which a nick is unique: case-insensitive, and in compatibility form (NFKC), so
+ * that look-alike spellings of one name (full-width "ａｌｉｃｅ", the ligature in "ﬁona",
+ * a superscript digit) are the same nick.
+ */
 export function nickKey(nick: string): string {
-  return nick.normalize('NFC').toLowerCase();
+  return nick.normalize('NFKC').toLowerCase();
 }

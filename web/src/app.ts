@@ -37,7 +37,7 @@ const STORE_NICK = 'roomcast.nick';
 const STORE_PASSWORD = 'roomcast.serverPassword';
 const PASSWORD_CODES = new Set(['PASSWORD_REQUIRED', 'PASSWORD_WRONG', 'LOCKED_OUT']);
 const STORE_ROOMS = 'roomcast.rooms';
-const NICK_FIXES = new Set(['NICK_TAKEN', 'NICK_INVALID', 'NICK_RESERVED']);
+const NICK_FIXES = new Set(['NICK_TAKEN', 'NICK_INVALID', 'NICK_RESERVED', 'NICK_MIXED_SCRIPTS']);
 /** The id of a nick change asked for by the login form (so its refusal goes back to the form). */
 const LOGIN_NICK = 'login:nick';
 
