@@ -20,6 +20,7 @@ import { hostPort, plainAddress } from './net/address.js';
 import { CONNECTION_DEFAULTS, type ConnectionOptions } from './transport/options.js';
 import { Connection, type ConnectionHooks } from './transport/tcp/connection.js';
 import { acceptTls } from './transport/tls-handshake.js';
+import { ApiTokens } from './auth/api-tokens.js';
 import { classifyFirstBytes } from './transport/sniff.js';
 import { listenAll, resolveHosts, type BindAddress } from './net/listen.js';
 import { silentLogger, type Logger } from './log.js';
@@ -83,6 +84,8 @@ export interface ServerOptions {
    * clear-text chat clients are told how to connect and closed, plain HTTP is redirected.
    */
   tls?: { cert: Buffer; key: Buffer; only: boolean; handshakeTimeoutMs?: number };
+  /** Where the API tokens are (roomcast token create writes it; it is read again when it changes). */
+  apiTokens?: { file: string };
 }
 
 export const SERVER_DEFAULTS: ServerOptions = {
@@ -157,6 +160,7 @@ export class RoomcastServer {
   readonly cluster: ClusterNode | null = null;
   /** The certificate and key, when the server speaks TLS. */
   private readonly tlsContext: tls.SecureContext | null = null;
+  private readonly tokens: ApiTokens | null = null;
 
   constructor(opts: Partial<ServerOptions> = {}) {
     this.opts = {
@@ -228,6 +232,7 @@ export class RoomcastServer {
         },
       },
     );
+    if (this.opts.apiTokens) this.tokens = new ApiTokens(this.opts.apiTokens.file, (err) => log.error(`API tokens: ${err.message}`));
     if (this.opts.tls) this.tlsContext = tls.createSecureContext({ cert: this.opts.tls.cert, key: this.opts.tls.key, minVersion: 'TLSv1.2' });
     const w = this.opts.web;
     if (st.engine === 'sqlite' && !this.cluster) {
@@ -272,6 +277,7 @@ export class RoomcastServer {
         images: this.images,
         metrics: this.metrics,
         origins: new OriginPolicy(w.origins),
+        tokens: this.tokens,
         readiness: () => ({
           listening: this.listening.length > 0,
           stopping: this.stopping !== null,
@@ -300,6 +306,7 @@ export class RoomcastServer {
       this.hub.restore(await this.store.open());
       this.schedulePrune();
     }
+    await this.tokens?.start();
     let binds: BindAddress[];
     try {
       binds = await resolveHosts(this.opts.hosts);
@@ -500,6 +507,7 @@ export class RoomcastServer {
   }
 
   private async doStop(): Promise<void> {
+    this.tokens?.stop();
     const listeners = [...this.servers, ...this.httpServers];
     const closed = Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
     const bye = protocolError('SHUTTING_DOWN');

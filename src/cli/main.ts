@@ -109,6 +109,7 @@ export function buildProgram(): Command {
     .option('--tls-cert <file>', 'speak TLS with this certificate (PEM; a chain: the server\'s first), with --tls-key')
     .option('--tls-key <file>', 'the private key (PEM, unencrypted) of --tls-cert')
     .option('--tls-only', 'with --tls or --tls-cert: refuse clear-text chat (with a one-line hint) and redirect plain HTTP to https')
+    .option('--api-token-required', 'the HTTP API answers only with an API token (roomcast token create) or the server password, even without --password-file')
     .option('--password-file <file>', 'a password every client must give first (its first line; never on the command line, where ps shows it): /pass in text mode, the hello\'s serverPassword, HTTP Basic or Bearer')
     .option('-q, --quiet', 'log only warnings and errors')
     .option('-v, --verbose', 'log more detail')
@@ -190,6 +191,28 @@ or timed out; 2 bad arguments or an unreadable file.`,
     .option('--workers <n>', 'classifier processes (default: one less than the cores, at most 2)', count(1))
     .option('--claim-after <ms>', 'take over a job another worker took this long ago without answering (default: 30000)', milliseconds(100))
     .action(async (opts) => exitWith((await import('./classifier-worker.js')).runClassifierWorker(opts)));
+
+  const token = program.command('token').description('API tokens for programs that use the HTTP API (kept hashed in the data directory)');
+  const TOKEN_DIR = 'the server\'s data directory (default: $XDG_STATE_HOME/roomcast, else ~/.local/state/roomcast)';
+  token
+    .command('create')
+    .description('make a token and print it (only this once); a running server takes it within a second')
+    .argument('<name>', 'what the token is for, e.g. the program using it')
+    .option('--room <room>', 'the one room the token may use (default: every room)')
+    .option('--data-dir <dir>', TOKEN_DIR)
+    .action(async (name: string, opts: { room?: string; dataDir?: string }) => exitWith((await import('./token.js')).runTokenCreate(name, opts)));
+  token
+    .command('revoke')
+    .description('stop a token from working')
+    .argument('<name>', 'the token\'s name')
+    .option('--data-dir <dir>', TOKEN_DIR)
+    .action(async (name: string, opts: { dataDir?: string }) => exitWith((await import('./token.js')).runTokenRevoke(name, opts)));
+  token
+    .command('list')
+    .description('the tokens made, their rooms, and which are revoked (never the tokens themselves)')
+    .option('--data-dir <dir>', TOKEN_DIR)
+    .option('--json', 'print JSON')
+    .action(async (opts: { dataDir?: string; json?: boolean }) => exitWith((await import('./token.js')).runTokenList(opts)));
 
   const models = program.command('models').description('list and install image-classifier models');
   models

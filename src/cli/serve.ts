@@ -19,6 +19,7 @@ import { StoreError } from '../store/errors.js';
 import { firstProcess, isServeWorker, reportListening, runProcesses } from './processes.js';
 import { ClusterUnreachable, redactedUrl } from '../cluster/cluster-node.js';
 import type { FsyncPolicy, Retention } from '../store/store.js';
+import { tokenFile } from '../auth/api-tokens.js';
 import { CertificateError, loadCertificate, selfSignedCertificate, type ServerCertificate } from '../tls/certificate.js';
 
 export interface ServeFlags {
@@ -72,6 +73,7 @@ export interface ServeFlags {
   tlsKey?: string;
   tlsOnly?: boolean;
   passwordFile?: string;
+  apiTokenRequired?: boolean;
 }
 
 const c = SERVER_DEFAULTS.connection;
@@ -233,6 +235,7 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
     logger,
     ...(flags.redis ? { cluster: { url: flags.redis, prefix: flags.redisPrefix, leaseMs: flags.lease } } : {}),
     ...(certificate ? { tls: { cert: certificate.cert, key: certificate.key, only: flags.tlsOnly === true } } : {}),
+    apiTokens: { file: tokenFile.path(dataDir) },
     store:
       flags.store === 'memory'
         ? { engine: 'memory' }
@@ -251,6 +254,7 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
       origins: flags.origin ?? [],
       wsMaxPayload: flags.wsMaxPayload ?? null,
       staticDir: flags.webDir,
+      apiTokenRequired: flags.apiTokenRequired === true,
     },
     connection: {
       ...c,

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
+import type { ApiTokens } from '../auth/api-tokens.js';
 import { fileURLToPath } from 'node:url';
 import type { Hub, ImagePort } from '../hub/hub.js';
 import type { Room } from '../hub/room.js';
@@ -50,6 +51,8 @@ export interface WebOptions {
   processMetrics: boolean;
   /** A request that did not come over TLS is sent to the same URL over https (--tls-only). */
   httpsOnly: boolean;
+  /** The API answers only with a token (or the server password), password or not (--api-token-required). */
+  apiTokenRequired: boolean;
 }
 
 export const WEB_DEFAULTS: WebOptions = {
@@ -64,6 +67,7 @@ export const WEB_DEFAULTS: WebOptions = {
   idleTimeoutMs: 30_000,
   processMetrics: true,
   httpsOnly: false,
+  apiTokenRequired: false,
 };
 
 export interface Readiness {
@@ -89,6 +93,8 @@ export interface WebContext {
   metrics: Metrics;
   origins: OriginPolicy;
   readiness(): Readiness;
+  /** The API tokens programs may use (roomcast token create); null: none are read. */
+  tokens: ApiTokens | null;
 }
 
 /** A room that exists: posting does not create rooms (nobody would be there to see it). */

@@ -26,6 +26,9 @@ const HTTP_ONLY = {
   BAD_WEBSOCKET_HANDSHAKE: [400, 'That is not a valid WebSocket handshake: {detail}. Connect with a WebSocket client.'],
   BAD_REQUEST: [400, 'That request could not be parsed as HTTP/1.1.'],
   HTTPS_REQUIRED: [308, 'This server speaks HTTPS only: go to {detail}'],
+  TOKEN_REQUIRED: [401, 'This API needs a token: whoever runs the server makes one with `roomcast token create NAME`; send it as Authorization: Bearer TOKEN.'],
+  TOKEN_INVALID: [401, 'That token is unknown or has been revoked: ask whoever runs the server for a new one (roomcast token create NAME).'],
+  TOKEN_SCOPE: [403, 'That token is for the room "{detail}" only.'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** HTTP statuses of the chat protocol's codes, where an HTTP request can meet them. */

@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import { WS_PATH, wsHandshake } from '../transport/ws/ws-handshake.js';
 import type { WebContext } from './context.js';
 import { plainAddress } from '../net/address.js';
+import { normalizeRoom } from '../protocol/text.js';
 import { asHttpError, fromProtocolError, httpError, HttpError } from './errors.js';
 import { healthRoutes } from './health.js';
 import { FORM_OVERHEAD, imageRoutes } from './images.js';
@@ -131,7 +132,7 @@ export class WebServer {
       }
       const { path, query } = splitUrl(req.url);
       const method = req.method ?? 'GET';
-      if (path.startsWith('/api/') || path === '/api' || path === '/metrics') this.authorize(req);
+      if (path.startsWith('/api/') || path === '/api' || path === '/metrics') this.authorize(req, path);
       const match = matchRoute(this.routes, method, path);
       if (match === null) {
         if (path.startsWith('/api/') || path === '/api') throw httpError('NOT_FOUND', path.slice(0, 200));
@@ -181,21 +182,28 @@ export class WebServer {
   }
 
   /**
-   * On a server with a password, the API and the metrics need it: HTTP Basic (any user name)
-   * or a bearer token. The web page itself loads without it and asks for it; health checks
-   * stay open to monitors.
+   * The API and the metrics, on a server with a password or with --api-token-required: an API
+   * token (Bearer), or the server password (Basic with any user name, or Bearer). The web page
+   * itself loads without either and asks; health checks stay open to monitors.
    */
-  private authorize(req: IncomingMessage): void {
+  private authorize(req: IncomingMessage, path: string): void {
     const password = this.ctx.hub.password;
-    if (password === null) return;
+    const tokens = this.ctx.tokens;
+    if (password === null && !this.ctx.opts.apiTokenRequired) return;
     const auth = req.headers.authorization ?? '';
     const basic = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(auth);
-    const bearer = /^Bearer\s+(.+)$/i.exec(auth);
-    let given: string | undefined;
+    const bearer = /^Bearer\s+(.+)$/i.exec(auth)?.[1]?.trim();
+    const grant = bearer !== undefined ? (tokens?.check(bearer) ?? null) : null;
+    if (grant !== null) {
+      if (grant.room !== undefined && roomOfPath(path) !== grant.room) throw httpError('TOKEN_SCOPE', grant.room);
+      return;
+    }
+    if (password === null) throw httpError(bearer === undefined ? 'TOKEN_REQUIRED' : 'TOKEN_INVALID', '', { 'WWW-Authenticate': 'Bearer realm="roomcast"' });
+    let given = bearer;
     if (basic) {
       const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
       given = decoded.slice(decoded.indexOf(':') + 1);
-    } else if (bearer) given = bearer[1]!.trim();
+    }
     const address = plainAddress(req.socket.remoteAddress);
     try {
       password.check(address, given);
@@ -221,6 +229,17 @@ export class WebServer {
       return;
     }
     refuseRaw(socket, httpError('BAD_REQUEST'), err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400);
+  }
+}
+
+/** The room an /api/rooms/{room}/... path is about (as the server keys rooms), or null. */
+function roomOfPath(path: string): string | null {
+  const m = /^\/api\/rooms\/([^/]+)/.exec(path);
+  if (!m) return null;
+  try {
+    return normalizeRoom(decodeURIComponent(m[1]!));
+  } catch {
+    return null;
   }
 }
 

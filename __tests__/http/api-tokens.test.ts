@@ -1,0 +1,82 @@
+/**
+ * API tokens against a real server on port 0: the file `roomcast token create` writes is read
+ * again when it changes (no restart), a token may be scoped to one room, a revoked one stops
+ * working, and only hashes are kept. With a server password, the password still opens the API.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { tokenFile } from '../../src/auth/api-tokens.js';
+import { WEB_DEFAULTS } from '../../src/http/context.js';
+import { Harness, HOST } from '../helpers/clients.js';
+
+const h = new Harness();
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'roomcast-tokens-'));
+});
+afterEach(async () => {
+  await h.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function call(port: number, method: string, urlPath: string, token?: string, body?: object): Promise<{ status: number; code?: string }> {
+  const headers: Record<string, string> = token === undefined ? {} : { Authorization: `Bearer ${token}` };
+  if (body) headers['Content-Type'] = 'application/json';
+  const res = await fetch(`http://${HOST}:${port}${urlPath}`, { method, headers, ...(body ? { body: JSON.stringify(body) } : {}) });
+  const json = (await res.json().catch(() => ({}))) as { error?: { code: string } };
+  return { status: res.status, ...(json.error ? { code: json.error.code } : {}) };
+}
+
+/** Polls until the server has read the file again (it checks it every second). */
+async function until(probe: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('--api-token-required: no token, 401; a token made while the server runs works within seconds; a room-scoped one only in its room; a revoked one stops', async () => {
+  const file = tokenFile.path(dir);
+  const server = await h.server({ apiTokens: { file }, web: { ...WEB_DEFAULTS, apiTokenRequired: true }, hub: { rooms: ['lab'] } });
+  const port = server.port;
+  expect(await call(port, 'GET', '/api/rooms')).toEqual({ status: 401, code: 'TOKEN_REQUIRED' });
+  expect(await call(port, 'GET', '/api/rooms', 'rct_made-up')).toEqual({ status: 401, code: 'TOKEN_INVALID' });
+  expect((await call(port, 'GET', '/healthz')).status).toBe(200);
+
+  const everywhere = await tokenFile.create(file, 'dashboard');
+  const labOnly = await tokenFile.create(file, 'lab-bot', 'lab');
+  expect(everywhere).toMatch(/^rct_[A-Za-z0-9_-]{43}$/);
+  // Only hashes are kept.
+  const kept = readFileSync(file, 'utf8');
+  expect(kept).not.toContain(everywhere.slice(4));
+  expect(kept).not.toContain(labOnly.slice(4));
+  await until(async () => (await call(port, 'GET', '/api/rooms', everywhere)).status === 200, 'the new token to be taken');
+
+  expect((await call(port, 'POST', '/api/rooms/lobby/messages', everywhere, { text: 'from the dashboard' })).status).toBeLessThan(300);
+  expect((await call(port, 'POST', '/api/rooms/lab/messages', labOnly, { text: 'from the lab bot' })).status).toBeLessThan(300);
+  expect(await call(port, 'POST', '/api/rooms/lobby/messages', labOnly, { text: 'elsewhere' })).toEqual({ status: 403, code: 'TOKEN_SCOPE' });
+  expect(await call(port, 'GET', '/api/rooms', labOnly)).toEqual({ status: 403, code: 'TOKEN_SCOPE' });
+  expect((await call(port, 'GET', '/api/rooms/LAB/history', labOnly)).status).toBe(200);
+
+  await tokenFile.revoke(file, 'dashboard');
+  await until(async () => (await call(port, 'GET', '/api/rooms', everywhere)).status === 401, 'the revoked token to stop working');
+  expect(await call(port, 'GET', '/api/rooms', everywhere)).toEqual({ status: 401, code: 'TOKEN_INVALID' });
+  expect((await tokenFile.list(file)).map((t) => [t.name, t.room ?? null, typeof t.revoked])).toEqual([
+    ['dashboard', null, 'string'],
+    ['lab-bot', 'lab', 'undefined'],
+  ]);
+});
+
+test('with a server password: a token or the password opens the API; names are checked; a name in use is refused', async () => {
+  const file = tokenFile.path(dir);
+  const token = await tokenFile.create(file, 'ci');
+  const server = await h.server({ apiTokens: { file }, hub: { serverPassword: 'pw' } });
+  expect((await call(server.port, 'GET', '/api/rooms', token)).status).toBe(200);
+  expect((await call(server.port, 'GET', '/api/rooms', 'pw')).status).toBe(200);
+  expect(await call(server.port, 'GET', '/api/rooms', 'nope')).toEqual({ status: 401, code: 'PASSWORD_WRONG' });
+  await expect(tokenFile.create(file, 'ci')).rejects.toThrow('there is a token called "ci" already');
+  await expect(tokenFile.create(file, 'no spaces')).rejects.toThrow('is not a token name');
+  await expect(tokenFile.revoke(file, 'never')).rejects.toThrow('there is no token called "never"');
+});
