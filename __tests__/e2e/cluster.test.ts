@@ -264,6 +264,23 @@ describeWithRedis('a cluster of three servers over Redis', () => {
     expect(newBob.events.find((e) => e.type === 'welcome')!.nick).toBe('bob');
   });
 
+  test('accounts span the nodes: a nick registered on one is kept on the other, and its password opens it there', async () => {
+    const [a, b] = [await node(), await node()];
+    const ann = await client(a, 'ann');
+    ann.sendJson({ type: 'register', password: 'a long enough password', id: 'r' });
+    expect((await ann.waitFor(() => ann.events.find((e) => e.id === 'r'), WAIT, 'the registration')).text).toMatch(/^Registered ann/);
+    ann.socket.destroy();
+    const squatter = await JsonClient.open(b, { nick: 'ann' });
+    clients.push(squatter);
+    expect(await squatter.waitEvent((e) => e.type === 'error', WAIT)).toMatchObject({ code: 'NICK_REGISTERED' });
+    const bob = await client(b, 'bob');
+    bob.sendJson({ type: 'nick', nick: 'ann', id: 'n' });
+    expect(await bob.waitFor(() => bob.events.find((e) => e.id === 'n'), WAIT, 'the rename')).toMatchObject({ type: 'error', code: 'NICK_REGISTERED' });
+    const back = await JsonClient.open(b, { nick: 'ann', password: 'a long enough password' });
+    clients.push(back);
+    expect(await back.waitEvent((e) => e.type === 'welcome' || e.type === 'error', WAIT)).toMatchObject({ type: 'welcome', nick: 'ann' });
+  });
+
   test('SIGKILL a node under load: its clients resume on another node with contiguous seqs, and its members leave within the lease', async () => {
     const lease = ['--lease', '1500'];
     const [a, b] = [await node(lease), await node(lease)];

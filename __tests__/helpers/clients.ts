@@ -192,7 +192,7 @@ export class JsonClient extends LineClient {
 
   static async open(
     port: number,
-    hello: { nick?: string; rooms?: string[]; serverPassword?: string } | null = {},
+    hello: { nick?: string; rooms?: string[]; serverPassword?: string; password?: string } | null = {},
     opts: { localAddress?: string } = {},
   ): Promise<JsonClient> {
     const c = new JsonClient(await openSocket(port, opts));

@@ -285,6 +285,8 @@ describe('parseJsonLine', () => {
       '/bot',
       '/help',
       '/ping',
+      '/register PASSWORD',
+      '/login NICK PASSWORD',
       '/quit [REASON]',
       '/pass PASSWORD',
     ]);

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { MessageEvent } from '../../src/protocol/events.js';
 import { StoreError, type StoreErrorCode } from '../../src/store/errors.js';
-import { migrate } from '../../src/store/sqlite-schema.js';
+import { migrate, SCHEMA_VERSION } from '../../src/store/sqlite-schema.js';
 import { SqliteStore, STORE_FILE } from '../../src/store/sqlite-store.js';
 import { CLI_ENV, CliChild, ROOT } from '../helpers/cli-child.js';
 import { mountTmpfs, remountReadOnly, tmpfsUnavailable, unmount } from './tmpfs.js';
@@ -216,7 +216,7 @@ describe('schema versions', () => {
     await s.close();
 
     const check = new Database(file);
-    expect(check.prepare('SELECT max(version) FROM schema_version').pluck().get()).toBe(4);
+    expect(check.prepare('SELECT max(version) FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
     expect(check.prepare(`SELECT name FROM sqlite_schema WHERE name LIKE 'events%'`).pluck().all()).toEqual([]);
     check.close();
     const again = store();
@@ -230,12 +230,12 @@ describe('files and directories it refuses', () => {
     await store().open();
     await open[0]!.close();
     const db = new Database(path.join(dir, STORE_FILE));
-    db.prepare('INSERT INTO schema_version (version, applied) VALUES (5, 0)').run();
+    db.prepare('INSERT INTO schema_version (version, applied) VALUES (?, 0)').run(SCHEMA_VERSION + 1);
     db.close();
     const err = await openError(store());
     expect(err.code).toBe('STORE_TOO_NEW');
     expect(err.message).toContain(path.join(dir, STORE_FILE));
-    expect(err.message).toMatch(/store version 5; this roomcast reads up to version 4/);
+    expect(err.message).toContain(`store version ${SCHEMA_VERSION + 1}; this roomcast reads up to version ${SCHEMA_VERSION}`);
   });
 
   test('a file that is not SQLite: STORE_CORRUPT', async () => {

@@ -94,7 +94,7 @@ test('10,000 wrong passwords from one address: locked out, with the wait; anothe
   // A few wrong answers, then locked out: the rest were refused without being looked at.
   expect(codes.get('PASSWORD_WRONG')).toBe(5);
   expect(codes.get('LOCKED_OUT')).toBe(N - 5);
-  expect(attacker.events.at(-1)!.message).toMatch(/^Too many wrong passwords from your address: wait \d+ s before the next try\.$/);
+  expect(attacker.events.at(-1)!.message).toMatch(/^Too many wrong passwords lately: wait \d+ s before the next try\.$/);
   // Even the right password waits for the lockout to end.
   attacker.sendJson({ type: 'hello', nick: 'mallory', serverPassword: SECRET });
   expect(await attacker.waitFor(() => attacker.events[N], 3000, 'the answer to the right password')).toMatchObject({ code: 'LOCKED_OUT' });

@@ -38,6 +38,8 @@ interface ReplyTypes {
   ping: 'pong';
   bot: 'bot';
   image: 'ack';
+  register: 'notice';
+  login: 'notice';
 }
 export type ReplyTo<C extends Request> = EventOf<ReplyTypes[C['type']]>;
 

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RoomEvent } from '../protocol/events.js';
 import { StoreError } from '../store/errors.js';
-import type { HistoryPage, MessageStore, PruneResult, SearchHit, StoredRoom, StoreHealth } from '../store/store.js';
+import type { Account, HistoryPage, MessageStore, PruneResult, SearchHit, StoredRoom, StoreHealth } from '../store/store.js';
 import type { RedisRooms, StreamPage } from './redis-rooms.js';
 import type { CommandSender } from './redis-script.js';
 
@@ -17,6 +17,8 @@ export const SEARCH_OFF = 'search is off in a cluster (serve --redis): the histo
 export class RedisStore implements MessageStore {
   private history = '';
   private readonly historyKey: string;
+  /** Hash of nick key -> the account's JSON: every node sees every account. */
+  private readonly accountsKey: string;
 
   constructor(
     private readonly redis: CommandSender,
@@ -26,6 +28,7 @@ export class RedisStore implements MessageStore {
     prefix = 'roomcast',
   ) {
     this.historyKey = `${prefix}:history`;
+    this.accountsKey = `${prefix}:accounts`;
   }
 
   async open(): Promise<StoredRoom[]> {
@@ -76,6 +79,15 @@ export class RedisStore implements MessageStore {
 
   health(): StoreHealth {
     return { state: 'ok', failedWrites: 0, queued: 0, dropped: 0 };
+  }
+
+  async account(key: string): Promise<Account | null> {
+    const json = await this.redis.sendCommand(['HGET', this.accountsKey, key]);
+    return typeof json === 'string' ? (JSON.parse(json) as Account) : null;
+  }
+
+  async createAccount(account: Account): Promise<boolean> {
+    return Number(await this.redis.sendCommand(['HSETNX', this.accountsKey, account.key, JSON.stringify(account)])) === 1;
   }
 
   historyId(): string {

@@ -34,6 +34,7 @@ const HTTP_ONLY = {
 /** HTTP statuses of the chat protocol's codes, where an HTTP request can meet them. */
 const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   PASSWORD_REQUIRED: 401,
+  NICK_REGISTERED: 409,
   PASSWORD_WRONG: 401,
   LOCKED_OUT: 429,
   BAD_JSON: 400,

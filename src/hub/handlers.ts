@@ -38,6 +38,18 @@ export const HANDLERS: Table = {
     },
   },
 
+  register: {
+    run(hub, s, cmd) {
+      hub.registerAccount(s, cmd.password, cmd.id);
+    },
+  },
+
+  login: {
+    run(hub, s, cmd) {
+      hub.login(s, cmd.nick, cmd.password, cmd.id);
+    },
+  },
+
   pass: {
     run(hub, s, cmd) {
       hub.reply(s, cmd.id, { type: 'notice', text: 'You are in already: the server password is given once, before anything else.' });
@@ -128,7 +140,7 @@ export const HANDLERS: Table = {
         room = hub.rooms.get(name);
         if (!room) throw new RoomcastError('NO_SUCH_ROOM', name);
       }
-      hub.reply(s, cmd.id, { type: 'who', room: room.name, members: hub.memberNicks(room), topic: room.topic });
+      hub.reply(s, cmd.id, { type: 'who', room: room.name, members: hub.memberNicks(room), ...hub.loggedIn(room), topic: room.topic });
     },
   },
 

@@ -11,6 +11,7 @@ import { isValidNick, mixedScripts, nickKey, normalizeRoom, sanitize } from '../
 import type { Command } from '../protocol/commands.js';
 import { checkText, echoed, HANDLERS } from './handlers.js';
 import { Intake } from './intake.js';
+import { AccountDesk } from './accounts.js';
 import { ServerPassword } from '../auth/server-password.js';
 import { addressOfPeer } from '../net/address.js';
 import { MemoryStore } from '../store/memory-store.js';
@@ -129,6 +130,8 @@ export interface Hello {
   rooms?: string[];
   /** The server password, on a server that has one (HubOptions.serverPassword). */
   serverPassword?: string;
+  /** The password of the account `nick` names: the session starts logged in. */
+  password?: string;
 }
 
 /** What a join asks for besides the room (the join command's fields). */
@@ -151,6 +154,8 @@ export class Hub {
   readonly intake: Intake;
   /** The password every client must give first; null when the server has none. */
   readonly password: ServerPassword | null;
+  /** Registered nicks, kept in the store. */
+  readonly accounts: AccountDesk;
   /** The store is the hub's own, in memory, keeping what the rooms' windows keep. */
   private readonly ownStore: boolean;
   /** Where the rooms that are not alive (no members) left off, so their numbers go on. */
@@ -187,6 +192,7 @@ export class Hub {
       this.store = new MemoryStore({ perRoom: this.opts.historySize, now: this.opts.now });
       void this.store.open();
     }
+    this.accounts = new AccountDesk(this.store, this.opts.now);
     this.restore([]);
   }
 
@@ -335,25 +341,36 @@ export class Hub {
    * Registers a link: a checked nick (or a fresh guest nick) and its first rooms (the default
    * room unless the hello names others). Throws a RoomcastError when the nick cannot be had.
    */
-  attach(link: Link, hello: Hello = {}): Session {
-    const nick = hello.nick === undefined ? this.guestNick() : this.checkNick(hello.nick);
-    return this.register(link, hello, nick);
+  attach(link: Link, hello: Hello = {}, account: string | null = null): Session {
+    const nick = hello.nick === undefined ? this.guestNick() : this.checkNick(hello.nick, account);
+    return this.register(link, hello, nick, account);
   }
 
   /** attach() as the transports call it: in a cluster, once the nick is claimed there. */
   admit(link: Link, hello: Hello = {}): Session | Promise<Session> {
     this.password?.check(addressOfPeer(link.peer), hello.serverPassword);
+    if (hello.password !== undefined && hello.nick !== undefined) return this.admitLoggedIn(link, hello, hello.nick, hello.password);
     return this.relay ? this.attachInCluster(this.relay, link, hello) : this.attach(link, hello);
+  }
+
+  /** A hello that logs in: the session starts as the account's nick, proved. */
+  private async admitLoggedIn(link: Link, hello: Hello, nick: string, password: string): Promise<Session> {
+    const account = await this.accounts.verify(addressOfPeer(link.peer), nick, password);
+    const as = { ...hello, nick: account.nick };
+    const session = this.relay ? await this.attachInCluster(this.relay, link, as, account.key) : this.attach(link, as, account.key);
+    return session;
   }
 
   /**
    * In a cluster a nick is claimed in Redis first, so that no two nodes give it out; a guest
    * nick is taken the same way, trying the next number while one is in use elsewhere.
    */
-  private async attachInCluster(relay: RoomRelay, link: Link, hello: Hello): Promise<Session> {
+  private async attachInCluster(relay: RoomRelay, link: Link, hello: Hello, account: string | null = null): Promise<Session> {
     let nick: string;
     if (hello.nick !== undefined) {
-      nick = this.checkNick(hello.nick);
+      nick = this.checkNick(hello.nick, account);
+      // The store is Redis, asked rather than known: any node may have registered the nick.
+      if (account !== nickKey(nick) && (await this.accounts.registered(nickKey(nick)))) throw new RoomcastError('NICK_REGISTERED', nick);
       if (!(await relay.claimNick(nickKey(nick)))) throw new RoomcastError('NICK_TAKEN', nick);
     } else {
       for (let tries = 0; ; tries++) {
@@ -364,18 +381,19 @@ export class Hub {
     }
     try {
       // Another of this node's connections may have taken it meanwhile: that one keeps it.
-      return this.register(link, hello, this.checkNick(nick));
+      return this.register(link, hello, this.checkNick(nick, account), account);
     } catch (err) {
       if (!this.sessions.has(nickKey(nick))) relay.releaseNick(nickKey(nick));
       throw err;
     }
   }
 
-  private register(link: Link, hello: Hello, nick: string): Session {
+  private register(link: Link, hello: Hello, nick: string, account: string | null = null): Session {
     const rooms = [...new Set((hello.rooms ?? [this.opts.defaultRoom]).map((r) => this.checkRoom(r)))];
     if (rooms.length > this.opts.maxRoomsPerSession)
       throw new RoomcastError('TOO_MANY_ROOMS', this.opts.maxRoomsPerSession);
     const session = new Session(this.nextId++, nick, nickKey(nick), link);
+    session.account = account;
     this.sessions.set(session.key, session);
     this.send(session, {
       type: 'welcome',
@@ -632,6 +650,7 @@ export class Hub {
       self: true,
       topic: room.topic,
       members: this.memberNicks(room),
+      ...this.loggedIn(room),
       seq: room.seq,
       epoch: room.log.epoch,
     });
@@ -810,25 +829,66 @@ export class Hub {
     const key = nickKey(wanted);
     // A change of case keeps the key, but the new spelling must still be a valid nick.
     // A change of spelling keeps the key, but the new one must still be a valid nick of one script.
-    const nick = key === session.key ? this.checkSpelling(wanted) : this.checkNick(wanted);
+    const nick = key === session.key ? this.checkSpelling(wanted) : this.checkNick(wanted, session.account);
     const relay = this.relay;
     if (relay && key !== session.key) {
-      // Claimed in the cluster first; the rename happens when Redis says it is this node's.
-      relay.claimNick(key).then(
+      // Registered (on any node) and claimed in the cluster first; the rename happens when
+      // Redis says it is this node's.
+      const free = session.account === key ? Promise.resolve(true) : this.accounts.registered(key).then((taken) => !taken);
+      free
+        .then((ok) => {
+          if (!ok) throw new RoomcastError('NICK_REGISTERED', nick);
+          return relay.claimNick(key);
+        })
+        .then(
         (mine) => {
           if (session.detached) return relay.releaseNick(key);
           if (!mine) return this.fail(session, new RoomcastError('NICK_TAKEN', nick), id);
           try {
-            this.renameNow(session, this.checkNick(nick), id);
+            this.renameNow(session, this.checkNick(nick, session.account), id);
           } catch (err) {
             this.fail(session, err, id);
           }
         },
-        (err: unknown) => this.fail(session, new RoomcastError('CLUSTER_UNAVAILABLE', (err as Error)?.message ?? String(err)), id),
+        (err: unknown) => this.fail(session, err instanceof RoomcastError ? err : new RoomcastError('CLUSTER_UNAVAILABLE', (err as Error)?.message ?? String(err)), id),
       );
       return;
     }
     this.renameNow(session, nick, id);
+  }
+
+  /** /register PASSWORD: the session's nick becomes an account, and the session is logged in. */
+  registerAccount(session: Session, password: string, id?: RequestId): void {
+    if (session.account === session.key) {
+      this.reply(session, id, { type: 'notice', text: `You are logged in as ${session.nick} already: the nick is registered.` });
+      return;
+    }
+    if (/^guest\d+$/.test(session.key)) throw new RoomcastError('REGISTER_GUEST');
+    const { nick, key } = session;
+    this.accounts.register(nick, password).then(
+      () => {
+        if (session.detached) return;
+        // Logged in as the nick registered, even if the session has moved on meanwhile.
+        session.account = key;
+        this.reply(session, id, { type: 'notice', text: `Registered ${nick}: nobody else can take it now. Next time, /login ${nick} PASSWORD (JSON: "password" in the hello).` });
+      },
+      (err: unknown) => this.fail(session, err, id),
+    );
+  }
+
+  /** /login NICK PASSWORD: proves the account, and takes its nick. */
+  login(session: Session, nick: string, password: string, id?: RequestId): void {
+    this.accounts.verify(addressOfPeer(session.link.peer), nick, password).then(
+      (account) => {
+        if (session.detached) return;
+        const holder = this.sessions.get(account.key);
+        if (holder && holder !== session) throw new RoomcastError('NICK_TAKEN', account.nick);
+        session.account = account.key;
+        if (session.key !== account.key) this.rename(session, account.nick, id);
+        this.reply(session, id, { type: 'notice', text: `You are logged in as ${account.nick}.` });
+      },
+      (err: unknown) => this.fail(session, err, id),
+    ).catch((err: unknown) => this.fail(session, err, id));
   }
 
   private renameNow(session: Session, nick: string, id?: RequestId): void {
@@ -860,6 +920,12 @@ export class Hub {
   }
 
   /** Everyone in the room, on this node and (in a cluster) on the others. */
+  /** The room's members on this server who have logged in to their nick's account, as an event's field (absent when none). */
+  loggedIn(room: Room): { loggedIn?: string[] } {
+    const nicks = [...room.members].filter((m) => m.account === m.key).map((m) => m.nick);
+    return nicks.length === 0 ? {} : { loggedIn: nicks.sort((a, b) => a.localeCompare(b)) };
+  }
+
   memberNicks(room: Room): string[] {
     const nicks = [...room.members].map((m) => m.nick);
     if (room.remote) for (const [key, nick] of room.remote) if (!this.sessions.has(key)) nicks.push(nick);
@@ -993,11 +1059,16 @@ export class Hub {
     return key;
   }
 
-  checkNick(nick: string): string {
+  /**
+   * A nick someone may take now: valid, not reserved, not in use, and not registered to an
+   * account other than `account` (the one the asker has proved).
+   */
+  checkNick(nick: string, account: string | null = null): string {
     this.checkSpelling(nick);
     const key = nickKey(nick);
     if (this.reserved.has(key)) throw new RoomcastError('NICK_RESERVED', nick);
     if (this.sessions.has(key)) throw new RoomcastError('NICK_TAKEN', nick);
+    if (key !== account && this.accounts.registeredNow(key) === true) throw new RoomcastError('NICK_REGISTERED', nick);
     return nick.normalize('NFC');
   }
 

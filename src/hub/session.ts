@@ -22,6 +22,8 @@ export class Session {
   current: Room | null = null;
   detached = false;
   key: string;
+  /** The account this session has proved (a nick key), by /register, /login or the hello; null: none. */
+  account: string | null = null;
 
   constructor(
     readonly id: number,

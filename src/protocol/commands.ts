@@ -29,7 +29,9 @@ export interface CommandSpec {
 }
 
 export type Command = { id?: RequestId } & (
-  | { type: 'hello'; nick?: string; rooms?: string[]; serverPassword?: string }
+  | { type: 'hello'; nick?: string; rooms?: string[]; serverPassword?: string; password?: string }
+  | { type: 'register'; password: string }
+  | { type: 'login'; nick: string; password: string }
   | { type: 'pass'; password: string }
   | { type: 'nick'; nick: string }
   | { type: 'join'; room: string; after?: number; history?: number; epoch?: string }
@@ -53,7 +55,7 @@ const opt = (name: string, kind: Kind): Arg => ({ name, kind, optional: true });
 const req = (name: string, kind: Kind): Arg => ({ name, kind });
 
 export const COMMANDS: CommandSpec[] = [
-  { type: 'hello', words: [], args: [opt('nick', 'word'), opt('rooms', 'words'), opt('serverPassword', 'text')], usage: '', help: '' },
+  { type: 'hello', words: [], args: [opt('nick', 'word'), opt('rooms', 'words'), opt('serverPassword', 'text'), opt('password', 'text')], usage: '', help: '' },
   { type: 'nick', words: ['nick'], args: [req('nick', 'word')], usage: '/nick NAME', help: 'change your nick' },
   {
     type: 'join',
@@ -118,6 +120,8 @@ export const COMMANDS: CommandSpec[] = [
   { type: 'image', words: [], args: [opt('room', 'word'), req('name', 'word'), req('size', 'int')], usage: '', help: '' },
   { type: 'help', words: ['help', '?'], args: [], usage: '/help', help: 'this list' },
   { type: 'ping', words: ['ping'], args: [], usage: '/ping', help: 'check that the server answers' },
+  { type: 'register', words: ['register'], args: [req('password', 'text')], usage: '/register PASSWORD', help: 'register your nick: nobody else can take it, and /login NICK PASSWORD proves it is you' },
+  { type: 'login', words: ['login'], args: [req('nick', 'word'), req('password', 'text')], usage: '/login NICK PASSWORD', help: 'log in to a registered nick (and take it)' },
   { type: 'quit', words: ['quit', 'exit'], args: [opt('reason', 'text')], usage: '/quit [REASON]', help: 'disconnect' },
   { type: 'pass', words: ['pass'], args: [req('password', 'text')], usage: '/pass PASSWORD', help: "give the server's password (before anything else, on a server that has one)" },
 ];

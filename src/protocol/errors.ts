@@ -47,7 +47,11 @@ export const ERRORS = {
   PASSWORD_REQUIRED:
     'This server needs a password: type /pass PASSWORD (JSON: "serverPassword" in the hello; HTTP: Basic or Bearer authorization). Ask whoever runs it.',
   PASSWORD_WRONG: 'That is not the server password. Try again, or ask whoever runs the server.',
-  LOCKED_OUT: 'Too many wrong passwords from your address: wait {detail} s before the next try.',
+  LOCKED_OUT: 'Too many wrong passwords lately: wait {detail} s before the next try.',
+  NICK_REGISTERED: 'The nick "{detail}" is registered: log in with /login {detail} PASSWORD (JSON: "password" in the hello), or pick another nick.',
+  LOGIN_FAILED: 'Wrong nick or password. Try again; after a few wrong tries each one makes you wait longer.',
+  PASSWORD_WEAK: 'That password is too short: use at least {detail} characters (a few words make a good one).',
+  REGISTER_GUEST: 'Pick a nick of your own first (/nick NAME): a guest nick cannot be registered.',
   INTERNAL: 'Something went wrong on the server ({detail}); the server carries on.',
 } as const;
 

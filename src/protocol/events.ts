@@ -128,6 +128,8 @@ export type ServerEvent =
       self?: true;
       topic?: string;
       members?: string[];
+      /** Members (on this server) logged in to their nick's account. */
+      loggedIn?: string[];
       seq?: number;
       /**
        * Names the room's numbering (self only): a client resuming with `after` sends it back,
@@ -140,7 +142,7 @@ export type ServerEvent =
   | { type: 'nick'; id?: RequestId; old: string; nick: string; self?: true }
   | { type: 'topic'; id?: RequestId; room: string; topic: string; nick?: string }
   | { type: 'rooms'; id?: RequestId; rooms: RoomInfo[] }
-  | { type: 'who'; id?: RequestId; room: string; members: string[]; topic: string }
+  | { type: 'who'; id?: RequestId; room: string; members: string[]; topic: string; loggedIn?: string[] }
   | {
       type: 'history';
       id?: RequestId;

@@ -156,7 +156,11 @@ const TEXT: { [T in ServerEvent['type']]: (e: EventOf<T>) => string | null } = {
     e.rooms
       .map((r) => `\n***   [${r.room}] ${r.members} here${r.topic ? ` - ${r.topic}` : ''}`)
       .join(''),
-  who: (e) => `*** In [${e.room}] (${e.members.length}): ${e.members.join(', ')}`,
+  who: (e) => {
+    // A logged-in member's nick is proved: marked "+" as IRC marks a voice, so a look-alike stands out.
+    const proved = new Set(e.loggedIn ?? []);
+    return `*** In [${e.room}] (${e.members.length}): ${e.members.map((n) => (proved.has(n) ? `+${n}` : n)).join(', ')}` + (proved.size > 0 ? ' (+ logged in)' : '');
+  },
   history: (e) => {
     // Empty, it was asked for (see Frame.replay): nothing said in the room yet, or nothing before what was asked.
     if (e.messages.length === 0) return `*** No ${e.last === 0 ? 'messages yet' : 'earlier messages'} in [${e.room}]`;

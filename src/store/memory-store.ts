@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { MessageEvent, RoomEvent } from '../protocol/events.js';
 import { StoreError } from './errors.js';
 import {
+  type Account,
   checkAppend,
   type HistoryPage,
   type MessageStore,
@@ -87,6 +88,7 @@ class RoomHistory {
 
 export class MemoryStore implements MessageStore {
   private readonly rooms = new Map<string, RoomHistory>();
+  private readonly accounts = new Map<string, Account>();
   private readonly now: () => number;
   private readonly observer: StoreObserver;
   private open_ = false;
@@ -177,6 +179,20 @@ export class MemoryStore implements MessageStore {
   async close(): Promise<void> {
     this.reportDurable();
     this.open_ = false;
+  }
+
+  accountNow(key: string): Account | null {
+    return this.accounts.get(key) ?? null;
+  }
+
+  async account(key: string): Promise<Account | null> {
+    return this.accountNow(key);
+  }
+
+  async createAccount(account: Account): Promise<boolean> {
+    if (this.accounts.has(account.key)) return false;
+    this.accounts.set(account.key, account);
+    return true;
   }
 
   historyId(): string {

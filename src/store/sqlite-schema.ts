@@ -14,7 +14,7 @@ import { MAX_SEQ, type FsyncPolicy } from './store.js';
 export type Db = Database.Database;
 
 /** The schema this build writes; a file at a higher version was written by a newer roomcast. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** "RCMS" in the file header, so that a roomcast store is told from any other SQLite file. */
 const APPLICATION_ID = 0x52434d53;
@@ -147,6 +147,15 @@ const MIGRATIONS: readonly (string | ((db: Db) => void))[] = [
   -- that a client coming back after a restart can tell the history it knew from another.
   CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
   INSERT INTO store_meta (key, value) VALUES ('history', lower(hex(randomblob(8))));
+  `,
+  // 5: accounts (issue 17): registered nicks and their password hashes.
+  `
+  CREATE TABLE accounts (
+    key TEXT PRIMARY KEY,
+    nick TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created INTEGER NOT NULL
+  ) WITHOUT ROWID;
   `,
 ];
 

@@ -24,6 +24,7 @@ import { blockEvents, blockOf, blockText, BlockWriter, firstTime, FIRST_TIME_BYT
 import { insertBlockSql, openDatabase, roomToken, storeErrorOf, type Db } from './sqlite-schema.js';
 import {
   checkAppend,
+  type Account,
   MAX_SEQ,
   type FsyncPolicy,
   type HistoryPage,
@@ -362,6 +363,21 @@ export class SqliteStore implements MessageStore {
     return this.history;
   }
 
+  accountNow(key: string): Account | null {
+    this.checkOpen();
+    return this.query(() => (this.stmt.account.get(key) as Account | undefined) ?? null);
+  }
+
+  async account(key: string): Promise<Account | null> {
+    return this.accountNow(key);
+  }
+
+  /** Written at once, in a transaction of its own: an account is rare, and must not wait for a batch. */
+  async createAccount(a: Account): Promise<boolean> {
+    this.checkOpen();
+    return this.query(() => this.stmt.createAccount.run(a.key, a.nick, a.hash, a.created).changes === 1);
+  }
+
   health(): StoreHealth {
     const h: StoreHealth = {
       state: this.lastError ? 'degraded' : 'ok',
@@ -653,6 +669,15 @@ export class SqliteStore implements MessageStore {
   // ---- reading ----
 
   /** Runs a query; a failure is a StoreError naming the file. */
+  /** One statement's answer, a failure as a StoreError naming the file. */
+  private query<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      throw storeErrorOf(err, this.file, false);
+    }
+  }
+
   private rows<T>(query: () => unknown[]): T[] {
     try {
       return query() as T[];
@@ -755,6 +780,8 @@ function clampCount(n: number): number {
 /** The statements, prepared once. */
 function prepare(db: Db) {
   const insertBlock = db.prepare(insertBlockSql);
+  const account = db.prepare('SELECT key, nick, hash, created FROM accounts WHERE key = ?');
+  const createAccount = db.prepare('INSERT OR IGNORE INTO accounts (key, nick, hash, created) VALUES (?, ?, ?, ?)');
   const insertDocs = db.prepare(`INSERT INTO blocks_fts (rowid, text) SELECT j.value ->> 0, j.value ->> 1 FROM json_each(?) j`);
   const setIndexed = db.prepare('UPDATE rooms SET indexed_seq = ? WHERE id = ?');
   const unindexTo = db.prepare('DELETE FROM blocks_fts WHERE rowid IN (SELECT id FROM blocks WHERE room = ? AND first <= ?)');
@@ -770,6 +797,8 @@ function prepare(db: Db) {
        FROM rooms r`,
     ),
     insertRoom: db.prepare('INSERT INTO rooms (name) VALUES (?)'),
+    account,
+    createAccount,
     reserve: reserveAt,
     /** Sets every room's reservation back to its last number, written as it closes. */
     unreserve: db.transaction((rooms: Iterable<RoomState>) => {

@@ -98,6 +98,17 @@ export interface StoreObserver {
   recovered?(health: StoreHealth): void;
 }
 
+/** A registered nick (docs/security.md): who may use it, proved by the password. */
+export interface Account {
+  /** The nick's key (nickKey). */
+  key: string;
+  /** The nick as registered. */
+  nick: string;
+  /** auth/passwords.ts's hash. */
+  hash: string;
+  created: number;
+}
+
 export interface MessageStore {
   /**
    * Opens the store and reports the rooms it holds; on an open store, reports them again.
@@ -135,6 +146,14 @@ export interface MessageStore {
    * history knows its sequence numbers mean nothing there. Valid once open() has resolved.
    */
   historyId(): string;
+  /**
+   * The account of a nick key, at once, where the store can tell without waiting (in memory,
+   * SQLite); absent where it cannot, and account() is asked instead.
+   */
+  accountNow?(key: string): Account | null;
+  account(key: string): Promise<Account | null>;
+  /** Registers an account; false when its key has one already. */
+  createAccount(account: Account): Promise<boolean>;
 }
 
 /** Sequence numbers the stores accept: the SQLite store packs them into 40 bits. */

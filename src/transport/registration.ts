@@ -82,7 +82,7 @@ export class Registration implements Expiring {
     }
     if (this.refused()) return;
     try {
-      this.attach(cmd.type === 'pass' ? { serverPassword: cmd.password } : { nick: cmd.nick, rooms: cmd.rooms, serverPassword: cmd.serverPassword }, cmd.id);
+      this.attach(cmd.type === 'pass' ? { serverPassword: cmd.password } : { nick: cmd.nick, rooms: cmd.rooms, serverPassword: cmd.serverPassword, password: cmd.password }, cmd.id);
     } catch (err) {
       this.reject(err, cmd.id);
     }
