@@ -67,7 +67,9 @@ test('HTTP: the API needs Basic or Bearer; the health check and the page do not'
 test('10,000 wrong passwords from one address: locked out, with the wait; another address comes in and chats meanwhile', async () => {
   // Flood control off: it would pace the guesses at 20 a second (a defence of its own) and the
   // test is of the password throttle, which answers every guess at once.
-  const server = await h.server({ hub: { serverPassword: SECRET }, maxPerAddress: 8, connection: { floodRate: 0 } });
+  // A long greeting delay: on a loaded machine the attacker's first line must not come after
+  // it, or its connection would be taken for a silent text client.
+  const server = await h.server({ hub: { serverPassword: SECRET }, maxPerAddress: 8, connection: { floodRate: 0, greetDelay: 5000 } });
   const attacker = h.track(await JsonClient.open(server.port, null));
   const N = 10_000;
   let sent = 0;
