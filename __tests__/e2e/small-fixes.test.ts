@@ -92,13 +92,20 @@ describe('a server given as a URL', () => {
     ['roomcast://[fe80::1%25eth0]:9000/', 'fe80::1%eth0', 9000],
     ['http://me@chat.lan:7447/', 'chat.lan', 7447],
     ['  http://127.0.0.1:7447  ', '127.0.0.1', 7447],
-  ])('%s', (text, host, port) => {
-    expect(parseServerAddress(text, 7447)).toEqual({ host, port });
+    // Encrypted ones are TLS (the client's side of it: __tests__/client/tls-trust.test.ts).
+    ['https://chat.lan/', 'chat.lan', 443, true],
+    ['https://chat.lan:7447/#lobby', 'chat.lan', 7447, true],
+    ['wss://chat.lan/ws', 'chat.lan', 443, true],
+    ['wss://[fe80::1%25eth0]:7447/ws', 'fe80::1%eth0', 7447, true],
+    ['tls://chat.lan:9000', 'chat.lan', 9000, true],
+    ['tls://chat.lan', 'chat.lan', 7447, true],
+    ['TLS://[::1]:9000/', '::1', 9000, true],
+    ['roomcasts://chat.lan', 'chat.lan', 7447, true],
+  ])('%s', (text, host, port, tls = false) => {
+    expect(parseServerAddress(text, 7447)).toEqual(tls ? { host, port, tls } : { host, port });
   });
 
   test.each([
-    ['https://chat.lan/', /is an encrypted \(https:\/\/\) address, and roomcast connects without encryption/],
-    ['wss://chat.lan/ws', /is an encrypted \(wss:\/\/\) address/],
     ['ftp://chat.lan/', /is a ftp:\/\/ URL: give HOST:PORT, or a URL such as http:\/\/HOST:PORT\//],
     ['http://', /has no host/],
     ['http://:7447/', /has no host/],

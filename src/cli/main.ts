@@ -7,12 +7,22 @@ import { Command, Option } from 'commander';
 import { DEFAULT_PORT } from '../protocol/port.js';
 import { IMAGE_FORMAT_LIST } from '../protocol/image-format.js';
 import { VERSION } from '../version.js';
-import { bytes, count, milliseconds, port, rate, redisUrl, retention, seconds } from './numbers.js';
+import { bytes, count, fingerprint, milliseconds, port, rate, redisUrl, retention, seconds } from './numbers.js';
 
 const POST_DEFAULT_TIMEOUT_MS = 30_000;
 const PROBE_DEFAULT_TIMEOUT_MS = 1000;
 const SERVERS_DEFAULT_TIMEOUT_MS = 2000;
 const DIR_HELP = 'models directory (default: $ROOMCAST_MODELS, else models/ in the roomcast install)';
+const TLS_HELP = 'connect with TLS (as tls://HOST:PORT does): the server must run with --tls or --tls-cert';
+const FINGERPRINT_HELP =
+  'trust the server\'s certificate if it has this SHA-256 fingerprint (the one `roomcast serve --tls` prints), without asking; it is remembered in known_servers';
+
+/** How join and post trust a TLS server, after their own help. */
+const TRUST_HELP = `With TLS, a certificate that verifies for the host name is trusted as usual. Any other (a
+self-signed one from serve --tls) is trusted on first use, as ssh trusts host keys: at a
+terminal you are shown its fingerprint and asked; a script passes --fingerprint. It is then
+remembered in $XDG_CONFIG_HOME/roomcast/known_servers (~/.config/roomcast/known_servers), and a
+server that later presents another certificate is refused, with both fingerprints.`;
 
 /**
  * A repeatable option's values. It has no default of its own: commander would print
@@ -118,7 +128,7 @@ export function buildProgram(): Command {
 
   program
     .command('join')
-    .description('chat in a terminal (JSON mode); HOST[:PORT], IPv6 as [::1]:PORT')
+    .description('chat in a terminal (JSON mode); HOST[:PORT], IPv6 as [::1]:PORT, tls://HOST:PORT for TLS')
     .argument(
       '[address]',
       `server to join (default: the one found on the LAN or on this machine's port ${DEFAULT_PORT}; several found: pick one); the nodes of one service as A:PORT,B:PORT, the next tried when one is lost`,
@@ -126,6 +136,8 @@ export function buildProgram(): Command {
     .option('-n, --nick <nick>', 'your nick (default: one the server picks)')
     .option('-r, --room <room>', 'room to join; repeat for several', collect)
     .option('--no-reconnect', 'exit when the connection drops instead of reconnecting')
+    .option('--tls', TLS_HELP)
+    .option('--fingerprint <SHA256:...>', FINGERPRINT_HELP, fingerprint)
     .addHelpText(
       'after',
       `
@@ -134,37 +146,60 @@ With stdin from a pipe, each line is sent in order; at the end of input the clie
 until the server has answered every line, then quits. Exit status: 0 if every line was
 accepted, 1 if one was refused or the server could not be reached (or none was found), 2 for a
 bad address or, with no address, several servers found and no terminal to ask which.
-Colour is used only on a terminal; NO_COLOR=1 turns it off there too.`,
+Colour is used only on a terminal; NO_COLOR=1 turns it off there too.
+
+${TRUST_HELP}`,
     )
-    .action(async (address: string | undefined, opts: { nick?: string; room?: string[]; reconnect: boolean }) => {
+    .action(async (address: string | undefined, opts: { nick?: string; room?: string[]; reconnect: boolean; tls?: boolean; fingerprint?: string }) => {
       const { runJoin } = await import('../client/join.js');
-      await exitWith(runJoin({ address, nick: opts.nick, rooms: opts.room ?? [], reconnect: opts.reconnect }));
+      await exitWith(
+        runJoin({ address, nick: opts.nick, rooms: opts.room ?? [], reconnect: opts.reconnect, tls: opts.tls, fingerprint: opts.fingerprint }),
+      );
     });
 
   program
     .command('post')
     .description('post a text and/or an image to a room, print the classifier bot\'s answer, exit (for scripts)')
     .usage('--room ROOM [options] <address>')
-    .argument('<address>', 'server: HOST[:PORT] (IPv6 as [::1]:PORT), or a URL such as http://HOST:PORT/')
+    .argument('<address>', 'server: HOST[:PORT] (IPv6 as [::1]:PORT), or a URL such as http://HOST:PORT/ (tls://HOST:PORT or https:// for TLS)')
     .requiredOption('-r, --room <room>', 'room to post to (required)')
     .option('--image <file>', `image to post (${IMAGE_FORMAT_LIST})`)
     .option('--text <text>', 'a message to post (before the image)')
     .option('-n, --nick <nick>', 'nick to post as (default: one the server picks)')
     .option('--timeout <ms>', 'give up after this long, in all', milliseconds(1), POST_DEFAULT_TIMEOUT_MS)
     .option('--json', 'print the bot\'s answer as its JSON labels event')
+    .option('--tls', TLS_HELP)
+    .option('--fingerprint <SHA256:...>', FINGERPRINT_HELP, fingerprint)
     .addHelpText(
       'after',
       `
 Prints the bot's answer ("kitten.jpg: tiger cat 42%, tabby 16%, Egyptian cat 7%"). Exit status:
 0 posted and labelled; 1 could not connect, refused, the bot answered with an error or is off,
-or timed out; 2 bad arguments or an unreadable file.`,
+or timed out; 2 bad arguments or an unreadable file.
+
+${TRUST_HELP}`,
     )
-    .action(async (address: string, opts: { room: string; image?: string; text?: string; nick?: string; timeout: number; json?: boolean }) => {
-      const { runPost } = await import('../client/post.js');
-      await exitWith(
-        runPost({ address, room: opts.room, image: opts.image, text: opts.text, nick: opts.nick, timeoutMs: opts.timeout, json: opts.json === true }),
-      );
-    });
+    .action(
+      async (
+        address: string,
+        opts: { room: string; image?: string; text?: string; nick?: string; timeout: number; json?: boolean; tls?: boolean; fingerprint?: string },
+      ) => {
+        const { runPost } = await import('../client/post.js');
+        await exitWith(
+          runPost({
+            address,
+            room: opts.room,
+            image: opts.image,
+            text: opts.text,
+            nick: opts.nick,
+            timeoutMs: opts.timeout,
+            json: opts.json === true,
+            tls: opts.tls,
+            fingerprint: opts.fingerprint,
+          }),
+        );
+      },
+    );
 
   program
     .command('classify')

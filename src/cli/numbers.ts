@@ -6,6 +6,7 @@
  */
 import { constants as bufferConstants } from 'node:buffer';
 import { InvalidArgumentError } from 'commander';
+import { normalizeFingerprint } from '../tls/fingerprint.js';
 
 /** Timers hold at most this many milliseconds; a longer delay would fire at once instead. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -88,4 +89,17 @@ export function redisUrl(value: string): string {
   if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || u.hostname === '')
     throw new InvalidArgumentError('Give a Redis URL such as redis://HOST:6379 (rediss:// for TLS; redis://:PASSWORD@HOST:6379 with a password).');
   return value;
+}
+
+/**
+ * A TLS certificate's SHA-256 fingerprint (--fingerprint), brought to the form the server's
+ * banner prints, whichever way it was copied (case, the SHA256: prefix, the colons).
+ */
+export function fingerprint(value: string): string {
+  const fp = normalizeFingerprint(value);
+  if (fp === null)
+    throw new InvalidArgumentError(
+      'Give the SHA-256 fingerprint the server printed at start-up: SHA256: and 32 hex pairs, such as SHA256:3A:F1:...:9C (case, the prefix and the colons do not matter).',
+    );
+  return fp;
 }

@@ -1,6 +1,7 @@
 /**
  * Where a client connects, as people write it (HOST, HOST:PORT, [v6]:PORT, and a link-local
- * [fe80::1%eth0]:PORT with its zone). Shared by every client program.
+ * [fe80::1%eth0]:PORT with its zone), and whether it speaks TLS there (tls://, https://, wss://,
+ * or --tls). Shared by every client program.
  */
 import { isIP } from 'node:net';
 import { hostPort } from '../net/address.js';
@@ -8,6 +9,8 @@ import { hostPort } from '../net/address.js';
 export interface ServerAddress {
   host: string;
   port: number;
+  /** Connect with TLS and check the server's certificate (trust.ts). */
+  tls?: true;
 }
 
 export class AddressError extends Error {}
@@ -19,43 +22,68 @@ function parsePort(text: string, whole: string): number {
   return port;
 }
 
-/** Schemes whose URLs name a roomcast server, and the port each implies when none is given:
- *  the web page's address (the chat shares its port), its WebSocket's, and roomcast's own. */
-const URL_PORTS: Record<string, number | null> = { http: 80, ws: 80, roomcast: null, tcp: null };
+/**
+ * Schemes whose URLs name a roomcast server: the port each implies when none is given (null:
+ * roomcast's own), and whether it means TLS. The web page's address (the chat shares its
+ * port), its WebSocket's, and roomcast's own; tls:// and roomcasts:// are roomcast over TLS.
+ */
+const SCHEMES: Record<string, { port: number | null; tls: boolean }> = {
+  http: { port: 80, tls: false },
+  ws: { port: 80, tls: false },
+  roomcast: { port: null, tls: false },
+  tcp: { port: null, tls: false },
+  https: { port: 443, tls: true },
+  wss: { port: 443, tls: true },
+  tls: { port: null, tls: true },
+  roomcasts: { port: null, tls: true },
+};
+
+/** How an address is to be read: `tls` (the --tls flag) makes every address TLS. */
+export interface AddressOptions {
+  tls?: boolean;
+}
 
 /**
  * HOST:PORT out of a URL as it is copied from a browser's address bar or a link
- * (http://chat.lan:7447/, ws://[::1]:7447/ws, roomcast://chat.lan): the path, query and any
+ * (http://chat.lan:7447/, wss://[::1]:7447/ws, tls://chat.lan): the path, query and any
  * user name are not needed to connect, and are ignored.
  */
-function parseUrl(s: string, scheme: string, authority: string, defaultPort: number): ServerAddress {
+function parseUrl(s: string, scheme: string, authority: string, defaultPort: number, opts: AddressOptions): ServerAddress {
   const lower = scheme.toLowerCase();
-  if (lower === 'https' || lower === 'wss')
-    throw new AddressError(
-      `"${s}" is an encrypted (${lower}://) address, and roomcast connects without encryption: give the roomcast server's own HOST:PORT, or its http:// address`,
-    );
-  if (!(lower in URL_PORTS))
-    throw new AddressError(`"${s}" is a ${lower}:// URL: give HOST:PORT, or a URL such as http://HOST:PORT/`);
+  const known = SCHEMES[lower];
+  if (known === undefined)
+    throw new AddressError(`"${s}" is a ${lower}:// URL: give HOST:PORT, or a URL such as http://HOST:PORT/ (tls://HOST:PORT for TLS)`);
+  // Asked for TLS and given a clear-text URL: which one was meant cannot be guessed.
+  if (opts.tls && !known.tls)
+    throw new AddressError(`"${s}" is a clear-text (${lower}://) address, and --tls asks for TLS: give tls://HOST:PORT (or HOST:PORT with --tls), or leave --tls out`);
   // A zone in a URL is written %25 (RFC 6874): [fe80::1%25eth0] is [fe80::1%eth0].
   const hostPart = authority.slice(authority.lastIndexOf('@') + 1).replace(/%25/g, '%');
   if (!hostPart.startsWith('[') && hostPart.split(':').length > 2)
     throw new AddressError(`"${s}" has an IPv6 address without brackets: write it as ${lower}://[::1]:PORT/`);
-  if (hostPart === '' || hostPart.startsWith(':')) throw new AddressError(`"${s}" has no host: give one, such as http://chat.lan:7447/`);
+  if (hostPart === '' || hostPart.startsWith(':')) throw new AddressError(`"${s}" has no host: give one, such as ${lower}://chat.lan:7447/`);
   // "http://host:/" is the scheme's own port, as in any URL.
   const bare = hostPart.endsWith(':') ? hostPart.slice(0, -1) : hostPart;
-  return parseServerAddress(bare, URL_PORTS[lower] ?? defaultPort);
+  const address = parseHostPort(bare, known.port ?? defaultPort);
+  return known.tls ? { ...address, tls: true } : address;
 }
 
 /**
  * Parses HOST, HOST:PORT, [IPV6], [IPV6]:PORT, and a bare IPv6 literal (which cannot carry a
  * port: its colons are taken as the address, as `ssh` and `curl` do); and a URL
- * (http://HOST:PORT/, ws://, roomcast://), whose host and port are taken.
+ * (http://HOST:PORT/, ws://, roomcast://; tls://, https://, wss:// for TLS), whose host and
+ * port are taken. With `tls` (the --tls flag) a HOST:PORT means TLS too.
  */
-export function parseServerAddress(text: string, defaultPort: number): ServerAddress {
+export function parseServerAddress(text: string, defaultPort: number, opts: AddressOptions = {}): ServerAddress {
   const s = text.trim();
   if (s === '') throw new AddressError('the server address is empty: use HOST or HOST:PORT');
   const url = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(?:[/?#].*)?$/is.exec(s);
-  if (url) return parseUrl(s, url[1]!, url[2]!, defaultPort);
+  if (url) return parseUrl(s, url[1]!, url[2]!, defaultPort, opts);
+  const address = parseHostPort(s, defaultPort);
+  return opts.tls ? { ...address, tls: true } : address;
+}
+
+/** HOST, HOST:PORT, [IPV6], [IPV6]:PORT or a bare IPv6 literal, without a scheme. */
+function parseHostPort(s: string, defaultPort: number): ServerAddress {
   if (s.startsWith('[')) {
     const close = s.indexOf(']');
     if (close === -1) throw new AddressError(`"${s}" opens "[" without closing it: write IPv6 as [::1]:PORT`);
@@ -81,11 +109,11 @@ export function parseServerAddress(text: string, defaultPort: number): ServerAdd
  * Several addresses of one service (the nodes of a cluster), comma-separated: `a:7447,b:7447`.
  * Each is read as parseServerAddress reads one.
  */
-export function parseServerAddresses(text: string, defaultPort: number): ServerAddress[] {
+export function parseServerAddresses(text: string, defaultPort: number, opts: AddressOptions = {}): ServerAddress[] {
   const parts = text.split(',');
   if (parts.length > 1 && parts.some((p) => p.trim() === ''))
     throw new AddressError(`"${text.trim()}" has an empty address between its commas: write a:7447,b:7447`);
-  return parts.map((p) => parseServerAddress(p, defaultPort));
+  return parts.map((p) => parseServerAddress(p, defaultPort, opts));
 }
 
 export function formatServerAddress(a: ServerAddress): string {

@@ -9,13 +9,16 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import type tls from 'node:tls';
 import type { Command } from '../protocol/commands.js';
 import { protocolError, type ErrorCode } from '../protocol/errors.js';
 import { localEventKey, type EventOf, type EventType, type ImageEvent, type LabelsEvent, type MessageEvent, type RequestId, type RoomEvent, type ServerEvent } from '../protocol/events.js';
 import { LineReader } from '../protocol/line-reader.js';
 import { NICK_MAX, normalizeRoom } from '../protocol/text.js';
 import type { ServerAddress } from './address.js';
-import { briefConnectError, connectErrorCode, explainConnectError } from './connect-errors.js';
+import { briefConnectError, connectErrorCode, explainConnectError, explainTlsHandshake, TLS_HANDSHAKE } from './connect-errors.js';
+import { openTls, peerCertificate } from './tls-connect.js';
+import { ServerTrust, type Trusted, type TrustError, type TrustOptions } from './trust.js';
 
 export type Welcome = EventOf<'welcome'>;
 
@@ -85,7 +88,10 @@ export interface ChatClientOptions extends ServerAddress {
   timers: Timers;
   random: () => number;
   now: () => number;
+  /** Opens the connection: for an address with `tls`, a TLS socket that leaves verification to trust.ts. */
   openSocket: (address: ServerAddress) => net.Socket;
+  /** How a TLS server's certificate is judged (trust.ts): --fingerprint, the question, the known-servers file. */
+  trust: TrustOptions;
 }
 
 export const CLIENT_DEFAULTS: Omit<ChatClientOptions, 'host' | 'port'> = {
@@ -98,7 +104,8 @@ export const CLIENT_DEFAULTS: Omit<ChatClientOptions, 'host' | 'port'> = {
   timers: realTimers,
   random: Math.random,
   now: Date.now,
-  openSocket: ({ host, port }) => net.connect({ host, port }),
+  openSocket: (address) => (address.tls ? openTls(address) : net.connect({ host: address.host, port: address.port })),
+  trust: {},
 };
 
 /** The server answered a request with an error. */
@@ -177,6 +184,11 @@ export class ConnectError extends Error {
     readonly brief: string = message,
     /** The server answered and said no (a nick, a full server), rather than not answering. */
     readonly refused = false,
+    /**
+     * No retry can mend it: the server is not to be trusted (trust.ts). A reconnect that meets
+     * it closes the client rather than trying again.
+     */
+    readonly final = false,
   ) {
     super(message);
   }
@@ -214,12 +226,22 @@ export interface ChatClientEvents {
    */
   connected: [
     welcome: Welcome,
-    info: { reconnected: boolean; wantedNick: string | undefined; historyLost: boolean; address: ServerAddress; moved: boolean },
+    info: {
+      reconnected: boolean;
+      wantedNick: string | undefined;
+      historyLost: boolean;
+      address: ServerAddress;
+      moved: boolean;
+      /** How the server's certificate was trusted; null on a clear-text connection. */
+      tls: Trusted | null;
+    },
   ];
   /** The connection dropped; retryInMs is null when no reconnect will follow. */
   disconnected: [info: { reason: string; retryInMs: number | null }];
   /** A reconnect attempt failed; another follows after retryInMs. */
   retrying: [info: { reason: string; attempt: number; retryInMs: number }];
+  /** A reconnect met a server not to be trusted (its certificate changed): the client closes next. */
+  fatal: [error: ConnectError];
   /** Done for good: quit, closed, or disconnected without reconnecting. */
   closed: [info: { reason: string }];
   /** Something odd from the server that was skipped. */
@@ -242,6 +264,13 @@ interface Handshake {
   baseNick: string | undefined;
   tries: number;
   refusal?: ConnectError;
+  /** The TCP connection was made (a TLS handshake that fails after it is TLS_HANDSHAKE). */
+  linked?: boolean;
+  /** The TLS handshake is done; how its certificate came to be trusted, once it has. */
+  secured?: boolean;
+  trusted?: Trusted;
+  /** The connection was closed to ask a person about the certificate: their answer goes on. */
+  asking?: boolean;
   resolve(welcome: Welcome): void;
   reject(err: ConnectError): void;
 }
@@ -329,11 +358,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private readyWaiters: { resolve(): void; reject(err: Error): void }[] = [];
   private closedPromise: Promise<void>;
   private markClosed!: () => void;
+  private readonly trust: ServerTrust;
 
   constructor(opts: Partial<ChatClientOptions> & ServerAddress) {
     super();
     this.opts = { ...CLIENT_DEFAULTS, ...opts };
-    this.addresses = [{ host: opts.host, port: opts.port }, ...this.opts.alternates];
+    const first: ServerAddress = { host: opts.host, port: opts.port, ...(opts.tls ? { tls: true } : {}) };
+    this.addresses = [first, ...this.opts.alternates];
+    this.trust = new ServerTrust(this.opts.trust);
     this.closedPromise = new Promise((resolve) => (this.markClosed = resolve));
   }
 
@@ -628,28 +660,77 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.socketError = null;
     this.bye = null;
     this.reader = new LineReader(1 << 24);
-    const socket = this.opts.openSocket(this.address);
+    const address = this.address;
+    const socket = this.opts.openSocket(address);
     this.socket = socket;
     this.out = { socket, queue: [], busy: false };
+    let hs!: Handshake;
     const promise = new Promise<Welcome>((resolve, reject) => {
-      this.handshake = { reconnecting, baseNick: this.nick ?? this.opts.nick, tries: 0, resolve, reject };
+      hs = this.handshake = { reconnecting, baseNick: this.nick ?? this.opts.nick, tries: 0, resolve, reject };
     });
     this.connectTimer = this.opts.timers.setTimeout(() => {
       this.connectTimer = null;
       socket.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }));
     }, this.opts.connectTimeoutMs);
     socket.once('connect', () => {
-      this.clearTimer('connectTimer');
-      socket.setNoDelay(true);
-      socket.setKeepAlive(true, 30_000);
-      this.sendHello();
+      hs.linked = true;
+      if (!address.tls) this.opened(socket);
     });
+    if (address.tls) socket.once('secureConnect', () => this.secure(socket as tls.TLSSocket, address, hs));
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (socket === this.socket) this.socketError ??= err;
     });
     socket.on('close', () => this.onSocketClose(socket));
     return promise;
+  }
+
+  private opened(socket: net.Socket): void {
+    this.clearTimer('connectTimer');
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    this.sendHello();
+  }
+
+  /**
+   * The TLS handshake is done: nothing is sent (not the nick, not the server password) until
+   * the certificate is trusted. A person may be asked, so the connect deadline ends here.
+   */
+  private secure(socket: tls.TLSSocket, address: ServerAddress, hs: Handshake): void {
+    this.clearTimer('connectTimer');
+    hs.secured = true;
+    const refuse = (err: ConnectError): void => {
+      if (hs.asking) hs.reject(err);
+      else if (socket === this.socket) {
+        hs.refusal = err;
+        socket.destroy();
+      }
+    };
+    const check = this.trust.check({
+      host: address.host,
+      port: address.port,
+      peer: peerCertificate(socket, address.host),
+      reconnecting: hs.reconnecting,
+      hangUp: () => {
+        hs.asking = true;
+        socket.destroy();
+      },
+      warn: (text) => this.emit('warning', text),
+    });
+    check.then(
+      (trusted) => {
+        if (hs.asking) {
+          // Known now: the next connection goes through without a question.
+          if (this.quitting) hs.reject(new ConnectError('closed before connecting', undefined));
+          else this.attempt(hs.reconnecting).then(hs.resolve, hs.reject);
+          return;
+        }
+        if (socket !== this.socket) return;
+        hs.trusted = trusted;
+        this.opened(socket);
+      },
+      (err: TrustError) => refuse(new ConnectError(err.message, err.code, err.brief, true, true)),
+    );
   }
 
   private sendHello(): void {
@@ -696,7 +777,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.armHeartbeat();
     const moved = this.lastAt !== null && this.lastAt !== this.at;
     this.lastAt = this.at;
-    this.emit('connected', welcome, { reconnected: hs.reconnecting, wantedNick: hs.baseNick, historyLost, address: this.address, moved });
+    this.emit('connected', welcome, { reconnected: hs.reconnecting, wantedNick: hs.baseNick, historyLost, address: this.address, moved, tls: hs.trusted ?? null });
     if (hs.reconnecting) this.rejoin();
     for (const w of this.readyWaiters.splice(0)) w.resolve();
     hs.resolve(welcome);
@@ -728,19 +809,13 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const hs = this.handshake;
     if (hs) {
       this.handshake = null;
+      // Closed to ask a person about the certificate: their answer decides what follows (secure()).
+      if (hs.asking) return;
       if (hs.refusal) hs.reject(hs.refusal);
       else if (this.bye) {
         const message = `the server refused the connection: ${this.bye.reason}`;
         hs.reject(new ConnectError(message, this.bye.code, message, true));
-      }
-      else
-        hs.reject(
-          new ConnectError(
-            explainConnectError(this.socketError ?? new Error('the server closed the connection'), { ...this.opts, ...this.address }),
-            connectErrorCode(this.socketError),
-            briefConnectError(this.socketError),
-          ),
-        );
+      } else hs.reject(this.connectFailure(hs));
       return;
     }
     if (this.quitting || this.state === 'closed') {
@@ -762,6 +837,19 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     }
   }
 
+  /** Why a connection that never registered failed, in words for a person. */
+  private connectFailure(hs: Handshake): ConnectError {
+    const err = this.socketError;
+    const target = { ...this.opts, ...this.address };
+    if (this.address.tls && hs.linked && !hs.secured)
+      return new ConnectError(explainTlsHandshake(err, target), TLS_HANDSHAKE, 'the server did not answer TLS');
+    return new ConnectError(
+      explainConnectError(err ?? new Error('the server closed the connection'), target),
+      connectErrorCode(err),
+      briefConnectError(err),
+    );
+  }
+
   private nextAddress(): void {
     this.at = (this.at + 1) % this.addresses.length;
   }
@@ -778,6 +866,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       this.attempt(true).catch((err: Error) => {
         if (this.quitting) {
           this.finish(this.closeReason);
+          return;
+        }
+        if (err instanceof ConnectError && err.final) {
+          this.emit('fatal', err);
+          this.finish(err.brief);
           return;
         }
         this.nextAddress();

@@ -100,6 +100,20 @@ export function explainConnectError(err: unknown, target: ConnectTarget): string
   return `could not connect to ${where(target)}: ${advice(connectErrorCode(err), target, fallback)}`;
 }
 
+/** The code of a connection that was made but whose TLS handshake failed or never finished. */
+export const TLS_HANDSHAKE = 'TLS_HANDSHAKE';
+
+/**
+ * A TLS handshake that failed on a connection that was made: most often a server started
+ * without --tls (a roomcast server hangs up; another server answers in clear text).
+ */
+export function explainTlsHandshake(err: unknown, target: ConnectTarget): string {
+  const e = err as (NodeJS.ErrnoException & { reason?: string }) | null | undefined;
+  // OpenSSL's message carries its source file and line; its reason is what a person can use.
+  const why = e?.reason ?? briefConnectError(e ?? null);
+  return `the server at ${where(target)} did not answer TLS (${why}): is it started with --tls? or connect without tls:// (and without --tls)`;
+}
+
 /** A few words for a repeated report ("connection lost (connection refused), reconnecting"). */
 export function briefConnectError(err: NodeJS.ErrnoException | null): string {
   if (!err) return 'the server closed the connection';

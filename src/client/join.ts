@@ -8,9 +8,10 @@ import { AddressError, parseServerAddresses, type ServerAddress } from './addres
 import { ChatClient, ConnectError } from './chat-client.js';
 import { colorLevel, createStyle } from './render.js';
 import { Terminal } from './terminal.js';
+import { checkFingerprintUse, trustOptions, type TlsFlags } from './tls-options.js';
 
-export interface JoinOptions {
-  /** HOST[:PORT], or several (the nodes of a cluster) comma-separated; absent: find a server on the LAN or on this machine. */
+export interface JoinOptions extends TlsFlags {
+  /** HOST[:PORT] (tls://HOST:PORT for TLS), or several (the nodes of a cluster) comma-separated; absent: find a server on the LAN or on this machine. */
   address?: string;
   nick?: string;
   rooms: string[];
@@ -21,25 +22,26 @@ export interface JoinOptions {
 export async function runJoin(opts: JoinOptions): Promise<number> {
   const { stdin, stdout, stderr } = process;
   const interactive = Boolean(stdin.isTTY && stdout.isTTY);
-  let address: ServerAddress;
-  let alternates: ServerAddress[] = [];
+  let addresses: ServerAddress[] | undefined;
   if (opts.address === undefined) {
     // Only a join without an address looks on the LAN, so only it loads the mDNS browser.
     const { pickServer } = await import('./pick-server.js');
     const picked = await pickServer({ input: stdin, output: stdout, errorOutput: stderr, interactive }, DEFAULT_PORT);
     if (typeof picked === 'number') return picked;
-    address = picked.address;
-    alternates = picked.alternates ?? [];
-  } else {
-    try {
-      [address, ...alternates] = parseServerAddresses(opts.address, DEFAULT_PORT) as [ServerAddress, ...ServerAddress[]];
-    } catch (err) {
-      if (!(err instanceof AddressError)) throw err;
-      process.stderr.write(`roomcast: ${err.message}\n`);
-      return 2;
-    }
+    // Discovery finds where a server is, not whether it speaks TLS: --tls says so.
+    addresses = [picked.address, ...(picked.alternates ?? [])].map((a) => (opts.tls ? { ...a, tls: true as const } : a));
   }
-  const client = new ChatClient({ ...address, alternates, nick: opts.nick, rooms: opts.rooms, reconnect: opts.reconnect });
+  try {
+    addresses ??= parseServerAddresses(opts.address!, DEFAULT_PORT, { tls: opts.tls });
+    checkFingerprintUse(opts, addresses);
+  } catch (err) {
+    if (!(err instanceof AddressError)) throw err;
+    process.stderr.write(`roomcast: ${err.message}\n`);
+    return 2;
+  }
+  const [address, ...alternates] = addresses as [ServerAddress, ...ServerAddress[]];
+  const trust = trustOptions(opts, { stdin, stderr });
+  const client = new ChatClient({ ...address, alternates, nick: opts.nick, rooms: opts.rooms, reconnect: opts.reconnect, trust });
   const terminal = new Terminal({
     client,
     input: stdin,
@@ -54,7 +56,7 @@ export async function runJoin(opts: JoinOptions): Promise<number> {
     await client.connect();
   } catch (err) {
     if (!(err instanceof ConnectError)) throw err;
-    terminal.fail(err.message);
+    terminal.fail(err.message, err.final);
     return 1;
   }
   return terminal.run();

@@ -17,9 +17,10 @@ import { IMAGE_FORMAT_LIST, sniffImageFormat } from '../protocol/image-format.js
 import { DEFAULT_PORT } from '../protocol/port.js';
 import { AddressError, parseServerAddress } from './address.js';
 import { ChatClient, ConnectError, NotConnectedError, RequestError, TimeoutError } from './chat-client.js';
-import { clean } from './render.js';
+import { clean, cleanLines } from './render.js';
+import { checkFingerprintUse, trustOptions, type TlsFlags, type TrustIo } from './tls-options.js';
 
-export interface PostOptions {
+export interface PostOptions extends TlsFlags {
   address: string;
   room: string;
   image?: string;
@@ -32,9 +33,8 @@ export interface PostOptions {
 
 export const POST_DEFAULT_TIMEOUT_MS = 30_000;
 
-export interface PostIo {
+export interface PostIo extends TrustIo {
   stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
 }
 
 /** "kitten.jpg: tiger cat 42%, tabby 16%, Egyptian cat 7%" */
@@ -47,6 +47,8 @@ class Failure extends Error {
   constructor(
     message: string,
     readonly status: 1 | 2,
+    /** The client's own words, in several lines (a refused certificate's); other text is kept to one. */
+    readonly lines = false,
   ) {
     super(message);
   }
@@ -70,7 +72,7 @@ async function readImage(file: string): Promise<Buffer> {
 
 /** Runs one post to the end; resolves with the exit status. */
 export async function runPost(opts: PostOptions, io: PostIo = process): Promise<number> {
-  const say = (text: string): void => void io.stderr.write(`roomcast: ${clean(text)}\n`);
+  const say = (text: string, lines = false): void => void io.stderr.write(`roomcast: ${lines ? cleanLines(text) : clean(text)}\n`);
   let client: ChatClient | undefined;
   let phase = 'connecting';
   let timedOut = false;
@@ -85,7 +87,8 @@ export async function runPost(opts: PostOptions, io: PostIo = process): Promise<
     if (opts.text !== undefined && opts.text.trim() === '') throw new Failure('--text is empty', 2);
     let address;
     try {
-      address = parseServerAddress(opts.address, DEFAULT_PORT);
+      address = parseServerAddress(opts.address, DEFAULT_PORT, { tls: opts.tls });
+      checkFingerprintUse(opts, [address]);
     } catch (err) {
       if (err instanceof AddressError) throw new Failure(err.message, 2);
       throw err;
@@ -99,11 +102,13 @@ export async function runPost(opts: PostOptions, io: PostIo = process): Promise<
       reconnect: false,
       heartbeatMs: 0,
       connectTimeoutMs: Math.min(opts.timeoutMs, 10_000),
+      trust: trustOptions(opts, io),
     });
+    client.on('warning', (text) => say(text));
     try {
       await client.connect();
     } catch (err) {
-      if (err instanceof ConnectError) throw new Failure(err.message, 1);
+      if (err instanceof ConnectError) throw new Failure(err.message, 1, err.final);
       throw err;
     }
     // Someone online has the nick: the client took the next free one (bob_2), as join does, and
@@ -141,7 +146,7 @@ export async function runPost(opts: PostOptions, io: PostIo = process): Promise<
     await client.quit();
     return 0;
   } catch (err) {
-    if (err instanceof Failure && !timedOut) say(err.message);
+    if (err instanceof Failure && !timedOut) say(err.message, err.lines);
     else if (timedOut || err instanceof TimeoutError) say(`timed out after ${formatMs(opts.timeoutMs)} ${phase} (--timeout to wait longer)`);
     else if (err instanceof RequestError) say(`refused by the server: ${err.message} (${err.code})`);
     else if (err instanceof NotConnectedError) say(`the connection was lost while ${phase}: ${err.message}`);

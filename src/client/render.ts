@@ -12,6 +12,8 @@ import { markedText } from '../protocol/frame.js';
 import type { EventOf, ImageEvent, LabelsEvent, RoomEvent, SearchHit, ServerEvent } from '../protocol/events.js';
 import { formatBytes, scorePercent } from '../format/units.js';
 import { nickKey } from '../protocol/text.js';
+import { shortFingerprint } from '../tls/fingerprint.js';
+import type { Trusted } from './trust.js';
 
 export type LineKind = 'chat' | 'notice' | 'error';
 
@@ -50,6 +52,11 @@ function standIn(ch: string): string {
 export function clean(value: unknown): string {
   const s = typeof value === 'string' ? value : value === undefined || value === null ? '' : String(value);
   return s.replace(UNSAFE, standIn);
+}
+
+/** clean() for a message of several lines (a refused certificate's): each line cleaned, the line ends kept. */
+export function cleanLines(text: string): string {
+  return text.split('\n').map((line) => clean(line)).join('\n');
 }
 
 /**
@@ -137,6 +144,12 @@ export function notice(text: string, time: number, s: Style): Line {
 
 export function errorLine(text: string, time: number, s: Style): Line {
   return { kind: 'error', text: `${stamp(time, s)} ${s.error(`! ${text}`)}` };
+}
+
+/** How the connection is protected, for the line that says it is made: "" in clear text. */
+export function tlsNote(trusted: Trusted | null): string {
+  if (trusted === null) return '';
+  return trusted.how === 'verified' ? ' (TLS, verified certificate)' : ` (TLS, ${shortFingerprint(trusted.fingerprint)})`;
 }
 
 function roomTag(room: unknown, s: Style): string {

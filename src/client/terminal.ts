@@ -20,7 +20,7 @@ import { formatBytes } from '../format/units.js';
 import { IMAGE_FORMAT_LIST, sniffImageFormat } from '../protocol/image-format.js';
 import { nickKey, normalizeRoom } from '../protocol/text.js';
 import { NotConnectedError, RequestError, type Answered, type ChatClient, type Request } from './chat-client.js';
-import { clean, errorLine, notice, renderEvent, renderHelp, withClientCommands, type Line, type Style } from './render.js';
+import { clean, cleanLines, errorLine, notice, renderEvent, renderHelp, tlsNote, withClientCommands, type Line, type Style } from './render.js';
 import { formatServerAddress } from './address.js';
 
 export interface TerminalOptions {
@@ -142,7 +142,7 @@ export class Terminal {
         notice(
           info.reconnected
             ? `reconnected${info.moved ? ` to ${formatServerAddress(info.address)}` : ''} as ${clean(welcome.nick)}`
-            : `connected to ${clean(welcome.server)} ${clean(welcome.version)} as ${clean(welcome.nick)}`,
+            : `connected to ${clean(welcome.server)} ${clean(welcome.version)} as ${clean(welcome.nick)}${tlsNote(info.tls)}`,
           this.now(),
           s,
         ),
@@ -174,11 +174,16 @@ export class Terminal {
       this.print([notice(`could not reconnect (${clean(reason)}), trying again in ${formatDelay(retryInMs)}...`, this.now(), this.style)]);
     });
     this.client.on('warning', (text) => this.print([notice(clean(text), this.now(), this.style)]));
+    // A server not to be trusted on reconnecting (its certificate changed): said in full, every line.
+    this.client.on('fatal', (err) => this.print(err.message.split('\n').map((line) => errorLine(clean(line), this.now(), this.style))));
   }
 
-  /** Reports a failure to connect; the caller exits non-zero. */
-  fail(message: string): void {
-    this.opts.errorOutput.write(`roomcast: ${clean(message)}\n`);
+  /**
+   * Reports a failure to connect; the caller exits non-zero. `lines`: the message is the
+   * client's own and has several (a changed certificate's old and new fingerprints).
+   */
+  fail(message: string, lines = false): void {
+    this.opts.errorOutput.write(`roomcast: ${lines ? cleanLines(message) : clean(message)}\n`);
   }
 
   /** Runs until the person quits, the input ends, or the connection is gone for good. */
