@@ -5,7 +5,7 @@
  * fit are one line and exit 1.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -72,6 +72,43 @@ describeWithOpenssl('roomcast serve --tls', () => {
     expect(await first.child.stop()).toBe(0);
     const again = await serve('--tls');
     expect(again.fingerprint).toBe(first.fingerprint);
+  });
+
+  test('roomcast post to serve --tls: pinned with the banner\'s fingerprint and remembered; a server that comes back with another certificate is refused loudly', async () => {
+    const config = mkdtempSync(path.join(tmpdir(), 'roomcast-tls-config-'));
+    const other = mkdtempSync(path.join(tmpdir(), 'roomcast-tls-other-'));
+    try {
+      const env = { ...CLI_ENV, XDG_CONFIG_HOME: config };
+      const post = (port: number, extra: string[]): CliChild => {
+        const child = new CliChild('post', spawn(process.execPath, [BIN, 'post', `tls://127.0.0.1:${port}`, '--room', 'lobby', '--text', 'hello', ...extra], { cwd: ROOT, env }), WAIT);
+        children.push(child);
+        return child;
+      };
+      const first = await serve('--tls');
+      const watcher = await JsonClient.registered(first.port, 'ann');
+      clients.push(watcher);
+      const pinned = post(first.port, ['--fingerprint', first.fingerprint]);
+      expect(await pinned.waitExit()).toBe(0);
+      expect(await watcher.waitEvent((e) => e.type === 'message', WAIT)).toMatchObject({ text: 'hello' });
+      expect(readFileSync(path.join(config, 'roomcast', 'known_servers'), 'utf8')).toContain(`127.0.0.1:${first.port} ${first.fingerprint}`);
+      // Remembered: no --fingerprint needed the second time.
+      expect(await post(first.port, []).waitExit()).toBe(0);
+
+      // The same address, another certificate (another data directory): someone in the middle, as far as the client can tell.
+      await first.child.stop();
+      const impostor = run('serve', process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', String(first.port), '--no-bot', '--data-dir', other, '--tls']);
+      await impostor.waitOutput(/TLS: .*\n {2}SHA256:\S+\n/);
+      const fresh = /\n {2}(SHA256:\S+)\n/.exec(impostor.stdout)![1]!;
+      expect(fresh).not.toBe(first.fingerprint);
+      const refused = post(first.port, []);
+      expect(await refused.waitExit()).not.toBe(0);
+      expect(refused.stderr).toContain(first.fingerprint);
+      expect(refused.stderr).toContain(fresh);
+      expect(refused.stderr).toMatch(/different certificate|changed/i);
+    } finally {
+      rmSync(config, { recursive: true, force: true });
+      rmSync(other, { recursive: true, force: true });
+    }
   });
 
   test('serve --tls-only: clear text gets one line saying how to connect, plain HTTP a redirect, TLS the chat', async () => {
