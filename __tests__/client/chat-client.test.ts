@@ -207,6 +207,20 @@ describe('ChatClient against a real server', () => {
     await poster.waitEvent((e) => e.type === 'message' && e.text === 'to the current room' && e.room === 'dev');
   });
 
+  test('a registered nick: after /register, a reconnect logs in again and keeps it (not alice_2)', async () => {
+    const server = await h.server();
+    const { client, rec, timers } = makeClient(server, { nick: 'alice' });
+    await client.connect();
+    const answer = await client.request({ type: 'register', password: 'a long enough password' });
+    expect(answer).toMatchObject({ type: 'notice', text: expect.stringMatching(/^Registered alice/) });
+    connectionOf(server, 'alice').socket.destroy();
+    await until(() => rec.log.includes('disconnected 500'), 3000, 'the drop to be noticed');
+    expect(timers.fire(500)).toBe(1);
+    await until(() => rec.log.includes('reconnected alice'), 3000, 'the reconnect as alice');
+    expect(client.nick).toBe('alice');
+    expect(server.hub.sessions.get('alice')?.account).toBe('alice');
+  });
+
   test('backoff doubles while the server is away, and rooms survive a server restart', async () => {
     const first = await h.server();
     const port = first.port;

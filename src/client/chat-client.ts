@@ -14,7 +14,7 @@ import type { Command } from '../protocol/commands.js';
 import { protocolError, type ErrorCode } from '../protocol/errors.js';
 import { localEventKey, type EventOf, type EventType, type ImageEvent, type LabelsEvent, type MessageEvent, type RequestId, type RoomEvent, type ServerEvent } from '../protocol/events.js';
 import { LineReader } from '../protocol/line-reader.js';
-import { NICK_MAX, normalizeRoom } from '../protocol/text.js';
+import { NICK_MAX, nickKey, normalizeRoom } from '../protocol/text.js';
 import type { ServerAddress } from './address.js';
 import { briefConnectError, connectErrorCode, explainConnectError, explainTlsHandshake, TLS_HANDSHAKE } from './connect-errors.js';
 import { openTls, peerCertificate } from './tls-connect.js';
@@ -324,6 +324,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private readonly joined = new Map<string, RoomState>();
   private current: string | null = null;
   private readonly seen = new Map<string, SeenSeqs>();
+  /** The account this client logged in to (/register, /login): every later hello proves it. */
+  private account: { nick: string; password: string } | null = null;
   /**
    * Messages and image posts shown to us unnumbered while the server's cluster was away (by
    * room, then localEventKey): the same one numbered later, live or in a replay on another
@@ -737,6 +739,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const hs = this.handshake!;
     const hello: Command = { type: 'hello' };
     if (hs.baseNick !== undefined) hello.nick = nickCandidate(hs.baseNick, hs.tries);
+    if (this.account !== null && hello.nick !== undefined && nickKey(hello.nick) === nickKey(this.account.nick)) hello.password = this.account.password;
     // A reconnect joins with "after" itself, so the server must not replay anything first.
     if (hs.reconnecting) hello.rooms = [];
     else if (this.opts.rooms && this.opts.rooms.length > 0) hello.rooms = this.opts.rooms;
@@ -751,7 +754,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       return;
     }
     if (event.type === 'error') {
-      const taken = event.code === 'NICK_TAKEN' || event.code === 'NICK_RESERVED';
+      // A registered nick is taken too, for now: the session that comes in as alice_2 can /login alice.
+      const taken = event.code === 'NICK_TAKEN' || event.code === 'NICK_RESERVED' || event.code === 'NICK_REGISTERED';
       if (taken && hs.baseNick !== undefined && hs.tries + 1 < this.opts.nickAttempts) {
         hs.tries++;
         this.sendHello();
@@ -1024,6 +1028,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       }
       case 'bye':
         this.bye = event;
+        return event;
+      case 'notice':
+        // The answer to a /register or /login that worked: a reconnect logs in again with it,
+        // or the server would keep the registered nick from its own owner.
+        if (p && !p.internal && (p.command.type === 'register' || p.command.type === 'login')) {
+          const nick = p.command.type === 'login' ? p.command.nick : this.nick;
+          if (nick !== undefined) this.account = { nick, password: p.command.password };
+        }
         return event;
       default:
         return event;
