@@ -138,8 +138,7 @@ describeWithOpenssl('roomcast serve --tls', () => {
       const cases: [string[], RegExp][] = [
         [['--tls-cert', certA!, '--tls-key', keyB!], /^roomcast: the key .*b\.key does not belong to the certificate .*a\.crt: give the key the certificate was made for\n$/],
         [['--tls-cert', certA!], /^roomcast: --tls-cert needs --tls-key FILE \(its private key\)\n$/],
-        [['--tls-only'], /^roomcast: --tls-only needs --tls \(a self-signed certificate\) or --tls-cert FILE --tls-key FILE\n$/],
-        [['--tls-cert', path.join(other, 'missing.crt'), '--tls-key', keyB!], /^roomcast: cannot read the TLS certificate .*missing\.crt: no such file\n$/],
+          [['--tls-cert', path.join(other, 'missing.crt'), '--tls-key', keyB!], /^roomcast: cannot read the TLS certificate .*missing\.crt: no such file\n$/],
       ];
       for (const [args, message] of cases) {
         const child = run('serve', process.execPath, [BIN, 'serve', '--port', '0', '--no-bot', '--data-dir', dir, ...args]);

@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { DEFAULT_PORT } from '../protocol/port.js';
 import { IMAGE_FORMAT_LIST } from '../protocol/image-format.js';
 import { VERSION } from '../version.js';
-import { bytes, count, fingerprint, milliseconds, port, rate, redisUrl, retention, seconds } from './numbers.js';
+import { bytes, count, fingerprint, milliseconds, passwordFile, port, rate, redisUrl, retention, seconds } from './numbers.js';
 
 const POST_DEFAULT_TIMEOUT_MS = 30_000;
 const PROBE_DEFAULT_TIMEOUT_MS = 1000;
@@ -118,7 +118,7 @@ export function buildProgram(): Command {
     .option('--tls', 'speak TLS too, on the same port, with a self-signed certificate made on first start and kept in --data-dir (its fingerprint is printed)')
     .option('--tls-cert <file>', 'speak TLS with this certificate (PEM; a chain: the server\'s first), with --tls-key')
     .option('--tls-key <file>', 'the private key (PEM, unencrypted) of --tls-cert')
-    .option('--tls-only', 'with --tls or --tls-cert: refuse clear-text chat (with a one-line hint) and redirect plain HTTP to https')
+    .option('--tls-only', 'speak TLS only (with --tls-cert, or else the self-signed certificate of --tls): refuse clear-text chat with a one-line hint, redirect plain HTTP to https')
     .option('--api-token-required', 'the HTTP API answers only with an API token (roomcast token create) or the server password, even without --password-file')
     .option('--password-file <file>', 'a password every client must give first (its first line; never on the command line, where ps shows it): /pass in text mode, the hello\'s serverPassword, HTTP Basic or Bearer')
     .option('-q, --quiet', 'log only warnings and errors')
@@ -136,6 +136,7 @@ export function buildProgram(): Command {
     .option('-n, --nick <nick>', 'your nick (default: one the server picks)')
     .option('-r, --room <room>', 'room to join; repeat for several', collect)
     .option('--no-reconnect', 'exit when the connection drops instead of reconnecting')
+    .option('--password-file <file>', 'the server password, on its first line: for a server started with --password-file', passwordFile)
     .option('--tls', TLS_HELP)
     .option('--fingerprint <SHA256:...>', FINGERPRINT_HELP, fingerprint)
     .addHelpText(
@@ -150,10 +151,10 @@ Colour is used only on a terminal; NO_COLOR=1 turns it off there too.
 
 ${TRUST_HELP}`,
     )
-    .action(async (address: string | undefined, opts: { nick?: string; room?: string[]; reconnect: boolean; tls?: boolean; fingerprint?: string }) => {
+    .action(async (address: string | undefined, opts: { nick?: string; room?: string[]; reconnect: boolean; tls?: boolean; fingerprint?: string; passwordFile?: string }) => {
       const { runJoin } = await import('../client/join.js');
       await exitWith(
-        runJoin({ address, nick: opts.nick, rooms: opts.room ?? [], reconnect: opts.reconnect, tls: opts.tls, fingerprint: opts.fingerprint }),
+        runJoin({ address, nick: opts.nick, rooms: opts.room ?? [], reconnect: opts.reconnect, tls: opts.tls, fingerprint: opts.fingerprint, serverPassword: opts.passwordFile }),
       );
     });
 
@@ -168,6 +169,7 @@ ${TRUST_HELP}`,
     .option('-n, --nick <nick>', 'nick to post as (default: one the server picks)')
     .option('--timeout <ms>', 'give up after this long, in all', milliseconds(1), POST_DEFAULT_TIMEOUT_MS)
     .option('--json', 'print the bot\'s answer as its JSON labels event')
+    .option('--password-file <file>', 'the server password, on its first line: for a server started with --password-file', passwordFile)
     .option('--tls', TLS_HELP)
     .option('--fingerprint <SHA256:...>', FINGERPRINT_HELP, fingerprint)
     .addHelpText(
@@ -182,7 +184,7 @@ ${TRUST_HELP}`,
     .action(
       async (
         address: string,
-        opts: { room: string; image?: string; text?: string; nick?: string; timeout: number; json?: boolean; tls?: boolean; fingerprint?: string },
+        opts: { room: string; image?: string; text?: string; nick?: string; timeout: number; json?: boolean; tls?: boolean; fingerprint?: string; passwordFile?: string },
       ) => {
         const { runPost } = await import('../client/post.js');
         await exitWith(
@@ -196,6 +198,7 @@ ${TRUST_HELP}`,
             json: opts.json === true,
             tls: opts.tls,
             fingerprint: opts.fingerprint,
+            serverPassword: opts.passwordFile,
           }),
         );
       },

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /**
  * Numeric command-line options, checked one way for every subcommand. A bad value is refused
  * while the arguments are parsed, so the user reads which option, which value and which range
@@ -102,4 +103,21 @@ export function fingerprint(value: string): string {
       'Give the SHA-256 fingerprint the server printed at start-up: SHA256: and 32 hex pairs, such as SHA256:3A:F1:...:9C (case, the prefix and the colons do not matter).',
     );
   return fp;
+}
+
+/**
+ * --password-file FILE for the clients: the server password, the file's first line (a file,
+ * never the command line, where ps shows it to everyone on the machine).
+ */
+export function passwordFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InvalidArgumentError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}.`);
+  }
+  const password = text.split(/\r?\n/, 1)[0]!.trim();
+  if (password === '') throw new InvalidArgumentError(`${file} is empty: put the server password on its first line.`);
+  return password;
 }

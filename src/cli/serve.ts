@@ -157,8 +157,8 @@ async function certificateFor(flags: ServeFlags, dataDir: string): Promise<Serve
   if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined))
     throw new CertificateError(flags.tlsCert === undefined ? '--tls-key needs --tls-cert FILE (the certificate it belongs to)' : '--tls-cert needs --tls-key FILE (its private key)');
   if (flags.tlsCert !== undefined) return loadCertificate(flags.tlsCert, flags.tlsKey!);
-  if (flags.tls) return selfSignedCertificate(dataDir);
-  if (flags.tlsOnly) throw new CertificateError('--tls-only needs --tls (a self-signed certificate) or --tls-cert FILE --tls-key FILE');
+  // --tls-only alone means TLS with the self-signed certificate, as --tls does.
+  if (flags.tls || flags.tlsOnly) return selfSignedCertificate(dataDir);
   return null;
 }
 

@@ -16,6 +16,8 @@ export interface JoinOptions extends TlsFlags {
   nick?: string;
   rooms: string[];
   reconnect: boolean;
+  /** The server password (--password-file). */
+  serverPassword?: string;
 }
 
 /** Runs the client to the end; resolves with the process exit status. */
@@ -41,7 +43,7 @@ export async function runJoin(opts: JoinOptions): Promise<number> {
   }
   const [address, ...alternates] = addresses as [ServerAddress, ...ServerAddress[]];
   const trust = trustOptions(opts, { stdin, stderr });
-  const client = new ChatClient({ ...address, alternates, nick: opts.nick, rooms: opts.rooms, reconnect: opts.reconnect, trust });
+  const client = new ChatClient({ ...address, alternates, nick: opts.nick, rooms: opts.rooms, reconnect: opts.reconnect, trust, serverPassword: opts.serverPassword });
   const terminal = new Terminal({
     client,
     input: stdin,

@@ -29,6 +29,8 @@ export interface PostOptions extends TlsFlags {
   /** Bound on the whole run: connecting, posting and waiting for the bot (ms). */
   timeoutMs: number;
   json: boolean;
+  /** The server password (--password-file). */
+  serverPassword?: string;
 }
 
 export const POST_DEFAULT_TIMEOUT_MS = 30_000;
@@ -103,6 +105,7 @@ export async function runPost(opts: PostOptions, io: PostIo = process): Promise<
       heartbeatMs: 0,
       connectTimeoutMs: Math.min(opts.timeoutMs, 10_000),
       trust: trustOptions(opts, io),
+      serverPassword: opts.serverPassword,
     });
     client.on('warning', (text) => say(text));
     try {
