@@ -226,7 +226,8 @@ export const CHROMIUM = '/usr/bin/chromium';
  * Headless Chromium for the page tests; launch() gives it a fresh temporary profile, removed on
  * close. Smooth scrolling is off so a wheel turn moves the view at once, as a test can wait for.
  */
-export async function launchChromium(): Promise<Browser> {
+/** `extraArgs`: more of Chromium's flags (a certificate to trust, say). */
+export async function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   if (!existsSync(CHROMIUM))
     throw new Error(
       `${CHROMIUM} is missing: the browser tests need Debian's chromium package. ` +
@@ -245,6 +246,7 @@ export async function launchChromium(): Promise<Browser> {
       '--disable-component-update',
       '--disable-sync',
       '--disable-smooth-scrolling',
+      ...extraArgs,
     ],
   });
 }
