@@ -132,6 +132,24 @@ describeWithOpenssl('TLS on the chat port', () => {
     expect(more).toHaveLength(2);
   });
 
+  test('a TLS handshake that is still unread when the greeting delay passes (a busy server) is taken for TLS, not greeted as text', async () => {
+    // A greeting delay of 1 ms: the deadline has passed by the next turn, whose timers run
+    // before its poll reads the ClientHello that is already there.
+    const server = await h.server({ ...tlsOptions(), connection: { greetDelay: 1 } });
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        new Promise<string>((resolve) => {
+          const c = tls.connect({ host: HOST, port: server.port, rejectUnauthorized: false }, () => {
+            resolve('secure');
+            c.destroy();
+          });
+          c.on('error', (err) => resolve(err.message));
+        }),
+      ),
+    );
+    expect(results).toEqual(Array.from({ length: 20 }, () => 'secure'));
+  });
+
   test('a TLS handshake to a server without TLS is closed, not taken for chat', async () => {
     const server = await h.server();
     const c = await h.raw(server);

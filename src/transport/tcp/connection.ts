@@ -289,6 +289,16 @@ export class Connection implements ChatLink, GatedInput, SendQueueOwner, ImageSo
   /** The greeting deadline passed without a first line: the connection gets text. */
   expire(): void {
     if (!this.detecting || this.closing) return;
+    // A busy event loop runs its timers before it reads its sockets, so what the client sent in
+    // time (a TLS handshake, a request line, a hello) may be waiting unread: it is read first,
+    // in this turn's poll, and only if nothing came is the connection taken for a silent one.
+    const ticket = this.greeting;
+    setImmediate(() => {
+      if (this.greeting === ticket && !this.closing) this.greetSilent();
+    });
+  }
+
+  private greetSilent(): void {
     this.greeting = NO_TICKET;
     this.greetedSilent = this.sniffing;
     this.sniffing = false;
