@@ -15,6 +15,7 @@
  * per socket read.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { LatencyHistogram } from './stats.js';
 import { clientTextFrames, upgradeRequest, WsReader } from './ws-wire.js';
 
@@ -107,6 +108,21 @@ export interface ClientPlan {
   /** How many senders the run has in all (sizes the per-sender tables). */
   senderCount: number;
   textBytes: number;
+  /** Over TLS (the server's --tls port), the same protocol inside. */
+  tls?: boolean;
+}
+
+/**
+ * A connection to the server on loopback, clear or TLS, and the event after which it carries
+ * the protocol: for TLS, the end of the handshake. The server's certificate is self-signed and
+ * not checked: what the benchmark measures is the cost of the encryption, not of trust.
+ */
+export function openConnection(port: number, secure: boolean, onread?: net.OnReadOpts): { socket: net.Socket; connected: 'connect' | 'secureConnect' } {
+  const options = { host: '127.0.0.1', port, noDelay: true, ...(onread ? { onread } : {}) };
+  if (!secure) return { socket: net.connect(options), connected: 'connect' };
+  // tls.connect leaves noDelay out of the TCP socket it makes; senders' small writes must not wait for acks.
+  const socket = tls.connect({ ...options, rejectUnauthorized: false }).setNoDelay(true);
+  return { socket, connected: 'secureConnect' };
 }
 
 const PAD = 'x'.repeat(16384);
@@ -156,14 +172,9 @@ export class BenchClient {
     // spot. A 'data' event would allocate a fresh 64 KB buffer per read and go through the
     // stream machinery: at two hundred thousand reads a second, that is generator time which
     // would show up as server latency.
-    const socket = net.connect({
-      host: '127.0.0.1',
-      port,
-      noDelay: true,
-      onread: { buffer: READ_BUFFER, callback: (n: number) => this.onRead(n) },
-    });
+    const { socket, connected } = openConnection(port, plan.tls === true, { buffer: READ_BUFFER, callback: (n: number) => this.onRead(n) });
     this.socket = socket;
-    socket.on('connect', () => socket.write(this.greeting()));
+    socket.on(connected, () => socket.write(this.greeting()));
     socket.on('drain', () => {
       this.blocked = false;
       this.onDrain?.();
@@ -359,6 +370,42 @@ function startsWith(buf: Buffer, s: number, e: number, prefix: Buffer): boolean 
 }
 
 /**
+ * Runs task(0), task(1), ... with at most `concurrency` of them running at once, until
+ * `count` have started or `enough()` says so; resolves with how many completed. The first
+ * failure stops the others from starting more and is what the promise rejects with.
+ */
+export async function inParallel(count: number, concurrency: number, task: (i: number) => Promise<void>, enough: () => boolean = () => false): Promise<number> {
+  let nextIndex = 0;
+  let completed = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (nextIndex < count && !failed && !enough()) {
+      await task(nextIndex++);
+      completed++;
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, () =>
+      worker().catch((err) => {
+        failed = true; // the other workers stop at their next task
+        throw err;
+      }),
+    ),
+  );
+  return completed;
+}
+
+/** `promise`, or a rejection with `message` once `ms` have passed. */
+export async function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), Math.max(1, ms))))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Opens `plans.length` clients, at most `concurrency` connecting at once (a burst of ten
  * thousand SYNs would overflow the listen backlog), and resolves when all are ready. Rejects
  * on the first failure or when `timeoutMs` has passed.
@@ -372,31 +419,13 @@ export async function connectAll(
 ): Promise<BenchClient[]> {
   const clients: BenchClient[] = [];
   const deadline = Date.now() + timeoutMs;
-  let nextIndex = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (nextIndex < plans.length && !failed) {
-      if (Date.now() > deadline) throw new Error(`connecting ${plans.length} clients took over ${timeoutMs} ms`);
-      const c = new BenchClient(port, plans[nextIndex++], tally);
-      clients.push(c);
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        c.ready,
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error('a client was not ready in time')), Math.max(1, deadline - Date.now()));
-        }),
-      ]).finally(() => clearTimeout(timer));
-    }
-  };
   try {
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, plans.length) }, () =>
-        worker().catch((err) => {
-          failed = true; // the other workers stop at their next client
-          throw err;
-        }),
-      ),
-    );
+    await inParallel(plans.length, concurrency, async (i) => {
+      if (Date.now() > deadline) throw new Error(`connecting ${plans.length} clients took over ${timeoutMs} ms`);
+      const c = new BenchClient(port, plans[i], tally);
+      clients.push(c);
+      await within(c.ready, deadline - Date.now(), 'a client was not ready in time');
+    });
   } catch (err) {
     for (const c of clients) c.close();
     throw err;

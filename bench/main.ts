@@ -27,9 +27,10 @@ import { SCENARIOS, runScenario, type RunResult, type Scenario, type Target } fr
 import { compareTransports } from './ws-scenarios.js';
 import { runHistoryFigures, type HistoryFigures } from './history.js';
 import { redisMissing, redisTable, runRedisFigures, type RedisFigures } from './redis.js';
+import { handshakeTable, runTlsHandshakes, type HandshakeFigures } from './tls-handshakes.js';
 import { PROJECT_ROOT } from './server-process.js';
-import { spread, type Spread } from './stats.js';
-import { formatTable } from './table.js';
+import { figuresOf, type Spread } from './stats.js';
+import { fmtInt, formatTable } from './table.js';
 
 interface Summary<R = RunResult> {
   scenario: string;
@@ -77,10 +78,12 @@ function usage(): string {
   return [
     'usage: node dist-bench/bench/main.js [options]',
     '  --scenario NAME   a scenario or a group (repeatable, or comma-separated); default: all',
-    `                    chat:       ${SCENARIOS.map((s) => s.name).join(', ')}`,
+    `                    chat:       ${SCENARIOS.filter((s) => !s.onRequest).map((s) => s.name).join(', ')}`,
+    `                    chat, only when named: ${SCENARIOS.filter((s) => s.onRequest).map((s) => s.name).join(', ')}`,
     `                    classifier: ${CLASSIFIER_SCENARIOS.map((s) => s.name).join(', ')}`,
     '                    history:    the history store through the server: stored messages/s by --fsync, bytes on disk, resume time',
     '                    redis:      one room through Redis: published messages/s, Redis CPU per message (skipped, with a notice, without redis-server)',
+    '                    tls-handshakes: connections to serve --tls opened and closed, TLS against clear: per second, server CPU each',
     '                    all:        every group (the classifier group is skipped, with a notice, when the model kit is missing)',
     '  --runs N          runs per scenario, each against a fresh server (default 3); the chat',
     '                    scenarios take turns: run 1 of each, then run 2 of each, ...',
@@ -138,7 +141,8 @@ async function main(): Promise<number> {
   // The history figures are a run of their own, not a scenario of rounds.
   const history = all || wanted.includes('history');
   const redis = all || wanted.includes('redis');
-  let entries = [...new Set(wanted.filter((w) => w !== 'history' && w !== 'redis').flatMap(findEntries))];
+  const handshakes = all || wanted.includes('tls-handshakes');
+  let entries = [...new Set(wanted.filter((w) => w !== 'history' && w !== 'redis' && w !== 'tls-handshakes').flatMap(findEntries))];
 
   // With --json, stdout carries only the JSON document.
   const say = values.json ? (m: string) => console.error(m) : (m: string) => console.log(m);
@@ -219,6 +223,19 @@ async function main(): Promise<number> {
     summaries.push({ ...summarizeClassifier(entry.sc, results), loadAverage: { before, after: loadavg() } });
   }
 
+  let handshakeFigures: HandshakeFigures | undefined;
+  if (handshakes) {
+    say(`tls-handshakes: connections to serve --tls opened and closed, TLS handshake against clear connect (load average ${fmtLoad(loadavg())})`);
+    // A handshake rate settles within a second: a fifth of --seconds a phase keeps the two
+    // phases of each run, server start included, within the time of one chat scenario's run.
+    handshakeFigures = await runTlsHandshakes({
+      runs,
+      secondsPerPhase: seconds / 5,
+      server: { args: serverArgs, nodeArgs, root: serverRoot, logFile: values['server-log'] },
+      log: say,
+    });
+  }
+
   let historyFigures: HistoryFigures | undefined;
   if (history) {
     say('history: stored messages per second in one room (--fsync batch and always), size on disk, resume after a restart');
@@ -238,6 +255,7 @@ async function main(): Promise<number> {
   const classifierSummaries = summaries.filter((s): s is Summary<ClassifierRun> => s.group === 'classifier');
   say('');
   if (chatSummaries.length > 0) say(table(chatSummaries));
+  if (handshakeFigures) say(handshakeTable(handshakeFigures));
   if (historyFigures) say(historyTable(historyFigures));
   if (redisFigures) say(redisTable(redisFigures));
   if (classifierSummaries.length > 0) {
@@ -253,6 +271,7 @@ async function main(): Promise<number> {
     serverRoot: values['server-root'] ?? PROJECT_ROOT,
     ...(kit ? { kit: { model: kit.model, labels: kit.labels, photos: kit.photosDir, images: kit.images.length } } : {}),
     scenarios: summaries,
+    ...(handshakeFigures ? { tlsHandshakes: handshakeFigures } : {}),
     ...(historyFigures ? { history: historyFigures } : {}),
     ...(redisFigures ? { redis: redisFigures } : {}),
   };
@@ -262,17 +281,18 @@ async function main(): Promise<number> {
     writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
     say(`results: ${out}`);
   }
-  const ok = summaries.every((s) => s.correct) && redisFigures?.allDelivered !== false;
+  const ok = summaries.every((s) => s.correct) && redisFigures?.allDelivered !== false && handshakeFigures?.correct !== false;
   if (!ok) say('SOME DELIVERIES WERE LOST, DUPLICATED OR OUT OF ORDER, OR A RUN FAILED (see above)');
   return ok ? 0 : 1;
 }
 
-/** A scenario by name, or the scenarios of a group (chat, classifier, all). */
+/** A scenario by name, or the scenarios of a group (chat, classifier, all), but those run only when named. */
 function findEntries(name: string): Entry[] {
-  if (name === 'all') return ENTRIES;
-  if (name === 'chat' || name === 'classifier') return ENTRIES.filter((e) => e.group === name);
+  const grouped = ENTRIES.filter((e) => !(e.group === 'chat' && e.sc.onRequest));
+  if (name === 'all') return grouped;
+  if (name === 'chat' || name === 'classifier') return grouped.filter((e) => e.group === name);
   const entry = ENTRIES.find((e) => e.sc.name === name);
-  if (!entry) throw new Error(`unknown scenario "${name}"; known: ${ENTRIES.map((e) => e.sc.name).join(', ')}, or chat, classifier, history, redis, all`);
+  if (!entry) throw new Error(`unknown scenario "${name}"; known: ${ENTRIES.map((e) => e.sc.name).join(', ')}, or chat, classifier, history, redis, tls-handshakes, all`);
   return [entry];
 }
 
@@ -294,16 +314,6 @@ function positiveInt(v: string, name: string, max: number): number {
   return n;
 }
 
-/** Median and spread of each figure over the runs. */
-function figuresOf(runs: Record<string, number>[], keys: readonly string[]): Pick<Summary, 'median' | 'spread'> {
-  const median: Record<string, number> = {};
-  const spreads: Record<string, Spread> = {};
-  for (const key of keys) {
-    spreads[key] = spread(runs.map((r) => r[key] ?? NaN));
-    median[key] = spreads[key].median;
-  }
-  return { median, spread: spreads };
-}
 
 function checkTargets(targets: Target<string>[], median: Record<string, number>): Summary['targets'] {
   return targets.map((t) => {
@@ -395,10 +405,6 @@ function fmtFigure(n: number | undefined, digits: number): string {
 
 function fmtLoad(l: number[]): string {
   return l.map((x) => x.toFixed(2)).join(' ');
-}
-
-function fmtInt(n: number): string {
-  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-';
 }
 
 // Ctrl-C: exit through process.exit so the exit hook kills the server child.

@@ -9,7 +9,7 @@
  * the peak RSS (VmHWM) that run's own.
  */
 import { BenchClient, connectAll, sendBurst, sendPaced, Tally, type ClientPlan, type Wire } from './load.js';
-import { ServerProcess } from './server-process.js';
+import { ServerProcess, tlsServerArgs } from './server-process.js';
 import { RedisServer } from './redis-server.js';
 import { LatencyHistogram } from './stats.js';
 import { WS_SCENARIOS } from './ws-scenarios.js';
@@ -63,6 +63,10 @@ export interface Scenario {
   store?: 'sqlite';
   /** A cluster: this many server processes (--processes) on a Redis of the run's own (--redis). */
   cluster?: { processes: number };
+  /** The server speaks TLS (--tls, its certificate made in a fresh data dir) and every client connects with it. */
+  tls?: boolean;
+  /** Run only when named, not with `all` or `chat`: it would lengthen the default run more than it tells. */
+  onRequest?: boolean;
 }
 
 /** The same scenario with the history store on: its twin, to hold the store's cost against. */
@@ -129,6 +133,13 @@ function clustered(sc: Scenario, n: number): Scenario {
   return { ...sc, name: `${sc.name}-cluster${n}`, description, cluster: { processes: n } };
 }
 SCENARIOS.push(...['fanout-100', 'rooms-1000', 'latency-200'].map((name) => clustered(SCENARIOS.find((sc) => sc.name === name)!, 2)));
+
+/** The same scenario over TLS: its twin, to hold the encryption's cost against. */
+function overTls(sc: Scenario): Scenario {
+  return { ...sc, name: `${sc.name}-tls`, description: `${sc.description}; every client over TLS (serve --tls)`, tls: true };
+}
+// rooms-1000-tls only on request: fanout-100-tls already tells the encryption's cost per delivery.
+SCENARIOS.push(overTls(SCENARIOS.find((sc) => sc.name === 'fanout-100')!), { ...overTls(SCENARIOS.find((sc) => sc.name === 'rooms-1000')!), onRequest: true });
 
 export interface RunOptions {
   /** Measured time per run: rounds repeat until it has passed (or maxRounds). */
@@ -209,6 +220,7 @@ function planClients(sc: Scenario, wire: Wire): { active: ClientPlan[]; idle: Cl
         hears: roomSenders.filter((s) => s !== senderIndex),
         senderCount,
         textBytes: sc.textBytes,
+        tls: sc.tls,
       });
     }
   }
@@ -219,6 +231,7 @@ function planClients(sc: Scenario, wire: Wire): { active: ClientPlan[]; idle: Cl
     hears: [],
     senderCount,
     textBytes: sc.textBytes,
+    tls: sc.tls,
   }));
   return { active, idle };
 }
@@ -226,17 +239,19 @@ function planClients(sc: Scenario, wire: Wire): { active: ClientPlan[]; idle: Cl
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunResult> {
-  const dataDir = sc.store === 'sqlite' ? mkdtempSync(path.join(tmpdir(), 'roomcast-bench-')) : null;
+  // The history and --tls's certificate both live in the data dir: a fresh one per run.
+  const dataDir = sc.store === 'sqlite' || sc.tls ? mkdtempSync(path.join(tmpdir(), 'roomcast-bench-')) : null;
   const redis = sc.cluster ? await RedisServer.start() : null;
   const storeArgs = redis
     ? ['--redis', redis.url, '--processes', String(sc.cluster!.processes)]
-    : dataDir
-      ? ['--store', 'sqlite', '--data-dir', dataDir, '--fsync', 'batch']
+    : sc.store === 'sqlite'
+      ? ['--store', 'sqlite', '--fsync', 'batch']
       : ['--store', 'memory'];
+  const dataArgs = dataDir === null ? [] : sc.tls ? tlsServerArgs(dataDir) : ['--data-dir', dataDir];
   let server: ServerProcess;
   try {
     server = await ServerProcess.start({
-      args: [...storeArgs, ...opts.serverArgs],
+      args: [...storeArgs, ...dataArgs, ...opts.serverArgs],
       nodeArgs: opts.nodeArgs,
       root: opts.serverRoot,
       logFile: opts.serverLog,

@@ -31,6 +31,11 @@ function safeKill(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** serve --tls with its certificate made in the run's own data directory. */
+export function tlsServerArgs(dataDir: string): string[] {
+  return ['--tls', '--data-dir', dataDir];
+}
+
 export interface ServerSpec {
   /** Extra `serve` options, after the fixed ones. */
   args?: string[];

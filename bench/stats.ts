@@ -92,3 +92,14 @@ export function spread(values: number[]): Spread {
     runs: values,
   };
 }
+
+/** Median and spread of each figure over the runs. */
+export function figuresOf(runs: Record<string, number>[], keys: readonly string[]): { median: Record<string, number>; spread: Record<string, Spread> } {
+  const medians: Record<string, number> = {};
+  const spreads: Record<string, Spread> = {};
+  for (const key of keys) {
+    spreads[key] = spread(runs.map((r) => r[key] ?? NaN));
+    medians[key] = spreads[key].median;
+  }
+  return { median: medians, spread: spreads };
+}

@@ -1,3 +1,8 @@
+/** A whole number with thousands separators, or "-" when there is none. */
+export function fmtInt(n: number): string {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-';
+}
+
 /**
  * Plain-text tables for the benchmark reports: the first `left` columns (names) left-aligned,
  * the others (figures) right-aligned, the last one (free text) as it is.
