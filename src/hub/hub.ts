@@ -282,7 +282,9 @@ export class Hub {
   restartRoom(name: string, start: RoomStart): void {
     const room = this.rooms.get(name);
     if (!room) return;
-    room.log.begin(start);
+    // The numbers start again, the topic does not: one set meanwhile (told by another node
+    // before this one saw the new epoch) must not be wiped by the restart.
+    room.log.begin({ ...start, topic: start.topic || room.log.topic });
     this.broadcast(room, new Frame({ type: 'notice', text: `[${name}] the cluster lost this room's history (Redis restarted without its data): numbering starts again from ${start.lastSeq + 1}` }));
   }
 
