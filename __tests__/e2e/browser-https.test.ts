@@ -10,42 +10,34 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import type { Browser, BrowserContext } from 'playwright-core';
 import { selfSignedCertificate } from '../../src/tls/certificate.js';
 import { CONNECTION_DEFAULTS } from '../../src/transport/options.js';
 import { Harness, JsonClient } from '../helpers/clients.js';
 import { describeWithOpenssl } from '../helpers/openssl.js';
-import { launchChromium, openPage, troubleOf } from '../helpers/web.js';
+import { openPage, troubleOf, useBrowser } from '../helpers/web.js';
 
 const WAIT = 30_000;
 const TEST_TIMEOUT = 120_000;
 
 describeWithOpenssl('the web page over https (Chromium trusting the self-signed certificate)', () => {
   const h = new Harness();
-  const contexts: BrowserContext[] = [];
-  let browser: Browser | null = null;
   let dir: string;
   let cert: { cert: Buffer; key: Buffer };
+  let spki = '';
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'roomcast-https-'));
     cert = await selfSignedCertificate(dir);
     // What the flag names: the SHA-256 of the certificate's public key (its SPKI), base64.
-    const spki = new X509Certificate(cert.cert).publicKey.export({ type: 'spki', format: 'der' });
-    browser = await launchChromium([`--ignore-certificate-errors-spki-list=${createHash('sha256').update(spki).digest('base64')}`]);
+    const key = new X509Certificate(cert.cert).publicKey.export({ type: 'spki', format: 'der' });
+    spki = createHash('sha256').update(key).digest('base64');
   }, TEST_TIMEOUT);
-  afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((c) => c.close()));
-    await h.cleanup();
-  });
-  afterAll(async () => {
-    await browser?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { browser, contexts } = useBrowser(h, TEST_TIMEOUT, () => [`--ignore-certificate-errors-spki-list=${spki}`]);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   test('https page, wss WebSocket, chat both ways with a JSON client over TLS', async () => {
     const server = await h.server({ tls: { cert: cert.cert, key: cert.key, only: true }, connection: { ...CONNECTION_DEFAULTS, greetDelay: 3000 } });
-    const page = await openPage(browser!, contexts, { width: 900, height: 700 });
+    const page = await openPage(browser(), contexts, { width: 900, height: 700 });
     const sockets: string[] = [];
     page.on('websocket', (ws) => sockets.push(ws.url()));
     await page.goto(`https://127.0.0.1:${server.port}/`);

@@ -271,14 +271,16 @@ export const ARTIFACTS = 'artifacts';
 
 /**
  * One Chromium for a test file, a context per page (closed after each test, with the harness's
- * servers), and the screenshot folder made. Call at the top level of the file.
+ * servers), and the screenshot folder made. Call at the top level of the file (or of a
+ * describe). `extraArgs`: more Chromium flags, asked for when the browser starts (after the
+ * file's own earlier beforeAll, which may make what they name).
  */
-export function useBrowser(h: Harness, timeoutMs = 120_000): { browser(): Browser; contexts: BrowserContext[] } {
+export function useBrowser(h: Harness, timeoutMs = 120_000, extraArgs: () => string[] = () => []): { browser(): Browser; contexts: BrowserContext[] } {
   let browser: Browser | null = null;
   const contexts: BrowserContext[] = [];
   beforeAll(async () => {
     await mkdir(ARTIFACTS, { recursive: true });
-    browser = await launchChromium();
+    browser = await launchChromium(extraArgs());
   }, timeoutMs);
   afterEach(async () => {
     await Promise.all(contexts.splice(0).map((c) => c.close()));

@@ -5,7 +5,7 @@
  * else comes in and chats on.
  */
 import { FailureThrottle } from '../../src/auth/throttle.js';
-import { Harness, HOST, JsonClient, LineClient, until, type Ev } from '../helpers/clients.js';
+import { Harness, HOST, JsonClient, type Ev } from '../helpers/clients.js';
 import { WsClient } from '../helpers/web.js';
 
 const SECRET = 'correct horse battery staple';
@@ -118,10 +118,4 @@ describe('FailureThrottle (a stepped clock)', () => {
     // Four keys seen, three kept: the longest-quiet one ("a") is forgotten.
     expect(t.failed('a')).toBe(0);
   });
-});
-
-test('LineClient over a second loopback address works here (the attack test needs it)', async () => {
-  const server = await h.server();
-  const c = h.track(await LineClient.connect(server.port, { localAddress: '127.0.0.2' }));
-  await until(() => c.lines.length > 0, 3000, 'a welcome');
 });
