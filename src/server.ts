@@ -7,6 +7,8 @@
  * web.port set, HTTP and WebSocket have their own port instead. The connection limits count
  * every socket, whatever it turns out to speak.
  */
+import { nickKey } from './protocol/text.js';
+import { kickLine, moderationLine } from './protocol/moderation-text.js';
 import net from 'node:net';
 import tls from 'node:tls';
 import path from 'node:path';
@@ -224,6 +226,8 @@ export class RoomcastServer {
         left: (s, reason) => log.info(`${s.nick} disconnected (${s.link.peer}): ${reason}`),
         joined: (s, room) => log.info(`${s.nick} joined [${room.name}]`),
         parted: (s, room) => log.info(`${s.nick} left [${room.name}]`),
+        // Every operator's act, with who did it: the log is where a dispute is settled.
+        moderated: (_room, e) => log.info(`moderation: ${e.type === 'parted' ? kickLine(e) : moderationLine(e, Date.now())}`),
         renamed: (s, old) => log.info(`${old} is now ${s.nick}`),
         failed: (s, err) => log.error(`command from ${s.nick} failed: ${(err as Error)?.stack ?? err}`),
         storeFailed: (err) => {
@@ -307,6 +311,7 @@ export class RoomcastServer {
       this.schedulePrune();
     }
     await this.tokens?.start();
+    await this.checkAdmins();
     let binds: BindAddress[];
     try {
       binds = await resolveHosts(this.opts.hosts);
@@ -318,6 +323,18 @@ export class RoomcastServer {
       await this.closeStore();
       throw err;
     });
+  }
+
+  /**
+   * An --admin whose account does not exist yet is whoever registers that nick first: said
+   * at start, with what to do, so that it is not a student who does.
+   */
+  private async checkAdmins(): Promise<void> {
+    for (const nick of this.hub.opts.admins) {
+      const account = await this.hub.store.account(nickKey(nick)).catch(() => null);
+      if (account === null)
+        this.opts.logger.warn(`--admin ${nick}: there is no account ${nick} yet, so the first to take that nick and /register it becomes a server operator. Connect as ${nick} now and /register PASSWORD.`);
+    }
   }
 
   private async listen(binds: BindAddress[]): Promise<Listening[]> {

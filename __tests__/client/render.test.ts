@@ -202,7 +202,7 @@ describe('tab completion', () => {
 
   test('commands after "/"', () => {
     expect(complete('/jo', known)).toEqual([['/join '], '/jo']);
-    expect(complete('/p', known)[0]).toEqual(['/part', '/pass', '/ping']);
+    expect(complete('/p', known)[0]).toEqual(['/part', '/pass', '/password', '/ping']);
   });
 
   test('nicks anywhere, with ": " when addressing someone at the start of a line', () => {

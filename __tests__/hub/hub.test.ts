@@ -59,7 +59,7 @@ describe('Hub', () => {
     expect(s.nick).toBe('guest1');
     expect(link.events).toEqual([
       { type: 'welcome', nick: 'guest1', server: 'roomcast', version: '0.1.0', history: expect.stringMatching(/^[0-9a-f]{16}$/), rooms: ['lobby'], limits: { maxLine: 10 } },
-      { type: 'joined', room: 'lobby', nick: 'guest1', self: true, topic: '', members: ['guest1'], seq: 0, epoch: hub.store.historyId() },
+      { type: 'joined', room: 'lobby', nick: 'guest1', self: true, topic: '', members: ['guest1'], ops: [], modes: '', seq: 0, epoch: hub.store.historyId() },
       { type: 'history', room: 'lobby', messages: [], first: 1, last: 0, missed: 0 },
     ]);
     expect(hub.attach(new FakeLink('p2')).nick).toBe('guest2');
@@ -230,7 +230,7 @@ describe('Hub', () => {
     hub.handle(b.s, { type: 'join', room: '#DEV', id: 5 });
     expect(a.link.take()).toEqual([{ type: 'joined', room: 'dev', nick: 'b' }]);
     expect(b.link.take()).toEqual([
-      { type: 'joined', id: 5, room: 'dev', nick: 'b', self: true, topic: '', members: ['a', 'b'], seq: 3, epoch: hub.store.historyId() },
+      { type: 'joined', id: 5, room: 'dev', nick: 'b', self: true, topic: '', members: ['a', 'b'], ops: ['a'], modes: '', seq: 3, epoch: hub.store.historyId() },
       { type: 'history', id: 5, room: 'dev', messages: [msg('dev', 2, 'a', 'two'), msg('dev', 3, 'a', 'three')], first: 1, last: 3, missed: 0 },
     ]);
     hub.handle(b.s, { type: 'join', room: 'lobby' });

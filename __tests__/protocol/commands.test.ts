@@ -273,7 +273,7 @@ describe('parseJsonLine', () => {
   test('HELP lists every text command with usage', () => {
     expect(HELP.map((h) => h.usage)).toEqual([
       '/nick NAME',
-      '/join ROOM',
+      '/join ROOM [KEY]',
       '/part [ROOM]',
       '/rooms',
       '/who [ROOM]',
@@ -287,6 +287,18 @@ describe('parseJsonLine', () => {
       '/ping',
       '/register PASSWORD',
       '/login NICK PASSWORD',
+      '/password NEW',
+      '/op NICK',
+      '/deop NICK',
+      '/kick NICK [REASON]',
+      '/ban NICK|MASK [REASON]',
+      '/unban MASK',
+      '/bans',
+      '/mute NICK [MINUTES]',
+      '/unmute NICK',
+      '/invite NICK',
+      '/mode [+i|-i|+t|-t|-k]',
+      '/key SECRET',
       '/quit [REASON]',
       '/pass PASSWORD',
     ]);

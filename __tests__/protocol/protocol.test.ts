@@ -103,7 +103,7 @@ test('history is replayed on join; "after" fills exactly the gap, with no duplic
   expect(hist).toMatchObject({ room: 'dev', first: 1, last: 6, missed: 0 });
   expect(hist.messages.map((m: Ev) => m.text)).toEqual(['m2', 'm3', 'm4', 'm5', 'm6']);
   expect(c.events.find((e) => e.type === 'joined')).toEqual({
-    type: 'joined', room: 'dev', nick: 'c', self: true, topic: '', members: ['a', 'b', 'c'], seq: 6, epoch: server.hub.store.historyId(),
+    type: 'joined', room: 'dev', nick: 'c', self: true, topic: '', members: ['a', 'b', 'c'], ops: ['a'], modes: '', seq: 6, epoch: server.hub.store.historyId(),
   });
 
   // A text newcomer sees them as lines.
@@ -185,7 +185,8 @@ test('/part; empty rooms disappear unless predefined; /rooms and /who', async ()
   const alice = await h.text(server, 'alice');
   const bob = await h.json(server, 'bob', ['lobby', 'tmp']);
   alice.send('/join tmp');
-  await alice.waitLine('*** You joined [tmp] (2 here: alice, bob)');
+  // bob made the room, so he is its operator (@).
+  await alice.waitLine('*** You joined [tmp] (2 here: alice, @bob)');
   await bob.waitEvent((e) => e.type === 'joined' && e.room === 'tmp' && e.nick === 'alice');
   alice.send('/join #KEEP');
   await alice.waitLine('*** You joined [keep] (1 here: alice)');

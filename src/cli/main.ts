@@ -121,6 +121,7 @@ export function buildProgram(): Command {
     .option('--tls-only', 'speak TLS only (with --tls-cert, or else the self-signed certificate of --tls): refuse clear-text chat with a one-line hint, redirect plain HTTP to https')
     .option('--api-token-required', 'the HTTP API answers only with an API token (roomcast token create) or the server password, even without --password-file')
     .option('--password-file <file>', 'a password every client must give first (its first line; never on the command line, where ps shows it): /pass in text mode, the hello\'s serverPassword, HTTP Basic or Bearer')
+    .option('--admin <nick>', 'a server operator: whoever is logged in to this account (register it first: /register PASSWORD) operates every room; repeat for several', collect)
     .option('-q, --quiet', 'log only warnings and errors')
     .option('-v, --verbose', 'log more detail')
     .action(async (flags) => exitWith((await import('./serve.js')).serve(flags)));

@@ -74,6 +74,7 @@ export interface ServeFlags {
   tlsOnly?: boolean;
   passwordFile?: string;
   apiTokenRequired?: boolean;
+  admin?: string[];
 }
 
 const c = SERVER_DEFAULTS.connection;
@@ -247,6 +248,7 @@ export async function serve(flags: ServeFlags): Promise<number | undefined> {
       maxRoomsPerSession: flags.maxRooms,
       version: VERSION,
       ...(password === undefined ? {} : { serverPassword: password }),
+      admins: flags.admin ?? [],
     },
     web: {
       ...SERVER_DEFAULTS.web,

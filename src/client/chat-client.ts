@@ -43,6 +43,18 @@ interface ReplyTypes {
   image: 'ack';
   register: 'notice';
   login: 'notice';
+  password: 'notice';
+  op: 'moderation';
+  deop: 'moderation';
+  ban: 'moderation';
+  unban: 'moderation';
+  mute: 'moderation';
+  unmute: 'moderation';
+  invite: 'moderation';
+  mode: 'moderation' | 'mode';
+  key: 'moderation';
+  kick: 'parted';
+  bans: 'bans';
 }
 export type ReplyTo<C extends Request> = EventOf<ReplyTypes[C['type']]>;
 

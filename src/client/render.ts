@@ -6,6 +6,7 @@
  * the server sanitises too, but a client that prints what it is sent must not depend on the
  * other end for the safety of its user's terminal.
  */
+import { bansLines, kickLine, moderationLine, modeLines } from '../protocol/moderation-text.js';
 import { Chalk, type ChalkInstance, type ColorSupportLevel } from 'chalk';
 import type { Command } from '../protocol/commands.js';
 import { markedText } from '../protocol/frame.js';
@@ -284,12 +285,19 @@ const RENDER: { [T in ServerEvent['type']]: Render<T> } = {
   },
 
   parted: (e, ctx, s) => {
+    if (e.kickedBy !== undefined) return [notice(kickLine(e, clean), ctx.now, s)];
     // A quit's reason is "quit" or "quit: REASON" (or what cut the connection): say it once.
     const reason = e.quit ? clean(e.reason).replace(/^quit(: )?/, '') : clean(e.reason);
     const why = reason ? ` (${reason})` : '';
     if (e.self) return [notice(`you left [${clean(e.room)}]${why}`, ctx.now, s)];
     return [notice(`${clean(e.nick)} ${e.quit ? 'quit' : 'left'} [${clean(e.room)}]${why}`, ctx.now, s)];
   },
+
+  moderation: (e, ctx, s) => [notice(moderationLine(e, ctx.now, clean), ctx.now, s)],
+
+  mode: (e, ctx, s) => [notice(modeLines(e, clean), ctx.now, s)],
+
+  bans: (e, ctx, s) => bansLines(e, ctx.now, clean).map((l) => notice(l, ctx.now, s)),
 
   nick: (e, ctx, s) => [
     notice(e.self ? `you are now known as ${clean(e.nick)}` : `${clean(e.old)} is now known as ${clean(e.nick)}`, ctx.now, s),
@@ -318,7 +326,10 @@ const RENDER: { [T in ServerEvent['type']]: Render<T> } = {
   who: (e, ctx, s) => {
     const members = Array.isArray(e.members) ? e.members : [];
     const topic = e.topic ? ` - topic: ${clean(e.topic)}` : '';
-    return [notice(`in [${clean(e.room)}] (${members.length}): ${nickList(members)}${topic}`, ctx.now, s)];
+    const ops = new Set(Array.isArray(e.ops) ? e.ops : []);
+    const proved = new Set(Array.isArray(e.loggedIn) ? e.loggedIn : []);
+    const shown = members.map((n) => `${ops.has(n) ? '@' : ''}${proved.has(n) ? '+' : ''}${clean(n)}`).join(', ');
+    return [notice(`in [${clean(e.room)}] (${members.length}): ${shown}${topic}`, ctx.now, s)];
   },
 
   history: (e, ctx, s) => {

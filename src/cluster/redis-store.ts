@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RoomEvent } from '../protocol/events.js';
 import { StoreError } from '../store/errors.js';
-import type { Account, HistoryPage, MessageStore, PruneResult, SearchHit, StoredRoom, StoreHealth } from '../store/store.js';
+import type { Account, RoomRules, HistoryPage, MessageStore, PruneResult, SearchHit, StoredRoom, StoreHealth } from '../store/store.js';
 import type { RedisRooms, StreamPage } from './redis-rooms.js';
 import type { CommandSender } from './redis-script.js';
 
@@ -19,6 +19,8 @@ export class RedisStore implements MessageStore {
   private readonly historyKey: string;
   /** Hash of nick key -> the account's JSON: every node sees every account. */
   private readonly accountsKey: string;
+  /** Hash of room -> its rules' JSON (hub/moderation.ts). */
+  private readonly rulesKey: string;
 
   constructor(
     private readonly redis: CommandSender,
@@ -29,6 +31,7 @@ export class RedisStore implements MessageStore {
   ) {
     this.historyKey = `${prefix}:history`;
     this.accountsKey = `${prefix}:accounts`;
+    this.rulesKey = `${prefix}:rules`;
   }
 
   async open(): Promise<StoredRoom[]> {
@@ -84,6 +87,19 @@ export class RedisStore implements MessageStore {
   async account(key: string): Promise<Account | null> {
     const json = await this.redis.sendCommand(['HGET', this.accountsKey, key]);
     return typeof json === 'string' ? (JSON.parse(json) as Account) : null;
+  }
+
+  async updateAccount(account: Account): Promise<void> {
+    await this.redis.sendCommand(['HSET', this.accountsKey, account.key, JSON.stringify(account)]);
+  }
+
+  async rules(room: string): Promise<RoomRules | null> {
+    const json = await this.redis.sendCommand(['HGET', this.rulesKey, room]);
+    return typeof json === 'string' ? (JSON.parse(json) as RoomRules) : null;
+  }
+
+  async saveRules(room: string, rules: RoomRules): Promise<void> {
+    await this.redis.sendCommand(['HSET', this.rulesKey, room, JSON.stringify(rules)]);
   }
 
   async createAccount(account: Account): Promise<boolean> {

@@ -34,6 +34,8 @@ const HTTP_ONLY = {
 /** HTTP statuses of the chat protocol's codes, where an HTTP request can meet them. */
 const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   PASSWORD_REQUIRED: 401,
+  BANNED: 403,
+  MUTED: 403,
   NICK_REGISTERED: 409,
   PASSWORD_WRONG: 401,
   LOCKED_OUT: 429,

@@ -3,6 +3,7 @@
  * outside (a script, a cron job): GET /api/rooms, GET /api/rooms/{room}/history,
  * POST /api/rooms/{room}/messages.
  */
+import { plainAddress } from '../net/address.js';
 import { readJsonObject } from './body.js';
 import { checkOrigin, existingRoom, posterNick, type WebContext } from './context.js';
 import { httpError } from './errors.js';
@@ -92,6 +93,7 @@ export function roomRoutes(ctx: WebContext): Route[] {
         const nick = posterNick(ctx, body.nick as string | undefined);
         // The room may have emptied (and gone) while the body was read.
         const room = existingRoom(ctx, params[0]);
+        hub.moderation.checkPoster(room, nick, plainAddress(req.socket.remoteAddress));
         const event = await hub.say(room, nick, body.text, body.action === true);
         sendJson(req, res, 200, { room: room.name, seq: event.seq, nick, time: event.time });
       },

@@ -42,6 +42,14 @@ export class AccountDesk {
     return account;
   }
 
+  /** Gives an account a new password; throws PASSWORD_WEAK. */
+  async changePassword(key: string, password: string): Promise<void> {
+    if ([...password].length < MIN_PASSWORD) throw new RoomcastError('PASSWORD_WEAK', MIN_PASSWORD);
+    const account = await this.store.account(key);
+    if (account === null) throw new RoomcastError('NOT_LOGGED_IN');
+    await this.store.updateAccount({ ...account, hash: await hashPassword(password) });
+  }
+
   /** The account `nick` names, if `password` is its own; throws LOCKED_OUT or LOGIN_FAILED. */
   async verify(address: string, nick: string, password: string): Promise<Account> {
     const key = nickKey(nick);

@@ -64,9 +64,28 @@ export const HANDLERS: Table = {
 
   join: {
     run(hub, s, cmd) {
-      hub.join(s, hub.checkRoom(cmd.room), cmd);
+      hub.enter(s, hub.checkRoom(cmd.room), cmd);
     },
   },
+
+  password: {
+    run(hub, s, cmd) {
+      hub.changePassword(s, cmd.password, cmd.id);
+    },
+  },
+
+  // Operators' commands (hub/moderation.ts checks who may).
+  op: { room: true, run: (hub, s, cmd, room) => hub.moderation.op(s, room, cmd.nick, cmd.id) },
+  deop: { room: true, run: (hub, s, cmd, room) => hub.moderation.deop(s, room, cmd.nick, cmd.id) },
+  kick: { room: true, run: (hub, s, cmd, room) => hub.moderation.kick(s, room, cmd.nick, cmd.reason, cmd.id) },
+  ban: { room: true, run: (hub, s, cmd, room) => hub.moderation.ban(s, room, cmd.mask, cmd.reason, cmd.id) },
+  unban: { room: true, run: (hub, s, cmd, room) => hub.moderation.unban(s, room, cmd.mask, cmd.id) },
+  bans: { room: true, run: (hub, s, cmd, room) => hub.moderation.bans(s, room, cmd.id) },
+  mute: { room: true, run: (hub, s, cmd, room) => hub.moderation.mute(s, room, cmd.nick, cmd.minutes, cmd.id) },
+  unmute: { room: true, run: (hub, s, cmd, room) => hub.moderation.unmute(s, room, cmd.nick, cmd.id) },
+  invite: { room: true, run: (hub, s, cmd, room) => hub.moderation.invite(s, room, cmd.nick, cmd.id) },
+  mode: { room: true, run: (hub, s, cmd, room) => hub.moderation.mode(s, room, cmd.modes, cmd.id) },
+  key: { room: true, run: (hub, s, cmd, room) => hub.moderation.key(s, room, cmd.key, cmd.id) },
 
   part: {
     room: true,
@@ -80,6 +99,7 @@ export const HANDLERS: Table = {
   message: {
     room: true,
     run(hub, s, cmd, room) {
+      hub.moderation.checkVoice(s, room);
       hub.say(room, s.nick, cmd.text, cmd.action, s, cmd.id);
     },
   },
@@ -109,6 +129,7 @@ export const HANDLERS: Table = {
     run(hub, s, cmd, room) {
       // The transport has read exactly `size` bytes after the header line.
       if (!cmd.data) throw new RoomcastError('BAD_MESSAGE', 'the image bytes are missing');
+      hub.moderation.checkVoice(s, room);
       hub.images.post(room, s.nick, cmd.name, cmd.data, s, cmd.id);
     },
   },
@@ -140,7 +161,8 @@ export const HANDLERS: Table = {
         room = hub.rooms.get(name);
         if (!room) throw new RoomcastError('NO_SUCH_ROOM', name);
       }
-      hub.reply(s, cmd.id, { type: 'who', room: room.name, members: hub.memberNicks(room), ...hub.loggedIn(room), topic: room.topic });
+      const ops = hub.moderation.opsOf(room);
+      hub.reply(s, cmd.id, { type: 'who', room: room.name, members: hub.memberNicks(room), ...hub.loggedIn(room), ...(ops.length > 0 ? { ops } : {}), topic: room.topic });
     },
   },
 
@@ -152,6 +174,7 @@ export const HANDLERS: Table = {
         return;
       }
       if (cmd.topic.length > TOPIC_MAX) throw new RoomcastError('TEXT_TOO_LONG', TOPIC_MAX);
+      hub.moderation.checkTopic(s, room);
       hub.setTopic(room, sanitize(cmd.topic).trim(), s);
       hub.reply(s, cmd.id, { type: 'topic', room: room.name, topic: room.topic, nick: s.nick });
     },

@@ -12,6 +12,7 @@ import type { Command } from '../protocol/commands.js';
 import { checkText, echoed, HANDLERS } from './handlers.js';
 import { Intake } from './intake.js';
 import { AccountDesk } from './accounts.js';
+import { Moderation, modeString } from './moderation.js';
 import { ServerPassword } from '../auth/server-password.js';
 import { addressOfPeer } from '../net/address.js';
 import { MemoryStore } from '../store/memory-store.js';
@@ -68,6 +69,8 @@ export interface HubOptions {
   maxRelayBacklog: number;
   /** A password every client must give before anything else (--password-file). */
   serverPassword?: string;
+  /** Accounts that are server operators (--admin): operators of every room while logged in. */
+  admins: string[];
 }
 
 export const HUB_DEFAULTS: HubOptions = {
@@ -87,6 +90,7 @@ export const HUB_DEFAULTS: HubOptions = {
   pageSize: 500,
   ackWhenDurable: false,
   maxRelayBacklog: 2048,
+  admins: [],
 };
 
 /** What the hub reports, for logs and metrics; the server wires it to its logger. */
@@ -99,6 +103,8 @@ export interface HubObserver {
   failed?(s: Session, err: unknown): void;
   /** The store refused an event or could not be read; chat went on from memory. */
   storeFailed?(err: unknown): void;
+  /** An operator acted in a room (a kick: a parted event with kickedBy). */
+  moderated?(room: Room, event: EventOf<'moderation'> | EventOf<'parted'>): void;
 }
 
 /** An image someone posted, on its way to whoever classifies it. */
@@ -156,6 +162,8 @@ export class Hub {
   readonly password: ServerPassword | null;
   /** Registered nicks, kept in the store. */
   readonly accounts: AccountDesk;
+  /** Operators and the rules they set in rooms. */
+  readonly moderation: Moderation;
   /** The store is the hub's own, in memory, keeping what the rooms' windows keep. */
   private readonly ownStore: boolean;
   /** Where the rooms that are not alive (no members) left off, so their numbers go on. */
@@ -193,6 +201,7 @@ export class Hub {
       void this.store.open();
     }
     this.accounts = new AccountDesk(this.store, this.opts.now);
+    this.moderation = new Moderation(this, this.opts.admins);
     this.restore([]);
   }
 
@@ -222,6 +231,9 @@ export class Hub {
     this.dormant.delete(name);
     const log = new RoomLog(name, this.store, this.opts.historySize, start, (err) => this.observer.storeFailed?.(err), this.ownStore);
     const room = new Room(name, predefined, log);
+    const rules = this.moderation.rulesNow(name);
+    if (rules !== undefined) room.rules = rules;
+    this.moderation.taken(name);
     if (this.relay) this.follow(room);
     return room;
   }
@@ -407,7 +419,7 @@ export class Hub {
       limits: this.opts.limits,
     });
     this.observer.registered?.(session);
-    for (const room of rooms) this.join(session, room, {});
+    for (const room of rooms) this.enter(session, room, {});
     return session;
   }
 
@@ -418,6 +430,7 @@ export class Hub {
     if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
     for (const room of session.rooms.values()) {
       room.members.delete(session);
+      room.sessionOps?.delete(session);
       this.broadcast(room, new Frame({ type: 'parted', room: room.name, nick: session.nick, reason, quit: true }));
       this.relay?.announce({ type: 'parted', room: room.name, nick: session.nick, reason, quit: true }, session.key);
       this.dropIfEmpty(room);
@@ -596,8 +609,45 @@ export class Hub {
     this.send(session, id === undefined ? event : ({ ...event, id } as ServerEvent));
   }
 
+  /**
+   * A join as a member asks for it: checked against the room's rules first (bans, invite
+   * only, its key), which a cluster's store may have to read; a refusal goes to the member.
+   */
+  enter(session: Session, name: string, opts: JoinOptions & { key?: string }): void {
+    if (session.rooms.has(name)) {
+      this.join(session, name, opts);
+      return;
+    }
+    const rules = this.moderation.rulesNow(name);
+    if (rules === undefined) {
+      this.moderation.load(name).then(
+        () => {
+          if (!session.detached) this.handleErrors(session, opts.id, () => this.enter(session, name, opts));
+        },
+        (err: unknown) => {
+          this.observer.storeFailed?.(err);
+          if (!session.detached) this.fail(session, new RoomcastError('RULES_UNAVAILABLE', (err as Error)?.message ?? String(err)), opts.id);
+        },
+      );
+      return;
+    }
+    this.handleErrors(session, opts.id, () => {
+      this.moderation.admit(session, name, rules, opts.key);
+      this.join(session, name, opts);
+    });
+  }
+
+  private handleErrors(session: Session, id: RequestId | undefined, run: () => void): void {
+    try {
+      run();
+    } catch (err) {
+      this.fail(session, err, id);
+    }
+  }
+
   join(session: Session, name: string, opts: JoinOptions): Room {
     let room = session.rooms.get(name);
+    let founder = false;
     if (!room) {
       if (session.rooms.size >= this.opts.maxRoomsPerSession)
         throw new RoomcastError('TOO_MANY_ROOMS', this.opts.maxRoomsPerSession);
@@ -609,6 +659,7 @@ export class Hub {
       this.broadcast(room, new Frame({ type: 'joined', room: name, nick: session.nick }));
       room.members.add(session);
       session.rooms.set(name, room);
+      founder = this.moderation.founded(session, room);
       this.relay?.announce({ type: 'joined', room: name, nick: session.nick }, session.key);
       this.observer.joined?.(session, room);
     }
@@ -622,12 +673,12 @@ export class Hub {
       room.pending.push(() => {
         const waiting = this.unhold(joined, held, session);
         if (waiting === null) return;
-        this.welcomeTo(session, joined, opts);
+        this.welcomeTo(session, joined, opts, founder);
         for (const f of waiting) session.link.send(f);
       });
       return room;
     }
-    this.welcomeTo(session, room, opts);
+    this.welcomeTo(session, room, opts, founder);
     return room;
   }
 
@@ -643,7 +694,7 @@ export class Hub {
   }
 
   /** The reply to a join, and the history it brings. */
-  private welcomeTo(session: Session, room: Room, opts: JoinOptions): void {
+  private welcomeTo(session: Session, room: Room, opts: JoinOptions, founder = false): void {
     const { name } = room;
     this.reply(session, opts.id, {
       type: 'joined',
@@ -653,9 +704,12 @@ export class Hub {
       topic: room.topic,
       members: this.memberNicks(room),
       ...this.loggedIn(room),
+      ops: this.moderation.opsOf(room),
+      modes: modeString(room.rules),
       seq: room.seq,
       epoch: room.log.epoch,
     });
+    if (founder) this.send(session, { type: 'notice', text: `[${name}] is a new room and you are its operator: /help lists what operators can do, /op NICK passes it on` });
     // Numbers of another numbering than the room's now: "after N" would mean other messages.
     const lost = opts.after !== undefined && opts.epoch !== undefined && opts.epoch !== room.log.epoch;
     if (lost)
@@ -817,14 +871,44 @@ export class Hub {
     session.link.send(replay ? Frame.replay(event) : new Frame(event));
   }
 
-  part(session: Session, room: Room, reason?: string): void {
+  part(session: Session, room: Room, reason?: string, kickedBy?: string): void {
     room.members.delete(session);
+    room.sessionOps?.delete(session);
     session.rooms.delete(room.name);
     if (session.current === room) session.current = [...session.rooms.values()].pop() ?? null;
-    this.broadcast(room, new Frame({ type: 'parted', room: room.name, nick: session.nick, reason }));
-    this.relay?.announce({ type: 'parted', room: room.name, nick: session.nick, reason }, session.key);
+    const event: EventOf<'parted'> = { type: 'parted', room: room.name, nick: session.nick, reason, ...(kickedBy !== undefined ? { kickedBy } : {}) };
+    this.broadcast(room, new Frame(event));
+    this.relay?.announce(event, session.key);
     this.dropIfEmpty(room);
     this.observer.parted?.(session, room);
+  }
+
+  /** An operator (`by`) puts a member of this server out of the room: the room and the member hear who and why. */
+  kick(room: Room, target: Session, by: string, reason?: string): void {
+    this.part(target, room, reason, by);
+    this.send(target, { type: 'parted', room: room.name, nick: target.nick, self: true, kickedBy: by, ...(reason !== undefined ? { reason } : {}) });
+    this.observer.moderated?.(room, { type: 'parted', room: room.name, nick: target.nick, kickedBy: by, ...(reason !== undefined ? { reason } : {}) });
+  }
+
+  /** Kicks a member of another node of the cluster: that node puts them out (announced()). */
+  kickElsewhere(room: Room, nick: string, by: Session, reason?: string): void {
+    const event: EventOf<'parted'> = { type: 'parted', room: room.name, nick, kickedBy: by.nick, ...(reason !== undefined ? { reason } : {}) };
+    room.remote?.delete(nickKey(nick));
+    this.broadcast(room, new Frame(event), by);
+    this.relay?.announce(event, nickKey(nick));
+    this.observer.moderated?.(room, event);
+  }
+
+  /** /password NEW: the logged-in account's password is replaced. */
+  changePassword(session: Session, password: string, id?: RequestId): void {
+    const account = session.account;
+    if (account === null) throw new RoomcastError('NOT_LOGGED_IN');
+    this.accounts.changePassword(account, password).then(
+      () => {
+        if (!session.detached) this.reply(session, id, { type: 'notice', text: 'Your password is changed: use the new one from now on.' });
+      },
+      (err: unknown) => this.fail(session, err, id),
+    );
   }
 
   rename(session: Session, wanted: string, id?: RequestId): void {
@@ -1005,9 +1089,19 @@ export class Hub {
         if (remote.has(nickKey(event.nick))) return;
         remote.set(nickKey(event.nick), event.nick);
         break;
-      case 'parted':
+      case 'parted': {
+        const here = event.kickedBy === undefined ? undefined : this.sessions.get(nickKey(event.nick));
+        if (here && room.members.has(here)) {
+          // Kicked by an operator on another node: this node puts its member out.
+          this.kick(room, here, event.kickedBy!, event.reason);
+          return;
+        }
         // Said once: a dead node's members may be reported by more than one reaper.
         if (!remote.delete(nickKey(event.nick))) return;
+        break;
+      }
+      case 'moderation':
+        this.moderation.heard(room, event);
         break;
       case 'nick':
         remote.delete(nickKey(event.old));
@@ -1030,13 +1124,14 @@ export class Hub {
    * A private message to a nick that is not on this node: through the relay to its node, or
    * NO_SUCH_NICK when no node has it. Throws NO_SUCH_NICK at once on a single server.
    */
-  sendPrivate(from: Session, toNick: string, event: PrivateMessage, id?: RequestId): void {
+  sendPrivate(from: Session, toNick: string, event: PrivateMessage, id?: RequestId, onSent?: () => void): void {
     const relay = this.relay;
     if (!relay) throw new RoomcastError('NO_SUCH_NICK', echoed(toNick));
     relay.sendPrivate(nickKey(toNick), event).then(
       (sent) => {
         if (from.detached) return;
-        if (sent) this.reply(from, id, event);
+        if (sent && onSent) onSent();
+        else if (sent) this.reply(from, id, event);
         else this.fail(from, new RoomcastError('NO_SUCH_NICK', echoed(toNick)), id);
       },
       (err: unknown) => this.fail(from, new RoomcastError('CLUSTER_UNAVAILABLE', (err as Error)?.message ?? String(err)), id),

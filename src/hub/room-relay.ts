@@ -26,7 +26,7 @@ export interface RoomStart {
 }
 
 /** What one node tells the others about a room it has members in: not numbered, not kept. */
-export type Announcement = EventOf<'joined'> | EventOf<'parted'> | EventOf<'topic'> | (EventOf<'nick'> & { room: string });
+export type Announcement = EventOf<'joined'> | EventOf<'parted'> | EventOf<'topic'> | (EventOf<'nick'> & { room: string }) | EventOf<'moderation'>;
 
 export type PrivateMessage = EventOf<'privmsg'>;
 

@@ -5,6 +5,8 @@
  * join's replay costs no encoding); the message store behind it keeps them all.
  */
 import type { Frame } from '../protocol/frame.js';
+import type { RoomRules } from '../store/store.js';
+import { NO_RULES } from './moderation.js';
 import type { RoomLog } from './room-log.js';
 import type { Session } from './session.js';
 
@@ -30,6 +32,10 @@ export class Room {
   shownLocally: Set<string> | null = null;
   /** Who set the topic while the cluster was away: it is kept and told when the cluster is back. */
   topicUnsent: Session | null = null;
+  /** Operators, bans, mutes, modes, key (hub/moderation.ts); replaced whole on a change. */
+  rules: RoomRules = NO_RULES;
+  /** Members who are operators without an account behind it, for as long as they stay. Null: none. */
+  sessionOps: Set<Session> | null = null;
 
   constructor(
     readonly name: string,

@@ -15,6 +15,8 @@ interface Arg {
   name: string;
   kind: Kind;
   optional?: boolean;
+  /** Sent by programs only: a text-mode line never sets it. */
+  json?: true;
 }
 
 export interface CommandSpec {
@@ -34,7 +36,7 @@ export type Command = { id?: RequestId } & (
   | { type: 'login'; nick: string; password: string }
   | { type: 'pass'; password: string }
   | { type: 'nick'; nick: string }
-  | { type: 'join'; room: string; after?: number; history?: number; epoch?: string }
+  | { type: 'join'; room: string; key?: string; after?: number; history?: number; epoch?: string }
   | { type: 'part'; room?: string; reason?: string }
   | { type: 'message'; room?: string; text: string; action?: boolean }
   | { type: 'privmsg'; to: string; text: string; action?: boolean }
@@ -47,12 +49,27 @@ export type Command = { id?: RequestId } & (
   | { type: 'ping' }
   | { type: 'quit'; reason?: string }
   | { type: 'bot' }
+  | { type: 'password'; password: string }
+  | { type: 'op'; nick: string; room?: string }
+  | { type: 'deop'; nick: string; room?: string }
+  | { type: 'kick'; nick: string; reason?: string; room?: string }
+  | { type: 'ban'; mask: string; reason?: string; room?: string }
+  | { type: 'unban'; mask: string; room?: string }
+  | { type: 'bans'; room?: string }
+  | { type: 'mute'; nick: string; minutes?: number; room?: string }
+  | { type: 'unmute'; nick: string; room?: string }
+  | { type: 'invite'; nick: string; room?: string }
+  | { type: 'mode'; modes?: string; room?: string }
+  | { type: 'key'; key: string; room?: string }
   /** JSON only: the header line; `size` raw bytes follow it, and the transport fills `data`. */
   | { type: 'image'; room?: string; name: string; size: number; data?: Buffer }
 );
 
 const opt = (name: string, kind: Kind): Arg => ({ name, kind, optional: true });
 const req = (name: string, kind: Kind): Arg => ({ name, kind });
+const json = (name: string, kind: Kind): Arg => ({ name, kind, optional: true, json: true });
+/** The room an operator command acts on: the current one unless a program names another. */
+const inRoom = json('room', 'word');
 
 export const COMMANDS: CommandSpec[] = [
   { type: 'hello', words: [], args: [opt('nick', 'word'), opt('rooms', 'words'), opt('serverPassword', 'text'), opt('password', 'text')], usage: '', help: '' },
@@ -60,9 +77,9 @@ export const COMMANDS: CommandSpec[] = [
   {
     type: 'join',
     words: ['join', 'j'],
-    args: [req('room', 'word'), opt('after', 'int'), opt('history', 'int'), opt('epoch', 'word')],
-    usage: '/join ROOM',
-    help: 'join a room (created if new) and make it your current room',
+    args: [req('room', 'word'), opt('key', 'word'), json('after', 'int'), json('history', 'int'), json('epoch', 'word')],
+    usage: '/join ROOM [KEY]',
+    help: 'join a room (created if new) and make it your current room; KEY: the room\'s key, if it has one',
   },
   {
     type: 'part',
@@ -122,6 +139,18 @@ export const COMMANDS: CommandSpec[] = [
   { type: 'ping', words: ['ping'], args: [], usage: '/ping', help: 'check that the server answers' },
   { type: 'register', words: ['register'], args: [req('password', 'text')], usage: '/register PASSWORD', help: 'register your nick: nobody else can take it, and /login NICK PASSWORD proves it is you' },
   { type: 'login', words: ['login'], args: [req('nick', 'word'), req('password', 'text')], usage: '/login NICK PASSWORD', help: 'log in to a registered nick (and take it)' },
+  { type: 'password', words: ['password'], args: [req('password', 'text')], usage: '/password NEW', help: "change the password of the account you are logged in to" },
+  { type: 'op', words: ['op'], args: [req('nick', 'word'), inRoom], usage: '/op NICK', help: 'operators: make a member an operator of the current room' },
+  { type: 'deop', words: ['deop'], args: [req('nick', 'word'), inRoom], usage: '/deop NICK', help: "operators: take a member's operator status away" },
+  { type: 'kick', words: ['kick'], args: [req('nick', 'word'), opt('reason', 'text'), inRoom], usage: '/kick NICK [REASON]', help: 'operators: put a member out of the room (they may come back)' },
+  { type: 'ban', words: ['ban'], args: [req('mask', 'word'), opt('reason', 'text'), inRoom], usage: '/ban NICK|MASK [REASON]', help: "operators: keep someone out (a member's address and account; or nick:GLOB, account:NAME, address:IP[/BITS])" },
+  { type: 'unban', words: ['unban'], args: [req('mask', 'word'), inRoom], usage: '/unban MASK', help: 'operators: lift a ban (as /bans lists it)' },
+  { type: 'bans', words: ['bans'], args: [inRoom], usage: '/bans', help: "the room's bans and mutes, with who set them" },
+  { type: 'mute', words: ['mute'], args: [req('nick', 'word'), opt('minutes', 'int'), inRoom], usage: '/mute NICK [MINUTES]', help: 'operators: the member may read but not speak (until /unmute, or for MINUTES)' },
+  { type: 'unmute', words: ['unmute'], args: [req('nick', 'word'), inRoom], usage: '/unmute NICK', help: 'operators: let a muted member speak again' },
+  { type: 'invite', words: ['invite'], args: [req('nick', 'word'), inRoom], usage: '/invite NICK', help: 'ask someone into the room (past +i and the key)' },
+  { type: 'mode', words: ['mode'], args: [opt('modes', 'word'), inRoom], usage: '/mode [+i|-i|+t|-t|-k]', help: "the room's modes: +i invite only, +t only operators set the topic, -k drop the key" },
+  { type: 'key', words: ['key'], args: [req('key', 'word'), inRoom], usage: '/key SECRET', help: 'operators: joining the room needs SECRET from now on (/mode -k drops it)' },
   { type: 'quit', words: ['quit', 'exit'], args: [opt('reason', 'text')], usage: '/quit [REASON]', help: 'disconnect' },
   { type: 'pass', words: ['pass'], args: [req('password', 'text')], usage: '/pass PASSWORD', help: "give the server's password (before anything else, on a server that has one)" },
 ];
@@ -174,9 +203,10 @@ export function parseTextLine(line: string): Command | null {
   if (!spec) throw new RoomcastError('UNKNOWN_COMMAND', sanitize(word).slice(0, 32));
   const out: Record<string, unknown> = { type: spec.type, ...spec.fixed };
   let rest = m[2];
-  // Text mode takes the arguments up to the first "text" one, in order; JSON-only extras
-  // (after, history, epoch) are never read from a line.
+  // Text mode takes the arguments up to the first "text" one, in order; JSON-only ones
+  // (after, history, epoch, an operator command's room) are never read from a line.
   for (const arg of spec.args) {
+    if (arg.json) continue;
     if (arg.kind === 'text') {
       if (rest.trim() !== '') out[arg.name] = rest;
       else if (!arg.optional) throw new RoomcastError('USAGE', spec.usage);

@@ -103,6 +103,27 @@ export interface RoomInfo {
   topic: string;
 }
 
+/** What an operator did (docs/protocol.md, "Operators"). */
+export type ModerationAction = 'op' | 'deop' | 'ban' | 'unban' | 'mute' | 'unmute' | 'invite' | 'mode' | 'key';
+
+/** A ban as /bans lists it: `mask` is what /unban takes. */
+export interface BanInfo {
+  mask: string;
+  /** Who it was aimed at, when it was made from a member (/ban NICK). */
+  nick?: string;
+  by: string;
+  time: number;
+  reason?: string;
+}
+
+/** A mute as /bans lists it; `until` absent: until someone unmutes. */
+export interface MuteInfo {
+  nick: string;
+  by: string;
+  time: number;
+  until?: number;
+}
+
 export type ServerEvent =
   | {
       type: 'welcome';
@@ -131,6 +152,9 @@ export type ServerEvent =
       /** Members (on this server) logged in to their nick's account. */
       loggedIn?: string[];
       seq?: number;
+      /** The room's operators (self only), and its modes ("+i", "+t", "+k", together: "+ikt"; "" for none). */
+      ops?: string[];
+      modes?: string;
       /**
        * Names the room's numbering (self only): a client resuming with `after` sends it back,
        * and when the room's numbers have started again since (its history lost) the server
@@ -138,11 +162,38 @@ export type ServerEvent =
        */
       epoch?: string;
     }
-  | { type: 'parted'; id?: RequestId; room: string; nick: string; self?: true; reason?: string; quit?: true }
+  | {
+      type: 'parted';
+      id?: RequestId;
+      room: string;
+      nick: string;
+      self?: true;
+      reason?: string;
+      quit?: true;
+      /** The operator who put `nick` out of the room (/kick, /ban); reason is theirs. */
+      kickedBy?: string;
+    }
   | { type: 'nick'; id?: RequestId; old: string; nick: string; self?: true }
   | { type: 'topic'; id?: RequestId; room: string; topic: string; nick?: string }
   | { type: 'rooms'; id?: RequestId; rooms: RoomInfo[] }
-  | { type: 'who'; id?: RequestId; room: string; members: string[]; topic: string; loggedIn?: string[] }
+  | { type: 'who'; id?: RequestId; room: string; members: string[]; topic: string; loggedIn?: string[]; ops?: string[] }
+  | {
+      /** An operator's act, told to the whole room (and the answer to the operator). */
+      type: 'moderation';
+      id?: RequestId;
+      room: string;
+      by: string;
+      action: ModerationAction;
+      /** Whom it is about (op, deop, mute, unmute, invite), or the mask (ban, unban). */
+      target?: string;
+      reason?: string;
+      /** A mute's end (ms since the epoch); absent: until someone unmutes. */
+      until?: number;
+      /** The room's modes after a change ("+it"; "" for none). */
+      modes?: string;
+    }
+  | { type: 'mode'; id?: RequestId; room: string; modes: string; ops: string[] }
+  | { type: 'bans'; id?: RequestId; room: string; bans: BanInfo[]; mutes: MuteInfo[] }
   | {
       type: 'history';
       id?: RequestId;

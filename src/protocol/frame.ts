@@ -5,6 +5,7 @@
  *
  * Text reaching this module has been sanitised by the hub, so it is written as it is.
  */
+import { bansLines, kickLine, moderationLine, modeLines } from './moderation-text.js';
 import type { EventOf, LabelsEvent, MessageEvent, RoomEvent, ServerEvent } from './events.js';
 import { eventJson, eventJsonMost, writeEventJson } from './json.js';
 import { Slab } from './slab.js';
@@ -141,11 +142,15 @@ const TEXT: { [T in ServerEvent['type']]: (e: EventOf<T>) => string | null } = {
     e.action ? `[pm] * ${e.from} ${e.text}` : `[pm] ${e.from} -> ${e.to}: ${e.text}`,
   joined: (e) =>
     e.self
-      ? `*** You joined [${e.room}] (${e.members?.length ?? 0} here: ${(e.members ?? []).join(', ')})` +
-        (e.topic ? `. Topic: ${e.topic}` : '')
+      ? `*** You joined [${e.room}] (${e.members?.length ?? 0} here: ${(e.members ?? []).map((n) => (e.ops?.includes(n) ? `@${n}` : n)).join(', ')})` +
+        (e.topic ? `. Topic: ${e.topic}` : '') +
+        (e.modes ? `. Modes: ${e.modes}` : '')
       : `*** ${e.nick} joined [${e.room}]`,
   parted: (e) =>
-    `*** ${e.self ? 'You' : e.nick} left [${e.room}]` + (e.reason ? ` (${e.reason})` : ''),
+    e.kickedBy !== undefined ? `*** ${kickLine(e)}` : `*** ${e.self ? 'You' : e.nick} left [${e.room}]` + (e.reason ? ` (${e.reason})` : ''),
+  moderation: (e) => `*** ${moderationLine(e, Date.now())}`,
+  mode: (e) => `*** ${modeLines(e)}`,
+  bans: (e) => bansLines(e, Date.now()).map((l) => `*** ${l}`).join('\n'),
   nick: (e) => (e.self ? `*** You are now known as ${e.nick}` : `*** ${e.old} is now known as ${e.nick}`),
   topic: (e) =>
     e.nick
@@ -157,9 +162,12 @@ const TEXT: { [T in ServerEvent['type']]: (e: EventOf<T>) => string | null } = {
       .map((r) => `\n***   [${r.room}] ${r.members} here${r.topic ? ` - ${r.topic}` : ''}`)
       .join(''),
   who: (e) => {
-    // A logged-in member's nick is proved: marked "+" as IRC marks a voice, so a look-alike stands out.
+    // A logged-in member's nick is proved: marked "+" as IRC marks a voice, so a look-alike
+    // stands out; an operator is marked "@", as in IRC.
     const proved = new Set(e.loggedIn ?? []);
-    return `*** In [${e.room}] (${e.members.length}): ${e.members.map((n) => (proved.has(n) ? `+${n}` : n)).join(', ')}` + (proved.size > 0 ? ' (+ logged in)' : '');
+    const ops = new Set(e.ops ?? []);
+    const marks = [ops.size > 0 ? '@ operator' : '', proved.size > 0 ? '+ logged in' : ''].filter(Boolean);
+    return `*** In [${e.room}] (${e.members.length}): ${e.members.map((n) => `${ops.has(n) ? '@' : ''}${proved.has(n) ? '+' : ''}${n}`).join(', ')}` + (marks.length > 0 ? ` (${marks.join(', ')})` : '');
   },
   history: (e) => {
     // Empty, it was asked for (see Frame.replay): nothing said in the room yet, or nothing before what was asked.

@@ -7,6 +7,7 @@ import type { MessageEvent, RoomEvent } from '../protocol/events.js';
 import { StoreError } from './errors.js';
 import {
   type Account,
+  type RoomRules,
   checkAppend,
   type HistoryPage,
   type MessageStore,
@@ -89,6 +90,8 @@ class RoomHistory {
 export class MemoryStore implements MessageStore {
   private readonly rooms = new Map<string, RoomHistory>();
   private readonly accounts = new Map<string, Account>();
+  /** As JSON: a caller's later change to what it saved must not reach what is kept. */
+  private readonly roomRules = new Map<string, string>();
   private readonly now: () => number;
   private readonly observer: StoreObserver;
   private open_ = false;
@@ -187,6 +190,23 @@ export class MemoryStore implements MessageStore {
 
   async account(key: string): Promise<Account | null> {
     return this.accountNow(key);
+  }
+
+  async updateAccount(account: Account): Promise<void> {
+    this.accounts.set(account.key, account);
+  }
+
+  rulesNow(room: string): RoomRules | null {
+    const json = this.roomRules.get(room);
+    return json === undefined ? null : (JSON.parse(json) as RoomRules);
+  }
+
+  async rules(room: string): Promise<RoomRules | null> {
+    return this.rulesNow(room);
+  }
+
+  async saveRules(room: string, rules: RoomRules): Promise<void> {
+    this.roomRules.set(room, JSON.stringify(rules));
   }
 
   async createAccount(account: Account): Promise<boolean> {

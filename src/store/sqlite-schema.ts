@@ -14,7 +14,7 @@ import { MAX_SEQ, type FsyncPolicy } from './store.js';
 export type Db = Database.Database;
 
 /** The schema this build writes; a file at a higher version was written by a newer roomcast. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /** "RCMS" in the file header, so that a roomcast store is told from any other SQLite file. */
 const APPLICATION_ID = 0x52434d53;
@@ -155,6 +155,13 @@ const MIGRATIONS: readonly (string | ((db: Db) => void))[] = [
     nick TEXT NOT NULL,
     hash TEXT NOT NULL,
     created INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
+  // 6: room rules (issue 17): operators, bans, mutes, modes, a room's key, as one JSON record.
+  `
+  CREATE TABLE room_rules (
+    room TEXT PRIMARY KEY,
+    rules TEXT NOT NULL
   ) WITHOUT ROWID;
   `,
 ];

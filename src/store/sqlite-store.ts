@@ -25,6 +25,7 @@ import { insertBlockSql, openDatabase, roomToken, storeErrorOf, type Db } from '
 import {
   checkAppend,
   type Account,
+  type RoomRules,
   MAX_SEQ,
   type FsyncPolicy,
   type HistoryPage,
@@ -376,6 +377,27 @@ export class SqliteStore implements MessageStore {
   async createAccount(a: Account): Promise<boolean> {
     this.checkOpen();
     return this.query(() => this.stmt.createAccount.run(a.key, a.nick, a.hash, a.created).changes === 1);
+  }
+
+  async updateAccount(a: Account): Promise<void> {
+    this.checkOpen();
+    this.query(() => this.stmt.updateAccount.run(a.nick, a.hash, a.key));
+  }
+
+  rulesNow(room: string): RoomRules | null {
+    this.checkOpen();
+    const json = this.query(() => this.stmt.rules.get(room) as string | undefined);
+    return json === undefined ? null : (JSON.parse(json) as RoomRules);
+  }
+
+  async rules(room: string): Promise<RoomRules | null> {
+    return this.rulesNow(room);
+  }
+
+  /** Written at once, like an account: rare, and a ban must outlast a crash right after it. */
+  async saveRules(room: string, rules: RoomRules): Promise<void> {
+    this.checkOpen();
+    this.query(() => this.stmt.saveRules.run(room, JSON.stringify(rules)));
   }
 
   health(): StoreHealth {
@@ -799,6 +821,9 @@ function prepare(db: Db) {
     insertRoom: db.prepare('INSERT INTO rooms (name) VALUES (?)'),
     account,
     createAccount,
+    updateAccount: db.prepare('UPDATE accounts SET nick = ?, hash = ? WHERE key = ?'),
+    rules: db.prepare('SELECT rules FROM room_rules WHERE room = ?').pluck(),
+    saveRules: db.prepare('INSERT INTO room_rules (room, rules) VALUES (?, ?) ON CONFLICT (room) DO UPDATE SET rules = excluded.rules'),
     reserve: reserveAt,
     /** Sets every room's reservation back to its last number, written as it closes. */
     unreserve: db.transaction((rooms: Iterable<RoomState>) => {

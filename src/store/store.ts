@@ -109,6 +109,54 @@ export interface Account {
   created: number;
 }
 
+/**
+ * Who a ban or a mute is about: it matches a person when any one of these does. `nick` is a
+ * glob ("*" and "?") over nick keys; `account` a nick key; `address` an IP address or a
+ * CIDR block.
+ */
+export interface PersonMask {
+  nick?: string;
+  account?: string;
+  address?: string;
+}
+
+export interface StoredBan {
+  /** What /bans shows and /unban takes. */
+  mask: string;
+  match: PersonMask;
+  /** The member it was made from (/ban NICK). */
+  nick?: string;
+  by: string;
+  time: number;
+  reason?: string;
+}
+
+export interface StoredMute {
+  nick: string;
+  match: PersonMask;
+  by: string;
+  time: number;
+  /** When it ends (ms since the epoch); absent: when someone unmutes. */
+  until?: number;
+}
+
+/**
+ * A room's rules (hub/moderation.ts): kept whole, one record a room, replaced on every
+ * change; a room without any has none stored.
+ */
+export interface RoomRules {
+  /** Accounts (nick keys) that are the room's operators whenever they are logged in. */
+  ops: string[];
+  bans: StoredBan[];
+  mutes: StoredMute[];
+  inviteOnly: boolean;
+  topicLock: boolean;
+  /** The room's key, salted and hashed: joining needs it. */
+  key: { salt: string; hash: string } | null;
+  /** Nick keys an operator invited, past +i and the key, until `until`. */
+  invites: { key: string; by: string; until: number }[];
+}
+
 export interface MessageStore {
   /**
    * Opens the store and reports the rooms it holds; on an open store, reports them again.
@@ -154,6 +202,13 @@ export interface MessageStore {
   account(key: string): Promise<Account | null>;
   /** Registers an account; false when its key has one already. */
   createAccount(account: Account): Promise<boolean>;
+  /** Replaces an existing account's hash (a new password). */
+  updateAccount(account: Account): Promise<void>;
+  /** A room's rules, at once, where the store can tell without waiting (see accountNow). */
+  rulesNow?(room: string): RoomRules | null;
+  rules(room: string): Promise<RoomRules | null>;
+  /** Keeps a room's rules in place of what it had; written at once. */
+  saveRules(room: string, rules: RoomRules): Promise<void>;
 }
 
 /** Sequence numbers the stores accept: the SQLite store packs them into 40 bits. */
