@@ -45,6 +45,13 @@ describeWithOpenssl('the web page over https (Chromium trusting the self-signed 
     await page.click('#login-button');
     await page.locator('#member-list .member', { hasText: 'erin' }).waitFor({ state: 'attached', timeout: WAIT });
     expect(sockets).toEqual([`wss://127.0.0.1:${server.port}/ws`]);
+    // The header's lock says so, to the eye and in words.
+    const lock = page.locator('#lock');
+    expect(await lock.getAttribute('class')).toBe('lock secure');
+    expect(await lock.getAttribute('title')).toBe('Encrypted (TLS)');
+    expect(await lock.getAttribute('aria-label')).toBe('Encrypted (TLS)');
+    expect(await lock.locator('.lock-closed').isVisible()).toBe(true);
+    expect(await lock.locator('.lock-open').isVisible()).toBe(false);
 
     // Someone else over TLS (the server is --tls-only): a JSON client.
     const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {

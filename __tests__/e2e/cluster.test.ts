@@ -281,6 +281,52 @@ describeWithRedis('a cluster of three servers over Redis', () => {
     expect(await back.waitEvent((e) => e.type === 'welcome' || e.type === 'error', WAIT)).toMatchObject({ type: 'welcome', nick: 'ann' });
   });
 
+  test("operators span the nodes: a kick, a mute and a ban of a member on another node are enforced there, and the rules live in Redis", async () => {
+    const [a, b] = [await node(), await node()];
+    const ann = await client(a, 'ann', ['lobby']);
+    ann.sendJson({ type: 'register', password: 'a long enough password', id: 'r' });
+    await ann.waitFor(() => ann.events.find((e) => e.id === 'r'), WAIT, 'the registration');
+    ann.sendJson({ type: 'join', room: 'lab', id: 'j' });
+    expect(await ann.waitFor(() => ann.events.find((e) => e.id === 'j' && e.type === 'joined'), WAIT, 'the join')).toMatchObject({ ops: ['ann'] });
+    const bob = await client(b, 'bob', ['lab']);
+    const carl = await client(b, 'carl', ['lab']);
+    expect(bob.events.find((e) => e.type === 'joined' && e.self)).toMatchObject({ ops: ['ann'], members: ['ann', 'bob'] });
+    await ann.waitEvent((e) => e.type === 'joined' && e.nick === 'carl', WAIT);
+    // An operator only on another node is still not one here.
+    carl.sendJson({ type: 'kick', nick: 'bob', room: 'lab', id: 'k0' });
+    expect(await carl.waitFor(() => carl.events.find((e) => e.id === 'k0'), WAIT, 'the refusal')).toMatchObject({ code: 'NOT_OPERATOR' });
+
+    ann.sendJson({ type: 'kick', nick: 'bob', room: 'lab', reason: 'time out', id: 'k' });
+    expect(await bob.waitEvent((e) => e.type === 'parted', WAIT)).toMatchObject({ self: true, room: 'lab', kickedBy: 'ann', reason: 'time out' });
+    expect(await carl.waitEvent((e) => e.type === 'parted', WAIT)).toMatchObject({ nick: 'bob', kickedBy: 'ann' });
+
+    ann.sendJson({ type: 'mute', nick: 'carl', room: 'lab', id: 'm' });
+    expect(await carl.waitEvent((e) => e.type === 'moderation', WAIT)).toMatchObject({ action: 'mute', target: 'carl', by: 'ann' });
+    carl.sendJson({ type: 'message', room: 'lab', text: 'can you hear me', id: 's' });
+    expect(await carl.waitFor(() => carl.events.find((e) => e.id === 's'), WAIT, 'the refusal')).toMatchObject({ code: 'MUTED' });
+
+    ann.sendJson({ type: 'ban', mask: 'bob', room: 'lab', id: 'b' });
+    expect(await carl.waitEvent((e) => e.type === 'moderation', WAIT)).toMatchObject({ action: 'ban', target: 'nick:bob' });
+    bob.sendJson({ type: 'join', room: 'lab', id: 'again' });
+    expect(await bob.waitFor(() => bob.events.find((e) => e.id === 'again'), WAIT, 'the refusal')).toMatchObject({ code: 'BANNED' });
+
+    // A third node, started after all this, reads the same rules from Redis.
+    bob.socket.destroy();
+    const c = await node();
+    let late: JsonClient;
+    // The nick is free once bob's node has seen him go.
+    for (let tries = 0; ; tries++) {
+      late = await JsonClient.open(c, { nick: 'bob', rooms: ['lobby'] });
+      clients.push(late);
+      if ((await late.waitEvent((e) => e.type === 'welcome' || e.type === 'error', WAIT)).type === 'welcome') break;
+      if (tries > 50) throw new Error('bob never came back');
+      late.socket.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    late.sendJson({ type: 'join', room: 'lab', id: 'late' });
+    expect(await late.waitFor(() => late.events.find((e) => e.id === 'late'), WAIT, 'the refusal')).toMatchObject({ code: 'BANNED' });
+  });
+
   test('SIGKILL a node under load: its clients resume on another node with contiguous seqs, and its members leave within the lease', async () => {
     const lease = ['--lease', '1500'];
     const [a, b] = [await node(lease), await node(lease)];

@@ -871,21 +871,24 @@ export class Hub {
     session.link.send(replay ? Frame.replay(event) : new Frame(event));
   }
 
-  part(session: Session, room: Room, reason?: string, kickedBy?: string): void {
+  part(session: Session, room: Room, reason?: string, kickedBy?: string, except?: Session): void {
     room.members.delete(session);
     room.sessionOps?.delete(session);
     session.rooms.delete(room.name);
     if (session.current === room) session.current = [...session.rooms.values()].pop() ?? null;
     const event: EventOf<'parted'> = { type: 'parted', room: room.name, nick: session.nick, reason, ...(kickedBy !== undefined ? { kickedBy } : {}) };
-    this.broadcast(room, new Frame(event));
+    this.broadcast(room, new Frame(event), except);
     this.relay?.announce(event, session.key);
     this.dropIfEmpty(room);
     this.observer.parted?.(session, room);
   }
 
-  /** An operator (`by`) puts a member of this server out of the room: the room and the member hear who and why. */
-  kick(room: Room, target: Session, by: string, reason?: string): void {
-    this.part(target, room, reason, by);
+  /**
+   * An operator (`by`) puts a member of this server out of the room: the room and the member
+   * hear who and why; `kicker`, answered on its own, is not told twice.
+   */
+  kick(room: Room, target: Session, by: string, reason?: string, kicker?: Session): void {
+    this.part(target, room, reason, by, kicker);
     this.send(target, { type: 'parted', room: room.name, nick: target.nick, self: true, kickedBy: by, ...(reason !== undefined ? { reason } : {}) });
     this.observer.moderated?.(room, { type: 'parted', room: room.name, nick: target.nick, kickedBy: by, ...(reason !== undefined ? { reason } : {}) });
   }
@@ -1101,8 +1104,8 @@ export class Hub {
         break;
       }
       case 'moderation':
-        this.moderation.heard(room, event);
-        break;
+        this.moderation.heard(room, event, () => this.broadcast(room, new Frame(event)));
+        return;
       case 'nick':
         remote.delete(nickKey(event.old));
         remote.set(nickKey(event.nick), event.nick);

@@ -285,7 +285,7 @@ export class Moderation {
     this.protect(s, t);
     const why = reason === undefined ? undefined : sanitize(reason).trim().slice(0, 200) || undefined;
     if (typeof t === 'string') this.hub.kickElsewhere(room, t, s, why);
-    else this.hub.kick(room, t, s.nick, why);
+    else this.hub.kick(room, t, s.nick, why, s);
     this.hub.reply(s, id, { type: 'parted', room: room.name, nick: typeof t === 'string' ? t : t.nick, kickedBy: s.nick, ...(why ? { reason: why } : {}) });
   }
 
@@ -302,7 +302,7 @@ export class Moderation {
     const others = room.rules.bans.filter((b) => b.mask !== ban.mask);
     if (others.length >= MAX_BANS) throw new RoomcastError('TOO_MANY_BANS', MAX_BANS);
     this.update(room, { bans: [...others, ban] });
-    this.tell(s, room, 'ban', { target: ban.mask, ...(why ? { reason: why } : {}) }, id);
+    this.tell(s, room, 'ban', { target: ban.mask, ...(ban.nick ? { nick: ban.nick } : {}), ...(why ? { reason: why } : {}) }, id);
     this.enforceBans(room, s.nick, why ? `banned: ${why}` : 'banned');
   }
 
@@ -448,7 +448,7 @@ export class Moderation {
       else if (c === 'k') next.key = null;
     }
     this.update(room, next);
-    this.tell(s, room, 'mode', { modes: modeString(room.rules), reason: change }, id);
+    this.tell(s, room, 'mode', { modes: modeString(room.rules), change }, id);
   }
 
   key(s: Session, room: Room, key: string, id?: RequestId): void {
@@ -459,13 +459,20 @@ export class Moderation {
     this.tell(s, room, 'key', { modes: modeString(room.rules) }, id);
   }
 
-  /** An operator's act on another server of the cluster: the rules are read again and enforced here. */
-  heard(room: Room, event: EventOf<'moderation'>): void {
+  /**
+   * An operator's act on another server of the cluster: the rules are read again and enforced
+   * here, and then (`tell`) the members here hear of it, so that what they hear is in force.
+   */
+  heard(room: Room, event: EventOf<'moderation'>, tell: () => void): void {
     this.load(room.name).then(
       () => {
+        tell();
         if (event.action === 'ban') this.enforceBans(room, event.by, event.reason ? `banned: ${event.reason}` : 'banned');
       },
-      (err: unknown) => this.hub.observer.storeFailed?.(err),
+      (err: unknown) => {
+        this.hub.observer.storeFailed?.(err);
+        tell();
+      },
     );
   }
 }

@@ -189,6 +189,10 @@ export type ServerEvent =
       reason?: string;
       /** A mute's end (ms since the epoch); absent: until someone unmutes. */
       until?: number;
+      /** The member a ban was made from (/ban NICK), when target is the mask it made. */
+      nick?: string;
+      /** The change asked for (mode: "+i", "-kt"). */
+      change?: string;
       /** The room's modes after a change ("+it"; "" for none). */
       modes?: string;
     }

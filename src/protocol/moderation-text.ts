@@ -19,14 +19,14 @@ export function moderationLine(e: EventOf<'moderation'>, now: number, show: Show
   const by = show(e.by);
   const room = `[${show(e.room)}]`;
   const target = show(e.target);
-  const why = e.reason && e.action !== 'mode' ? ` (${show(e.reason)})` : '';
+  const why = e.reason ? ` (${show(e.reason)})` : '';
   switch (e.action) {
     case 'op':
       return `${by} made ${target} an operator of ${room}`;
     case 'deop':
       return `${by} took away ${target}'s operator status in ${room}`;
     case 'ban':
-      return `${by} banned ${target} from ${room}${why}`;
+      return `${by} banned ${e.nick ? `${show(e.nick)} (${target})` : target} from ${room}${why}`;
     case 'unban':
       return `${by} lifted the ban ${target} in ${room}`;
     case 'mute':
@@ -36,7 +36,7 @@ export function moderationLine(e: EventOf<'moderation'>, now: number, show: Show
     case 'invite':
       return `${by} invited ${target} to ${room}`;
     case 'mode':
-      return `${by} set mode ${show(e.reason)} on ${room} (modes now: ${show(e.modes) || 'none'})`;
+      return `${by} set mode ${show(e.change)} on ${room} (modes now: ${show(e.modes) || 'none'})`;
     case 'key':
       return `${by} set a key on ${room}: joining needs it from now on`;
     default:

@@ -6,6 +6,9 @@
  * Reconnecting: each room remembers the last seq it saw and joins again with "after", and every
  * room event is shown at most once (by seq), so a blip or a server restart leaves no gap and no
  * duplicate.
+ *
+ * Operators: a room's operators ("@" in the members list) get a menu on each other member
+ * (kick, mute, ban); what any operator does shows as a line in the room.
  */
 import { Connection, type Status } from './connection.js';
 import { byId, clockTime, el } from './dom.js';
@@ -22,6 +25,15 @@ interface RoomState {
   /** Messages and images shown unnumbered while the server's cluster was away (localKey). */
   local: Set<string>;
   members: Set<string>;
+  /** Its operators and the members logged in to their nick's account, by nickKey. */
+  ops: Set<string>;
+  loggedIn: Set<string>;
+  /** Its modes as the server last said ("+ikt"; "" for none). */
+  modes: string;
+  /** The key it was joined with, for the joins after a reconnect (memory only). */
+  key?: string;
+  /** A `who` asked for soon, after members came in (the server tells no ops or accounts with a join). */
+  whoTimer: number | null;
   topic: string;
   pane: HTMLDivElement;
   /** Image posts on the page, by image id, so the bot's labels go under their picture. */
@@ -36,6 +48,17 @@ const STORE_NICK = 'roomcast.nick';
 /** The server password, for this tab's reconnects (sessionStorage: gone with the tab). */
 const STORE_PASSWORD = 'roomcast.serverPassword';
 const PASSWORD_CODES = new Set(['PASSWORD_REQUIRED', 'PASSWORD_WRONG', 'LOCKED_OUT']);
+/**
+ * The account (nick and password) this tab logged in to or registered, so that its reconnects
+ * log in again: sessionStorage as the server password, gone with the tab.
+ */
+const STORE_ACCOUNT = 'roomcast.account';
+/** The ids of the login form's /register and /login, so their answers go back to the form. */
+const LOGIN_REGISTER = 'login:register';
+const LOGIN_ACCOUNT = 'login:account';
+const KEY_CODES = new Set(['ROOM_KEY_REQUIRED', 'ROOM_KEY_WRONG']);
+/** The id of a /mode typed without a change: only that answer is shown (others just update). */
+const MODE_QUERY = 'mode:query';
 const STORE_ROOMS = 'roomcast.rooms';
 const NICK_FIXES = new Set(['NICK_TAKEN', 'NICK_INVALID', 'NICK_RESERVED', 'NICK_MIXED_SCRIPTS']);
 /** The id of a nick change asked for by the login form (so its refusal goes back to the form). */
@@ -48,11 +71,18 @@ const ui = {
   roomInput: byId<HTMLInputElement>('room-input'),
   passwordLabel: byId<HTMLLabelElement>('password-label'),
   passwordInput: byId<HTMLInputElement>('password-input'),
+  roomKeyLabel: byId<HTMLLabelElement>('room-key-label'),
+  roomKeyInput: byId<HTMLInputElement>('room-key-input'),
+  accountInput: byId<HTMLInputElement>('account-input'),
+  registerCheck: byId<HTMLInputElement>('register-check'),
+  plainHint: byId<HTMLParagraphElement>('plain-hint'),
   loginError: byId<HTMLParagraphElement>('login-error'),
   app: byId<HTMLDivElement>('app'),
   menuBtn: byId<HTMLButtonElement>('menu-btn'),
   sidebar: byId<HTMLElement>('sidebar'),
   roomTitle: byId<HTMLHeadingElement>('room-title'),
+  roomModes: byId<HTMLSpanElement>('room-modes'),
+  lock: byId<HTMLSpanElement>('lock'),
   topic: byId<HTMLSpanElement>('topic'),
   status: byId<HTMLSpanElement>('status'),
   me: byId<HTMLSpanElement>('me'),
@@ -60,10 +90,12 @@ const ui = {
   otherRooms: byId<HTMLUListElement>('other-rooms'),
   joinForm: byId<HTMLFormElement>('join-form'),
   joinInput: byId<HTMLInputElement>('join-input'),
+  joinKey: byId<HTMLInputElement>('join-key'),
   memberCount: byId<HTMLSpanElement>('member-count'),
   memberList: byId<HTMLUListElement>('member-list'),
   chat: byId<HTMLElement>('chat'),
   messages: byId<HTMLDivElement>('messages'),
+  noRoom: byId<HTMLDivElement>('no-room'),
   jump: byId<HTMLButtonElement>('jump-btn'),
   dropHint: byId<HTMLDivElement>('drop-hint'),
   composer: byId<HTMLFormElement>('composer'),
@@ -88,17 +120,54 @@ const pendingMessages = new Map<number, { room: string; text: string; action: bo
 const pendingImages = new Map<number, { room: string; name: string; size: number }>();
 let roomsTimer: number | null = null;
 /**
- * What the login form asked for and the server has not answered yet. The chat shows once both
- * the nick and the room are settled; a refusal of either goes back to the form.
+ * What the login form asked for and the server has not answered yet. The chat shows once the
+ * nick, the room and the account (a register, or a login on an open connection) are settled;
+ * a refusal of any goes back to the form.
  */
-let login: { room: string; nick: string; nickPending: boolean; roomPending: boolean } | null = null;
+let login: { room: string; nick: string; nickPending: boolean; roomPending: boolean; accountPending: boolean } | null = null;
 /** A room that a try of the login form added; a later try for another room drops it if never joined. */
 let formRoom: string | null = null;
 
-/** The hello, with the server password when the server asked for one. */
+/** The password the login form asked to register the nick with, once the hello has got us in. */
+let pendingRegister: string | null = null;
+/** The nickKey of the account this connection is logged in to (null: none). */
+let loggedInAs: string | null = null;
+/** The last hello carried an account password (a LOCKED_OUT may then be the account's). */
+let helloAccount = false;
+/** Which password the server refused last: LOCKED_OUT does not say whose throttle it is. */
+let lastRefusal: 'server' | 'account' | null = null;
+/** The member whose operator menu is open (nickKey), kept open across the list's redraws. */
+let openMenu: string | null = null;
+
+/** As the server compares nicks (nickKey in src/protocol/text.ts, which the page cannot import). */
+function nickKey(n: string): string {
+  return n.normalize('NFKC').toLowerCase();
+}
+
+function savedAccount(): { nick: string; password: string } | null {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(STORE_ACCOUNT) ?? 'null') as { nick?: unknown; password?: unknown } | null;
+    return v && typeof v.nick === 'string' && typeof v.password === 'string' ? { nick: v.nick, password: v.password } : null;
+  } catch {
+    return null;
+  }
+}
+
+function keepAccount(account: { nick: string; password: string } | null): void {
+  if (account === null) sessionStorage.removeItem(STORE_ACCOUNT);
+  else sessionStorage.setItem(STORE_ACCOUNT, JSON.stringify(account));
+}
+
+/** The hello, with the server password when the server asked for one, and the account's when we have one. */
 function hello(): object {
+  const out: Record<string, unknown> = { type: 'hello', nick, rooms: [] };
   const password = sessionStorage.getItem(STORE_PASSWORD);
-  return password === null ? { type: 'hello', nick, rooms: [] } : { type: 'hello', nick, rooms: [], serverPassword: password };
+  if (password !== null) out.serverPassword = password;
+  const account = savedAccount();
+  // Only the account's own nick logs in: a nick taken since (or a variant after a clash) is just a nick.
+  if (account && nickKey(account.nick) === nickKey(nick)) out.password = account.password;
+  helloAccount = out.password !== undefined;
+  return out;
 }
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
@@ -136,7 +205,23 @@ function roomState(name: string): RoomState {
   leave.addEventListener('click', () => part(name));
   item.append(open, leave);
   ui.roomList.append(item);
-  r = { name, lastSeq: 0, seen: new Set(), local: new Set(), members: new Set(), topic: '', pane, images: new Map(), unread: 0, item, joined: false };
+  r = {
+    name,
+    lastSeq: 0,
+    seen: new Set(),
+    local: new Set(),
+    members: new Set(),
+    ops: new Set(),
+    loggedIn: new Set(),
+    modes: '',
+    whoTimer: null,
+    topic: '',
+    pane,
+    images: new Map(),
+    unread: 0,
+    item,
+    joined: false,
+  };
   rooms.set(name, r);
   saveRooms();
   return r;
@@ -158,19 +243,24 @@ function select(name: string): void {
     current.item.classList.remove('current');
   }
   current = r;
+  openMenu = null;
+  ui.noRoom.hidden = true;
   r.pane.hidden = false;
   r.item.classList.add('current');
   r.unread = 0;
   renderBadge(r);
   ui.roomTitle.textContent = `#${r.name}`;
   ui.topic.textContent = r.topic;
+  renderModes();
   renderMembers();
   toEnd();
   document.title = `#${r.name} · roomcast`;
 }
 
-function join(name: string): void {
+/** `key`: the room's key, when it has one (kept for the joins after a reconnect). */
+function join(name: string, key?: string): void {
   const r = roomState(name);
+  if (key !== undefined) r.key = key;
   if (conn.isOpen && registered) conn.send(joinRequest(r));
   select(name);
 }
@@ -182,9 +272,11 @@ function roomName(typed: string): string {
 
 /** A join names its room in its id, so a refusal (ROOM_INVALID, TOO_MANY_ROOMS) can be tied to it. */
 function joinRequest(r: RoomState): object {
-  const id = `join:${r.name}`;
-  if (r.lastSeq === 0) return { type: 'join', room: r.name, id };
-  return r.epoch === undefined ? { type: 'join', room: r.name, after: r.lastSeq, id } : { type: 'join', room: r.name, after: r.lastSeq, epoch: r.epoch, id };
+  const req: Record<string, unknown> = { type: 'join', room: r.name, id: `join:${r.name}` };
+  if (r.key !== undefined) req.key = r.key;
+  if (r.lastSeq > 0) req.after = r.lastSeq;
+  if (r.lastSeq > 0 && r.epoch !== undefined) req.epoch = r.epoch;
+  return req;
 }
 
 function part(name: string): void {
@@ -196,6 +288,7 @@ function part(name: string): void {
 
 function forget(r: RoomState): void {
   rooms.delete(r.name);
+  if (r.whoTimer !== null) window.clearTimeout(r.whoTimer);
   resized.unobserve(r.pane);
   r.pane.remove();
   r.item.remove();
@@ -207,6 +300,8 @@ function forget(r: RoomState): void {
     else {
       ui.roomTitle.textContent = 'no room';
       ui.topic.textContent = '';
+      ui.noRoom.hidden = false;
+      renderModes();
       renderMembers();
     }
   }
@@ -225,9 +320,149 @@ function renderMembers(): void {
     ui.memberCount.textContent = '';
     return;
   }
-  const names = [...current.members].sort((a, b) => a.localeCompare(b));
+  const r = current;
+  const names = [...r.members].sort((a, b) => a.localeCompare(b));
   ui.memberCount.textContent = `(${names.length})`;
-  for (const n of names) ui.memberList.append(el('li', n === nick ? 'member me' : 'member', n));
+  const amOp = r.ops.has(nickKey(nick));
+  names.forEach((n, i) => ui.memberList.append(memberItem(r, n, amOp, i)));
+}
+
+/** A member: "@" for an operator, a tick when logged in; for an operator (me), a menu on the others. */
+function memberItem(r: RoomState, n: string, amOp: boolean, index: number): HTMLLIElement {
+  const key = nickKey(n);
+  const me = key === nickKey(nick);
+  const op = r.ops.has(key);
+  const account = r.loggedIn.has(key);
+  const li = el('li', ['member', me ? 'me' : '', op ? 'op' : '', account ? 'logged-in' : ''].filter(Boolean).join(' '));
+  li.dataset.nick = n;
+  const name = el('span', 'member-name');
+  // The marks are for the eye (with a title for the mouse); a screen reader hears the words.
+  if (op) name.append(mark('op-mark', '@', `Operator of #${r.name}`));
+  name.append(document.createTextNode(n));
+  if (op) name.append(el('span', 'sr-only', ' (operator)'));
+  if (account) name.append(mark('account-mark', '✓', 'Logged in to this registered nick'), el('span', 'sr-only', ' (logged in)'));
+  li.append(name);
+  if (amOp && !me) li.append(...memberMenu(r, n, index));
+  return li;
+}
+
+function mark(cls: string, symbol: string, title: string): HTMLSpanElement {
+  const m = el('span', cls, symbol);
+  m.title = title;
+  m.setAttribute('aria-hidden', 'true');
+  return m;
+}
+
+/** The "⋯" button and the actions it shows (in the list's flow, so the sidebar never clips them). */
+function memberMenu(r: RoomState, n: string, index: number): HTMLElement[] {
+  const key = nickKey(n);
+  const toggle = el('button', 'member-menu-btn', '⋯');
+  toggle.type = 'button';
+  toggle.title = `Operator actions for ${n}`;
+  toggle.setAttribute('aria-label', `Operator actions for ${n}`);
+  const panel = el('div', 'member-actions');
+  panel.id = `member-actions-${index}`;
+  toggle.setAttribute('aria-controls', panel.id);
+  const show = (open: boolean): void => {
+    openMenu = open ? key : null;
+    panel.hidden = !open;
+    toggle.setAttribute('aria-expanded', String(open));
+  };
+  const action = (label: string, cls: string, run: () => void): HTMLButtonElement => {
+    const b = el('button', `member-action ${cls}`, label);
+    b.type = 'button';
+    b.addEventListener('click', run);
+    return b;
+  };
+  const actions = (): void =>
+    panel.replaceChildren(
+      action('Kick', 'kick', () => {
+        show(false);
+        moderate({ type: 'kick', nick: n, room: r.name });
+      }),
+      action('Mute 10 min', 'mute', () => {
+        show(false);
+        moderate({ type: 'mute', nick: n, minutes: 10, room: r.name });
+      }),
+      action('Ban…', 'ban', () => {
+        // A ban keeps them out (their address and account) until lifted: asked once more, here.
+        const yes = action(`Ban ${n}`, 'ban-confirm danger', () => {
+          show(false);
+          moderate({ type: 'ban', mask: n, room: r.name });
+        });
+        const no = action('Cancel', 'ban-cancel', () => {
+          actions();
+          toggle.focus();
+        });
+        panel.replaceChildren(el('span', 'confirm-text', `Ban ${n} from #${r.name}? They are put out and kept out until an operator lifts the ban.`), yes, no);
+        no.focus();
+      }),
+    );
+  actions();
+  show(openMenu === key);
+  toggle.addEventListener('click', () => {
+    const open = panel.hidden;
+    for (const other of ui.memberList.querySelectorAll<HTMLElement>('.member-actions')) other.hidden = true;
+    for (const other of ui.memberList.querySelectorAll<HTMLElement>('.member-menu-btn')) other.setAttribute('aria-expanded', 'false');
+    if (open) actions();
+    show(open);
+  });
+  return [toggle, panel];
+}
+
+/** An operator's command; what it did comes back as a `moderation` event, a refusal as an error line. */
+function moderate(cmd: Record<string, unknown>): void {
+  if (!conn.isOpen || !registered) {
+    notice(current, 'Not connected: nothing was done. Reconnecting…', 'notice error');
+    return;
+  }
+  conn.send(cmd);
+}
+
+/** The current room's modes in the header, with what they mean for the mouse and screen readers. */
+function renderModes(): void {
+  const modes = current?.modes ?? '';
+  ui.roomModes.hidden = modes === '';
+  ui.roomModes.textContent = modes;
+  const words = modeWords(modes);
+  ui.roomModes.title = words;
+  ui.roomModes.setAttribute('aria-label', `Room modes: ${words}`);
+}
+
+const MODE_WORDS: Record<string, [on: string, off: string]> = {
+  i: ['invite only', 'anyone may join'],
+  t: ['only operators set the topic', 'anyone may set the topic'],
+  k: ['joining needs a key', 'no key needed'],
+};
+
+/** "+it" → "invite only, only operators set the topic"; "-k" → "no key needed". */
+function modeWords(change: string): string {
+  const words: string[] = [];
+  let on = true;
+  for (const c of change) {
+    if (c === '+' || c === '-') on = c === '+';
+    else words.push(MODE_WORDS[c]?.[on ? 0 : 1] ?? `${on ? '+' : '-'}${c}`);
+  }
+  return words.join(', ');
+}
+
+/** What changed between two mode strings, as "+i -t" ("" when nothing did). */
+function modeChange(before: string, after: string): string {
+  const flags = (m: string) => new Set(m.replace(/[+-]/g, ''));
+  const was = flags(before);
+  const now = flags(after);
+  const added = [...now].filter((c) => !was.has(c)).join('');
+  const removed = [...was].filter((c) => !now.has(c)).join('');
+  return [added && `+${added}`, removed && `-${removed}`].filter(Boolean).join(' ');
+}
+
+/** Asks who is in a room (with its ops and accounts) a little after members came in: one ask for a burst. */
+function refreshWho(r: RoomState): void {
+  if (r.whoTimer !== null) return;
+  r.whoTimer = window.setTimeout(() => {
+    r.whoTimer = null;
+    if (rooms.get(r.name) === r && r.joined && conn.isOpen && registered) conn.send({ type: 'who', room: r.name });
+  }, 500);
 }
 
 function renderOtherRooms(list: RoomInfo[]): void {
@@ -315,6 +550,12 @@ function place(r: RoomState, node: HTMLElement, seq: number): void {
 /** `news`: worth the "New messages" button if the reader has scrolled up (not comings and goings). */
 function notice(r: RoomState | null, text: string, cls = 'notice', news = true): void {
   const target = r ?? current;
+  if (!target && !ui.app.hidden) {
+    // In the chat with no room left (kicked from the last one, say): said where the rooms were.
+    ui.noRoom.hidden = false;
+    ui.noRoom.append(el('div', `msg ${cls}`, text));
+    return;
+  }
   if (!target) {
     ui.loginError.textContent = text;
     return;
@@ -470,8 +711,10 @@ function handle(ev: ServerEvent): void {
       registered = true;
       everRegistered = true;
       nickRetries = 0;
+      lastRefusal = null;
       conn.registered();
       setNick(ev.nick);
+      loggedInAs = helloAccount ? nickKey(ev.nick) : null;
       maxImageBytes = ev.limits.maxImageBytes ?? Infinity;
       if (history !== null && ev.history !== history) {
         // Another history: our numbers mean nothing to this server, so each room counts afresh.
@@ -485,6 +728,8 @@ function handle(ev: ServerEvent): void {
       history = ev.history;
       // (A login waits for its room: the chat shows when that is joined, or the form says why not.)
       for (const r of rooms.values()) conn.send(joinRequest(r));
+      // The nick is ours now: the form's "register" makes it an account (the form waits for that too).
+      if (login?.accountPending && pendingRegister !== null) sendRegister();
       requestRooms();
       if (roomsTimer === null) roomsTimer = window.setInterval(requestRooms, 20_000);
       if (!current && rooms.size > 0) select(rooms.keys().next().value!);
@@ -540,6 +785,9 @@ function handle(ev: ServerEvent): void {
           conn.send({ type: 'history', room: r.name, limit: 50 });
         }
         r.members = new Set(ev.members ?? [nick]);
+        r.loggedIn = new Set((ev.loggedIn ?? []).map(nickKey));
+        r.ops = new Set((ev.ops ?? []).map(nickKey));
+        r.modes = ev.modes ?? '';
         r.topic = ev.topic ?? '';
         if (!current) select(r.name);
         if (login?.room === r.name) {
@@ -549,9 +797,11 @@ function handle(ev: ServerEvent): void {
       } else {
         r.members.add(ev.nick);
         notice(r, `${ev.nick} joined`, 'notice join', false);
+        refreshWho(r);
       }
       if (r === current) {
         renderMembers();
+        renderModes();
         ui.topic.textContent = r.topic;
       }
       break;
@@ -559,12 +809,20 @@ function handle(ev: ServerEvent): void {
     case 'parted': {
       const r = rooms.get(ev.room);
       if (!r) break;
-      if (ev.self) {
+      const why = ev.reason ? ` (${ev.reason})` : '';
+      if (ev.self || (ev.kickedBy !== undefined && nickKey(ev.nick) === nickKey(nick))) {
+        // Put out by an operator: the room goes from the page, and is not joined again by itself.
         forget(r);
+        if (ev.kickedBy !== undefined) notice(current, `You were kicked from #${r.name} by ${ev.kickedBy}${why}.`, 'notice error kicked');
         break;
       }
-      r.members.delete(ev.nick);
-      notice(r, `${ev.nick} ${ev.quit ? 'quit' : 'left'}${ev.reason ? ` (${ev.reason})` : ''}`, 'notice part', false);
+      const wasHere = r.members.delete(ev.nick);
+      r.ops.delete(nickKey(ev.nick));
+      r.loggedIn.delete(nickKey(ev.nick));
+      // The kicker hears of a kick twice (the room's word and the answer to the kick): told once.
+      if (ev.kickedBy !== undefined && !wasHere) break;
+      if (ev.kickedBy !== undefined) notice(r, `${nickKey(ev.kickedBy) === nickKey(nick) ? 'You' : ev.kickedBy} kicked ${ev.nick}${why}`, 'notice kick');
+      else notice(r, `${ev.nick} ${ev.quit ? 'quit' : 'left'}${why}`, 'notice part', false);
       if (r === current) renderMembers();
       break;
     }
@@ -572,11 +830,18 @@ function handle(ev: ServerEvent): void {
       if (ev.self || ev.old === nick) setNick(ev.nick);
       if (ev.self && ev.id === LOGIN_NICK && login) {
         login.nickPending = false;
+        // Registered only now that the nick is ours: sent earlier, it would register the old one.
+        if (login.accountPending && pendingRegister !== null) sendRegister();
         settleLogin();
       }
+      if (ev.self && loggedInAs !== nickKey(ev.nick)) loggedInAs = null;
       for (const r of rooms.values()) {
         if (!r.members.delete(ev.old)) continue;
         r.members.add(ev.nick);
+        if (r.ops.delete(nickKey(ev.old))) r.ops.add(nickKey(ev.nick));
+        // Logged in means on the account's own nick: another nick is not it (the next `who` says).
+        r.loggedIn.delete(nickKey(ev.old));
+        if (ev.self && loggedInAs !== null) r.loggedIn.add(loggedInAs);
         notice(r, `${ev.old} is now known as ${ev.nick}`, 'notice', false);
       }
       renderMembers();
@@ -594,7 +859,46 @@ function handle(ev: ServerEvent): void {
       const r = rooms.get(ev.room);
       if (!r) break;
       r.members = new Set(ev.members);
+      r.loggedIn = new Set((ev.loggedIn ?? []).map(nickKey));
+      r.ops = new Set((ev.ops ?? []).map(nickKey));
       if (r === current) renderMembers();
+      break;
+    }
+    case 'moderation': {
+      const r = rooms.get(ev.room);
+      if (!r) break;
+      const before = r.modes;
+      const target = ev.target === undefined ? undefined : nickKey(ev.target);
+      if (ev.action === 'op' && target !== undefined) r.ops.add(target);
+      if (ev.action === 'deop' && target !== undefined) r.ops.delete(target);
+      if (typeof ev.modes === 'string') r.modes = ev.modes;
+      notice(r, moderationText(ev, r, before), 'notice moderation');
+      if (r === current) {
+        renderMembers();
+        renderModes();
+      }
+      break;
+    }
+    case 'mode': {
+      const r = rooms.get(ev.room);
+      if (!r) break;
+      r.modes = ev.modes;
+      r.ops = new Set(ev.ops.map(nickKey));
+      if (ev.id === MODE_QUERY) {
+        const words = ev.modes ? `${ev.modes} (${modeWords(ev.modes)})` : 'none';
+        notice(r, `Modes of #${r.name}: ${words}. Operators: ${ev.ops.length ? ev.ops.join(', ') : 'none'}.`);
+      }
+      if (r === current) {
+        renderMembers();
+        renderModes();
+      }
+      break;
+    }
+    case 'bans': {
+      const r = rooms.get(ev.room) ?? current;
+      if (ev.bans.length === 0 && ev.mutes.length === 0) notice(r, `Nobody is banned or muted in #${ev.room}.`);
+      for (const b of ev.bans) notice(r, `Banned from #${ev.room}: ${b.mask}${b.nick && b.nick !== b.mask ? ` (${b.nick})` : ''}, by ${b.by}${b.reason ? `: ${b.reason}` : ''}`);
+      for (const m of ev.mutes) notice(r, `Muted in #${ev.room}: ${m.nick}, by ${m.by}${m.until ? `, until ${clockTime(m.until)}` : ''}`);
       break;
     }
     case 'rooms':
@@ -604,7 +908,10 @@ function handle(ev: ServerEvent): void {
       notice(current, `${ev.from === nick ? `→ ${ev.to}` : `${ev.from} (private)`}: ${ev.text}`, 'notice private');
       break;
     case 'notice':
-      notice(current, ev.text);
+      // The server's words for these name chat commands; the page says it its own way.
+      if (ev.id === LOGIN_REGISTER) accountDone(`Registered ${nick}: nobody else can take this nick now. Next time, give its password on the login form.`, true);
+      else if (ev.id === LOGIN_ACCOUNT) accountDone(`You are logged in as ${nick}.`, false);
+      else notice(current, ev.text);
       break;
     case 'search':
       showSearch(ev);
@@ -619,6 +926,83 @@ function handle(ev: ServerEvent): void {
     default:
       break;
   }
+}
+
+/** An operator's act in words: "alice muted bob for 10 min", "alice set mode +i (invite only)". */
+function moderationText(ev: EventOf<'moderation'>, r: RoomState, modesBefore: string): string {
+  const mine = (n: string): boolean => nickKey(n) === nickKey(nick);
+  const by = mine(ev.by) ? 'You' : ev.by;
+  const target = ev.target ?? '';
+  const whom = mine(target) ? 'you' : target;
+  let text: string;
+  switch (ev.action) {
+    case 'op':
+      text = `${by} made ${whom} an operator`;
+      break;
+    case 'deop':
+      text = `${by} took operator status from ${whom}`;
+      break;
+    case 'ban':
+      text = ev.nick ? `${by} banned ${mine(ev.nick) ? 'you' : ev.nick} (${maskWords(target)})` : `${by} banned ${maskWords(target)}`;
+      break;
+    case 'unban':
+      text = `${by} lifted the ban on ${maskWords(target)}`;
+      break;
+    case 'mute':
+      text = `${by} muted ${whom}${ev.until === undefined ? '' : ` ${muteLength(ev.until)}`}`;
+      break;
+    case 'unmute':
+      text = `${by} unmuted ${whom}`;
+      break;
+    case 'invite':
+      text = `${by} invited ${whom} to #${r.name}`;
+      break;
+    case 'key':
+      text = `${by} set a key on #${r.name}: joining needs it now`;
+      break;
+    case 'mode': {
+      // The change asked for; from an older server, worked out from the modes.
+      const asked = ev.change !== undefined && /^(?:[+-][a-z]+)+$/.test(ev.change) ? ev.change : '';
+      const change = asked || (ev.modes === undefined ? '' : modeChange(modesBefore, ev.modes));
+      return change ? `${by} set mode ${change} (${modeWords(change)})` : `${by} set the modes of #${r.name} to ${ev.modes || 'none'}`;
+    }
+    default:
+      text = `${by}: ${String(ev.action)} ${target}`.trim();
+  }
+  return ev.reason ? `${text} (${ev.reason})` : text;
+}
+
+/** A ban mask in words: "address:10.0.0.7,account:bob" → "address 10.0.0.7 and account bob"; a nick as it is. */
+function maskWords(mask: string): string {
+  const parts = mask.split(',').map((p) => {
+    const m = /^(address|account|nick):(.+)$/.exec(p);
+    return m ? `${m[1]} ${m[2]}` : p;
+  });
+  return parts.join(' and ');
+}
+
+/** "for 10 min" (counted from now, as a mute is told when it is made), or "until 14:05" for a long one. */
+function muteLength(until: number): string {
+  const minutes = Math.max(1, Math.round((until - Date.now()) / 60_000));
+  return minutes <= 90 ? `for ${minutes} min` : `until ${clockTime(until)}`;
+}
+
+function sendRegister(): void {
+  if (pendingRegister !== null) conn.send({ type: 'register', password: pendingRegister, id: LOGIN_REGISTER });
+}
+
+/** The form's /register or /login went through: this tab's reconnects log in from now on. */
+function accountDone(text: string, registeredNow: boolean): void {
+  if (registeredNow && pendingRegister !== null) keepAccount({ nick, password: pendingRegister });
+  pendingRegister = null;
+  loggedInAs = nickKey(nick);
+  for (const r of rooms.values()) if (r.members.has(nick)) r.loggedIn.add(loggedInAs);
+  renderMembers();
+  if (login) {
+    login.accountPending = false;
+    settleLogin();
+  }
+  notice(current, text);
 }
 
 /** The id of the search the box asked for: only the latest answer is shown. */
@@ -672,6 +1056,12 @@ function showSearchError(message: string): void {
 }
 
 function onError(ev: { id?: string | number; code: string; message: string }): void {
+  if (ev.code === 'LOGIN_FAILED') lastRefusal = 'account';
+  if (ev.code === 'PASSWORD_REQUIRED' || ev.code === 'PASSWORD_WRONG') lastRefusal = 'server';
+  if (isAccountRefusal(ev)) {
+    accountRefused(ev);
+    return;
+  }
   if (!registered && PASSWORD_CODES.has(ev.code)) {
     // The server has a password: the form asks for it (and keeps it for this tab's reconnects).
     sessionStorage.removeItem(STORE_PASSWORD);
@@ -710,6 +1100,17 @@ function onError(ev: { id?: string | number; code: string; message: string }): v
     const name = ev.id.slice(5);
     const r = rooms.get(name);
     if (r && !r.joined) forget(r);
+    if (KEY_CODES.has(ev.code) && login?.room === name) {
+      // The form's room has a key: the form asks for it.
+      ui.roomKeyLabel.hidden = false;
+      ui.roomKeyInput.hidden = false;
+      loginFailed(ev.code === 'ROOM_KEY_REQUIRED' ? `#${name} needs a key: ask one of its members for it.` : ev.message, ui.roomKeyInput);
+      return;
+    }
+    if (KEY_CODES.has(ev.code)) {
+      askKey(name, ev.code === 'ROOM_KEY_REQUIRED' ? `#${name} needs a key: type it in the key box under Rooms and press Join.` : ev.message);
+      return;
+    }
     // The room typed on the form goes back to the form, unless the fix is in the chat (leave a room).
     if (login?.room === name && (ev.code !== 'TOO_MANY_ROOMS' || !current)) {
       loginFailed(ev.message, ui.roomInput);
@@ -727,6 +1128,57 @@ function onError(ev: { id?: string | number; code: string; message: string }): v
 }
 
 /**
+ * An answer about the account on the form: the login form's /register or /login, or a hello
+ * (or the form's nick change) refused for the account. LOCKED_OUT does not say whose throttle
+ * it is: the account's when the hello carried its password and the server password was not
+ * the last one refused.
+ */
+function isAccountRefusal(ev: { id?: string | number; code: string }): boolean {
+  if (ev.id === LOGIN_REGISTER || ev.id === LOGIN_ACCOUNT) return true;
+  if (ev.code === 'NICK_REGISTERED' || ev.code === 'LOGIN_FAILED') return !registered || ev.id === LOGIN_NICK;
+  return !registered && ev.code === 'LOCKED_OUT' && helloAccount && lastRefusal !== 'server';
+}
+
+/** Back to the form, in its own words; the password field (or the nick, when that is the trouble) gets the focus. */
+function accountRefused(ev: { code: string; message: string }): void {
+  const wanted = login?.nick ?? nick;
+  pendingRegister = null;
+  if (ev.code !== 'NICK_REGISTERED') keepAccount(null);
+  let text: string;
+  let field = ui.accountInput;
+  switch (ev.code) {
+    case 'NICK_REGISTERED':
+      // Registered by someone (maybe us, earlier): log in to it rather than register it again.
+      ui.registerCheck.checked = false;
+      text = `"${wanted}" is a registered nick: type its password to log in, or pick another nick.`;
+      break;
+    case 'LOGIN_FAILED':
+      text = 'Wrong nick or password. Try again; after a few wrong tries, each one makes you wait longer.';
+      break;
+    case 'REGISTER_GUEST':
+      text = `"${wanted}" is a guest nick, which cannot be registered: pick a nick of your own.`;
+      field = ui.nickInput;
+      break;
+    default:
+      // PASSWORD_WEAK and LOCKED_OUT say what to do in words for a form; a nick refused by
+      // /login (taken by someone else) goes to the nick field.
+      text = NICK_FIXES.has(ev.code) ? formNickError(ev) : ev.message;
+      if (NICK_FIXES.has(ev.code)) field = ui.nickInput;
+  }
+  loginFailed(text, field);
+}
+
+/** A room the join box asked for needs its key: the box shows a key field, focused, and says why. */
+function askKey(name: string, text: string): void {
+  ui.joinInput.value = name;
+  ui.joinKey.hidden = false;
+  ui.joinKey.value = '';
+  document.body.classList.add('show-sidebar');
+  notice(current, text, 'notice error');
+  ui.joinKey.focus();
+}
+
+/**
  * The server's words for a refused nick tell a chat user to type /nick; on the form, they are
  * the form's own, chosen by the error's code. (NICK_INVALID's are kept: they give the rules.)
  */
@@ -739,7 +1191,7 @@ function formNickError(ev: { code: string; message: string }): string {
 
 /** The login form's nick and room are both settled: on to the chat, in that room. */
 function settleLogin(): void {
-  if (!login || login.nickPending || login.roomPending) return;
+  if (!login || login.nickPending || login.roomPending || login.accountPending) return;
   const room = login.room;
   login = null;
   formRoom = null;
@@ -823,7 +1275,7 @@ function command(line: string): void {
   switch (cmd.toLowerCase()) {
     case 'join':
     case 'j':
-      if (arg) join(roomName(arg));
+      if (rest[0]) join(roomName(rest[0]), rest[1]);
       break;
     case 'part':
     case 'leave':
@@ -843,8 +1295,42 @@ function command(line: string): void {
       if (to && words.length) conn.send({ type: 'privmsg', to, text: words.join(' ') });
       break;
     }
+    case 'op':
+    case 'deop':
+    case 'unmute':
+    case 'invite':
+      if (current && rest[0]) moderate({ type: cmd.toLowerCase(), nick: rest[0], room: current.name });
+      break;
+    case 'kick':
+      if (current && rest[0]) moderate({ type: 'kick', nick: rest[0], room: current.name, ...(rest.length > 1 ? { reason: rest.slice(1).join(' ') } : {}) });
+      break;
+    case 'ban':
+      if (current && rest[0]) moderate({ type: 'ban', mask: rest[0], room: current.name, ...(rest.length > 1 ? { reason: rest.slice(1).join(' ') } : {}) });
+      break;
+    case 'unban':
+      if (current && rest[0]) moderate({ type: 'unban', mask: rest[0], room: current.name });
+      break;
+    case 'mute': {
+      const minutes = Number(rest[1]);
+      if (current && rest[0]) moderate({ type: 'mute', nick: rest[0], room: current.name, ...(Number.isInteger(minutes) && minutes > 0 ? { minutes } : {}) });
+      break;
+    }
+    case 'mode':
+      if (current) moderate(rest[0] ? { type: 'mode', modes: rest[0], room: current.name } : { type: 'mode', room: current.name, id: MODE_QUERY });
+      break;
+    case 'key':
+      if (current && rest[0]) moderate({ type: 'key', key: rest[0], room: current.name });
+      break;
+    case 'bans':
+      if (current) moderate({ type: 'bans', room: current.name });
+      break;
     default:
-      notice(current, 'Commands: /join ROOM, /part, /me TEXT, /nick NAME, /topic [TEXT], /msg NICK TEXT. Start a message with // to send a literal /.');
+      notice(
+        current,
+        'Commands: /join ROOM [KEY], /part, /me TEXT, /nick NAME, /topic [TEXT], /msg NICK TEXT. ' +
+          'Operators: /kick NICK [REASON], /mute NICK [MINUTES], /unmute NICK, /ban NICK [REASON], /unban MASK, /bans, /op NICK, /deop NICK, /invite NICK, /mode [+i|-i|+t|-t|-k], /key SECRET. ' +
+          'Start a message with // to send a literal /.',
+      );
   }
 }
 
@@ -873,7 +1359,19 @@ function firstImage(files: FileList | null | undefined): File | null {
 
 // ---- wiring --------------------------------------------------------------------------------
 
+/** The lock in the header: whether this page (and so its WebSocket) came over TLS. */
+function showLock(): void {
+  const tls = location.protocol === 'https:';
+  ui.lock.classList.toggle('secure', tls);
+  ui.lock.classList.toggle('insecure', !tls);
+  const words = tls ? 'Encrypted (TLS)' : 'Not encrypted: this page and the chat travel as plain http';
+  ui.lock.title = words;
+  ui.lock.setAttribute('aria-label', words);
+  ui.plainHint.hidden = tls;
+}
+
 function start(): void {
+  showLock();
   let saved: string[] = [];
   try {
     ui.nickInput.value = localStorage.getItem(STORE_NICK) ?? '';
@@ -897,7 +1395,15 @@ function start(): void {
     }
     // A try is under way (Join pressed twice): its answer comes first.
     if (login && !registered && conn.isOpen) return;
+    const password = ui.accountInput.value;
+    const register = ui.registerCheck.checked;
+    if (register && password === '') {
+      ui.loginError.textContent = 'Type the password to register your nick with.';
+      ui.accountInput.focus();
+      return;
+    }
     ui.loginError.textContent = '';
+    pendingRegister = register ? password : null;
     // An earlier try's room, never joined, is not wanted now: this try names the room.
     if (formRoom !== null && formRoom !== room) {
       const old = rooms.get(formRoom);
@@ -906,18 +1412,29 @@ function start(): void {
     if (!rooms.has(room)) formRoom = room;
     else if (formRoom !== room) formRoom = null;
     const r = roomState(room);
+    if (!ui.roomKeyInput.hidden && ui.roomKeyInput.value !== '') r.key = ui.roomKeyInput.value;
     select(room);
     if (registered) {
-      // Back here after a refusal: still connected, so ask for what changed.
-      login = { room, nick: n, nickPending: n !== nick, roomPending: !r.joined };
-      if (login.nickPending) conn.send({ type: 'nick', nick: n, id: LOGIN_NICK });
+      // Back here after a refusal: still connected, so ask for what changed. A password
+      // (without "register") logs in to the nick, which takes it.
+      const logIn = password !== '' && !register && loggedInAs !== nickKey(n);
+      login = { room, nick: n, nickPending: !logIn && n !== nick, roomPending: !r.joined, accountPending: logIn || register };
+      if (logIn) {
+        keepAccount({ nick: n, password });
+        conn.send({ type: 'login', nick: n, password, id: LOGIN_ACCOUNT });
+      } else if (login.nickPending) conn.send({ type: 'nick', nick: n, id: LOGIN_NICK });
+      if (register && !login.nickPending) sendRegister();
       if (login.roomPending) conn.send(joinRequest(r));
       settleLogin();
       return;
     }
-    login = { room, nick: n, nickPending: false, roomPending: true };
+    login = { room, nick: n, nickPending: false, roomPending: true, accountPending: register };
     nick = n;
     if (!ui.passwordInput.hidden) sessionStorage.setItem(STORE_PASSWORD, ui.passwordInput.value);
+    // A nick being registered has no account yet (the hello would fail to log in to it); an
+    // empty field keeps a password this tab already has for the nick, as the server password's.
+    if (register) keepAccount(null);
+    else if (password !== '') keepAccount({ nick: n, password });
     if (conn.isOpen) conn.send(hello());
     else conn.start();
   });
@@ -930,11 +1447,18 @@ function start(): void {
   ui.joinForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const name = roomName(ui.joinInput.value);
-    if (name) join(name);
+    const key = !ui.joinKey.hidden && ui.joinKey.value !== '' ? ui.joinKey.value : undefined;
+    if (name) join(name, key);
     ui.joinInput.value = '';
+    ui.joinKey.value = '';
+    ui.joinKey.hidden = true;
     document.body.classList.remove('show-sidebar');
   });
   ui.menuBtn.addEventListener('click', () => document.body.classList.toggle('show-sidebar'));
+  ui.registerCheck.addEventListener('change', () => {
+    // So a password manager offers to save a new password rather than fill in an old one.
+    ui.accountInput.autocomplete = ui.registerCheck.checked ? 'new-password' : 'current-password';
+  });
   ui.fileInput.addEventListener('change', () => {
     const f = firstImage(ui.fileInput.files) ?? ui.fileInput.files?.[0] ?? null;
     if (f) void postImage(f);
