@@ -276,9 +276,13 @@ describeWithRedis('a cluster of three servers over Redis', () => {
     const bob = await client(b, 'bob');
     bob.sendJson({ type: 'nick', nick: 'ann', id: 'n' });
     expect(await bob.waitFor(() => bob.events.find((e) => e.id === 'n'), WAIT, 'the rename')).toMatchObject({ type: 'error', code: 'NICK_REGISTERED' });
-    const back = await JsonClient.open(b, { nick: 'ann', password: 'a long enough password' });
+    const back = await JsonClient.open(b, { nick: 'ann', password: 'a long enough password', rooms: ['dev'] });
     clients.push(back);
     expect(await back.waitEvent((e) => e.type === 'welcome' || e.type === 'error', WAIT)).toMatchObject({ type: 'welcome', nick: 'ann' });
+    // Members of the other node see that ann is logged in, as members of hers do.
+    const cat = await client(a, 'cat');
+    cat.sendJson({ type: 'who', room: 'dev', id: 'w' });
+    expect(await cat.waitFor(() => cat.events.find((e) => e.id === 'w'), WAIT, 'who')).toMatchObject({ members: ['ann', 'bob', 'cat'], loggedIn: ['ann'] });
   });
 
   test("operators span the nodes: a kick, a mute and a ban of a member on another node are enforced there, and the rules live in Redis", async () => {

@@ -107,3 +107,21 @@ test('with the SQLite store an account survives a restart, kept as a scrypt hash
   const back = h.track(await JsonClient.open(second.port, { nick: 'ann', password: 'correct horse battery' }));
   expect(await back.waitEvent((e) => e.type === 'welcome' || e.type === 'error')).toMatchObject({ type: 'welcome', nick: 'ann' });
 });
+
+test('/password changes the password of the account one is logged in to; the old one stops working', async () => {
+  const server = await h.server();
+  const ann = await h.json(server, 'ann');
+  ann.sendJson({ type: 'password', password: 'a brand new password', id: 'p0' });
+  expect(await errorOf(ann, 'p0')).toMatchObject({ code: 'NOT_LOGGED_IN' });
+  ann.sendJson({ type: 'register', password: 'the first password', id: 'r' });
+  await errorOf(ann, 'r');
+  ann.sendJson({ type: 'password', password: 'short', id: 'p1' });
+  expect(await errorOf(ann, 'p1')).toMatchObject({ code: 'PASSWORD_WEAK' });
+  ann.sendJson({ type: 'password', password: 'a brand new password', id: 'p2' });
+  expect((await errorOf(ann, 'p2')).text).toMatch(/^Your password is changed/);
+  ann.socket.destroy();
+  const old = h.track(await JsonClient.open(server.port, { nick: 'ann', password: 'the first password' }));
+  expect(await old.waitEvent((e) => e.type === 'welcome' || e.type === 'error')).toMatchObject({ code: 'LOGIN_FAILED' });
+  const fresh = h.track(await JsonClient.open(server.port, { nick: 'ann', password: 'a brand new password' }));
+  expect(await fresh.waitEvent((e) => e.type === 'welcome' || e.type === 'error')).toMatchObject({ type: 'welcome', nick: 'ann' });
+});

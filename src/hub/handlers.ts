@@ -161,8 +161,14 @@ export const HANDLERS: Table = {
         room = hub.rooms.get(name);
         if (!room) throw new RoomcastError('NO_SUCH_ROOM', name);
       }
-      const ops = hub.moderation.opsOf(room);
-      hub.reply(s, cmd.id, { type: 'who', room: room.name, members: hub.memberNicks(room), ...hub.loggedIn(room), ...(ops.length > 0 ? { ops } : {}), topic: room.topic });
+      const answer = (): void => {
+        if (s.detached) return;
+        const ops = hub.moderation.opsOf(room);
+        hub.reply(s, cmd.id, { type: 'who', room: room.name, members: hub.memberNicks(room), ...hub.loggedIn(room), ...(ops.length > 0 ? { ops } : {}), topic: room.topic });
+      };
+      // Members elsewhere in a cluster: whether they are logged in is asked of the store first.
+      if (room.remote && room.remote.size > 0) void hub.learnRegistered(room.remote.keys()).then(answer);
+      else answer();
     },
   },
 

@@ -166,6 +166,8 @@ export class Hub {
   readonly moderation: Moderation;
   /** The store is the hub's own, in memory, keeping what the rooms' windows keep. */
   private readonly ownStore: boolean;
+  /** Nick keys known to be registered accounts (see loggedIn()). */
+  private readonly registeredKeys = new Set<string>();
   /** Where the rooms that are not alive (no members) left off, so their numbers go on. */
   private readonly dormant = new Map<string, LogStart>();
   /** Acks waiting for their event to be written, per room, in seq order. */
@@ -231,7 +233,8 @@ export class Hub {
     this.dormant.delete(name);
     const log = new RoomLog(name, this.store, this.opts.historySize, start, (err) => this.observer.storeFailed?.(err), this.ownStore);
     const room = new Room(name, predefined, log);
-    const rules = this.moderation.rulesNow(name);
+    // From the store, not from a room of that name being replaced (restore() after open()).
+    const rules = this.moderation.storedRules(name);
     if (rules !== undefined) room.rules = rules;
     this.moderation.taken(name);
     if (this.relay) this.follow(room);
@@ -258,6 +261,7 @@ export class Hub {
         room.log.begin(start);
         room.remote = new Map();
         for (const m of start.members) if (!this.sessions.has(m.key)) room.remote.set(m.key, m.nick);
+        void this.learnRegistered(room.remote.keys());
         const waiting = room.pending ?? [];
         room.pending = null;
         for (const finish of waiting) finish();
@@ -1009,10 +1013,22 @@ export class Hub {
   }
 
   /** Everyone in the room, on this node and (in a cluster) on the others. */
-  /** The room's members on this server who have logged in to their nick's account, as an event's field (absent when none). */
+  /**
+   * The room's members who are logged in to their nick's account, as an event's field (absent
+   * when none). A member of another node holds a registered nick only when logged in to it (no
+   * one else may take it), so there the nick being registered says it.
+   */
   loggedIn(room: Room): { loggedIn?: string[] } {
     const nicks = [...room.members].filter((m) => m.account === m.key).map((m) => m.nick);
+    if (room.remote) for (const [key, nick] of room.remote) if (this.registeredKeys.has(key) && !this.sessions.has(key)) nicks.push(nick);
     return nicks.length === 0 ? {} : { loggedIn: nicks.sort((a, b) => a.localeCompare(b)) };
+  }
+
+  /** Learns which of these nicks (of members elsewhere) are registered; an account is never dropped, so a yes is kept. */
+  async learnRegistered(keys: Iterable<string>): Promise<void> {
+    const unknown = [...keys].filter((k) => !this.registeredKeys.has(k));
+    const found = await Promise.all(unknown.map((k) => this.accounts.registered(k).catch(() => false)));
+    unknown.forEach((k, i) => found[i] && this.registeredKeys.add(k));
   }
 
   memberNicks(room: Room): string[] {
@@ -1091,6 +1107,7 @@ export class Hub {
       case 'joined':
         if (remote.has(nickKey(event.nick))) return;
         remote.set(nickKey(event.nick), event.nick);
+        void this.learnRegistered([nickKey(event.nick)]);
         break;
       case 'parted': {
         const here = event.kickedBy === undefined ? undefined : this.sessions.get(nickKey(event.nick));
@@ -1109,6 +1126,7 @@ export class Hub {
       case 'nick':
         remote.delete(nickKey(event.old));
         remote.set(nickKey(event.nick), event.nick);
+        void this.learnRegistered([nickKey(event.nick)]);
         break;
       case 'topic':
         room.log.topic = event.topic;

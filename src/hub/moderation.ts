@@ -110,7 +110,11 @@ export class Moderation {
   /** The rules of a room, when known at once; undefined: load() them first. */
   rulesNow(name: string): RoomRules | undefined {
     const room = this.hub.rooms.get(name);
-    if (room) return room.rules;
+    return room ? room.rules : this.storedRules(name);
+  }
+
+  /** The rules kept for a room (loaded, or in a store that answers at once); undefined: load() them. */
+  storedRules(name: string): RoomRules | undefined {
     const cached = this.loaded.get(name);
     if (cached) return cached;
     let stored: RoomRules | null | undefined;
