@@ -28,6 +28,9 @@ export const SEARCH_DEFAULT = 20;
 export const MAX_SEARCH = 100;
 /** How long a join into a room of a cluster waits before the joiner is told why. */
 const FOLLOW_NOTICE_MS = 1000;
+/** A join whose room's rules a cluster cannot read yet tries again this often, this many times. */
+const RULES_RETRY_MS = 500;
+const RULES_RETRIES = 1200;
 /** Longest search query, in characters. */
 export const SEARCH_QUERY_MAX = 200;
 
@@ -624,15 +627,25 @@ export class Hub {
     }
     const rules = this.moderation.rulesNow(name);
     if (rules === undefined) {
-      this.moderation.load(name).then(
-        () => {
-          if (!session.detached) this.handleErrors(session, opts.id, () => this.enter(session, name, opts));
-        },
-        (err: unknown) => {
-          this.observer.storeFailed?.(err);
-          if (!session.detached) this.fail(session, new RoomcastError('RULES_UNAVAILABLE', (err as Error)?.message ?? String(err)), opts.id);
-        },
-      );
+      const attempt = (tries: number): void => {
+        this.moderation.load(name).then(
+          () => {
+            if (!session.detached) this.handleErrors(session, opts.id, () => this.enter(session, name, opts));
+          },
+          (err: unknown) => {
+            if (session.detached) return;
+            // Redis away: the join waits for it, as a join of a room not followed yet does.
+            if (this.relay && tries < RULES_RETRIES) {
+              if (tries === 0) this.send(session, { type: 'notice', text: `[${name}] joining waits for the cluster (its Redis does not answer); you are in the room as soon as it does` });
+              setTimeout(() => attempt(tries + 1), RULES_RETRY_MS).unref();
+              return;
+            }
+            this.observer.storeFailed?.(err);
+            this.fail(session, new RoomcastError('RULES_UNAVAILABLE', (err as Error)?.message ?? String(err)), opts.id);
+          },
+        );
+      };
+      attempt(0);
       return;
     }
     this.handleErrors(session, opts.id, () => {
