@@ -80,3 +80,31 @@ test('with a server password: a token or the password opens the API; names are c
   await expect(tokenFile.create(file, 'no spaces')).rejects.toThrow('is not a token name');
   await expect(tokenFile.revoke(file, 'never')).rejects.toThrow('there is no token called "never"');
 });
+
+test("an account's own nick and password (HTTP Basic) open the API and post as that nick, even while its owner chats; a wrong one is 401 and throttled", async () => {
+  const server = await h.server({ web: { ...WEB_DEFAULTS, apiTokenRequired: true }, connection: { greetDelay: 5000 } });
+  const port = server.port;
+  const ann = await h.json(server, 'ann');
+  ann.sendJson({ type: 'register', password: 'a long enough password', id: 'r' });
+  await ann.waitFor(() => ann.events.find((e) => e.id === 'r'), 5000, 'the registration');
+  const basic = (user: string, password: string): Record<string, string> => ({ Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`, 'Content-Type': 'application/json' });
+  const post = (headers: Record<string, string>, body: object): Promise<Response> =>
+    fetch(`http://${HOST}:${port}/api/rooms/lobby/messages`, { method: 'POST', headers, body: JSON.stringify(body) });
+
+  const ok = await post(basic('ANN', 'a long enough password'), { text: 'from my script' });
+  expect(ok.status).toBe(200);
+  expect(await ok.json()).toMatchObject({ nick: 'ann' });
+  const bob = await h.json(server, 'bob');
+  // As someone else's nick, an account's password is no key.
+  expect((await post(basic('ann', 'a long enough password'), { text: 'x', nick: 'bob' })).status).toBe(409);
+  const wrong = await post(basic('ann', 'not it at all'), { text: 'x' });
+  expect(wrong.status).toBe(401);
+  expect(await wrong.json()).toMatchObject({ error: { code: 'LOGIN_FAILED' } });
+  for (let i = 0; i < 5; i++) await post(basic('ann', `guess ${i}`), { text: 'x' });
+  const locked = await post(basic('ann', 'a long enough password'), { text: 'x' });
+  expect(locked.status).toBe(429);
+  expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+  // Not an account: the API still wants a token.
+  expect((await post(basic('nobody', 'whatever it is'), { text: 'x' })).status).toBe(401);
+  expect(ann.events.some((e) => e.type === 'message' && e.text === 'from my script' && e.nick === 'ann')).toBe(true);
+});

@@ -25,6 +25,11 @@ export class ServerPassword {
     return Math.ceil(this.throttle.wait(address) / 1000);
   }
 
+  /** Whether `given` is the password, counting nothing (a guess is counted by check()). */
+  matches(given: string): boolean {
+    return timingSafeEqual(digest(given), this.expected);
+  }
+
   /**
    * Checks what a client from `address` gave; throws PASSWORD_REQUIRED (nothing given),
    * LOCKED_OUT (too many wrong ones lately, with the wait) or PASSWORD_WRONG.

@@ -2,6 +2,7 @@
  * What the HTTP handlers share: their options, the hub, the stores, and the checks every
  * route that posts to a room makes (which room, whose name).
  */
+import type { Account } from '../store/store.js';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import type { ApiTokens } from '../auth/api-tokens.js';
@@ -109,7 +110,9 @@ export function existingRoom(ctx: WebContext, name: string): Room {
  * Whose name a post goes out under: `web` by default, or a valid nick that nobody connected
  * has (the API cannot tell who is calling, so it must not speak for someone who is here).
  */
-export function posterNick(ctx: WebContext, given: string | null | undefined): string {
+export function posterNick(ctx: WebContext, given: string | null | undefined, account: Account | null = null): string {
+  // Proved with the account's password (HTTP Basic): its own nick, even while its owner chats.
+  if (account !== null && (given === undefined || given === null || given === '' || nickKey(given) === account.key)) return account.nick;
   if (given === undefined || given === null || given === '' || nickKey(given) === WEB_NICK) return WEB_NICK;
   try {
     return ctx.hub.checkNick(given);

@@ -37,6 +37,7 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   BANNED: 403,
   MUTED: 403,
   NICK_REGISTERED: 409,
+  LOGIN_FAILED: 401,
   PASSWORD_WRONG: 401,
   LOCKED_OUT: 429,
   BAD_JSON: 400,

@@ -37,7 +37,7 @@ export function imageRoutes(ctx: WebContext): Route[] {
       name: 'POST /api/rooms/{room}/images',
       methods: ['POST'],
       pattern: /^\/api\/rooms\/([^/]+)\/images$/,
-      async handle({ req, res, params, query }) {
+      async handle({ req, res, params, query, account }) {
         checkOrigin(ctx, req);
         existingRoom(ctx, params[0]);
         const type = mediaType(req);
@@ -46,7 +46,7 @@ export function imageRoutes(ctx: WebContext): Route[] {
           upload = await readForm(req, maxImage);
         } else if (type.startsWith('image/')) {
           // The nick is checked before the body is read: a refusal should not cost an upload.
-          posterNick(ctx, query.get('nick'));
+          posterNick(ctx, query.get('nick'), account);
           upload = { bytes: await readBody(req, maxImage) };
         } else {
           throw httpError(
@@ -55,7 +55,7 @@ export function imageRoutes(ctx: WebContext): Route[] {
           );
         }
         if (upload.bytes.length === 0) throw httpError('NO_IMAGE', 'the image is empty');
-        const nick = posterNick(ctx, upload.nick ?? query.get('nick'));
+        const nick = posterNick(ctx, upload.nick ?? query.get('nick'), account);
         const name = upload.name || query.get('name') || 'image';
         const room = existingRoom(ctx, params[0]);
         // Whatever the Content-Type said, bytes that are no image are refused here (415

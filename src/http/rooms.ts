@@ -82,7 +82,7 @@ export function roomRoutes(ctx: WebContext): Route[] {
       name: 'POST /api/rooms/{room}/messages',
       methods: ['POST'],
       pattern: new RegExp(`^/api/rooms/${ROOM}/messages$`),
-      async handle({ req, res, params }) {
+      async handle({ req, res, params, account }) {
         checkOrigin(ctx, req);
         existingRoom(ctx, params[0]);
         const body = await readJsonObject(req, ctx.opts.maxJsonBody);
@@ -90,10 +90,10 @@ export function roomRoutes(ctx: WebContext): Route[] {
         if (body.nick !== undefined && body.nick !== null && typeof body.nick !== 'string')
           throw httpError('BAD_MESSAGE', '"nick" must be a string');
         if (body.action !== undefined && typeof body.action !== 'boolean') throw httpError('BAD_MESSAGE', '"action" must be true or false');
-        const nick = posterNick(ctx, body.nick as string | undefined);
+        const nick = posterNick(ctx, body.nick as string | undefined, account);
         // The room may have emptied (and gone) while the body was read.
         const room = existingRoom(ctx, params[0]);
-        hub.moderation.checkPoster(room, nick, plainAddress(req.socket.remoteAddress));
+        hub.moderation.checkPoster(room, nick, plainAddress(req.socket.remoteAddress), account?.key ?? null);
         const event = await hub.say(room, nick, body.text, body.action === true);
         sendJson(req, res, 200, { room: room.name, seq: event.seq, nick, time: event.time });
       },

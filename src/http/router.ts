@@ -3,6 +3,7 @@
  * room name can never split a path segment; parameters are URL-decoded after matching.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Account } from '../store/store.js';
 import { httpError, type HttpError } from './errors.js';
 
 export interface RequestContext {
@@ -13,6 +14,8 @@ export interface RequestContext {
   query: URLSearchParams;
   /** The route's parameters, decoded. */
   params: string[];
+  /** The account the request proved with HTTP Basic (its nick and password); null: none. */
+  account: Account | null;
 }
 
 export interface Route {

@@ -9,6 +9,8 @@
  * then static files. Every answer is JSON on error, with a stable code, and carries the
  * security headers.
  */
+import { nickKey } from '../protocol/text.js';
+import type { Account } from '../store/store.js';
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -132,7 +134,7 @@ export class WebServer {
       }
       const { path, query } = splitUrl(req.url);
       const method = req.method ?? 'GET';
-      if (path.startsWith('/api/') || path === '/api' || path === '/metrics') this.authorize(req, path);
+      const account = path.startsWith('/api/') || path === '/api' || path === '/metrics' ? await this.authorize(req, path) : null;
       const match = matchRoute(this.routes, method, path);
       if (match === null) {
         if (path.startsWith('/api/') || path === '/api') throw httpError('NOT_FOUND', path.slice(0, 200));
@@ -142,7 +144,7 @@ export class WebServer {
       }
       if ('error' in match) throw match.error;
       route = match.route.name;
-      await match.route.handle({ req, res, path, query, params: match.params });
+      await match.route.handle({ req, res, path, query, params: match.params, account });
     } catch (err) {
       const e = asHttpError(err);
       if (e.code === 'INTERNAL') this.log.error(`${req.method} ${req.url?.slice(0, 200)}: ${(err as Error)?.stack ?? err}`);
@@ -183,35 +185,49 @@ export class WebServer {
 
   /**
    * The API and the metrics, on a server with a password or with --api-token-required: an API
-   * token (Bearer), or the server password (Basic with any user name, or Bearer). The web page
-   * itself loads without either and asks; health checks stay open to monitors.
+   * token (Bearer), the server password (Basic with any user name, or Bearer), or an account's
+   * own nick and password (Basic), which also lets the request post as that nick. The web page
+   * itself loads without any and asks; health checks stay open to monitors.
    */
-  private authorize(req: IncomingMessage, path: string): void {
+  private async authorize(req: IncomingMessage, path: string): Promise<Account | null> {
     const password = this.ctx.hub.password;
     const tokens = this.ctx.tokens;
-    if (password === null && !this.ctx.opts.apiTokenRequired) return;
     const auth = req.headers.authorization ?? '';
     const basic = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(auth);
+    let user = '';
+    let given: string | undefined;
+    if (basic) {
+      const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+      user = decoded.slice(0, Math.max(0, decoded.indexOf(':')));
+      given = decoded.slice(decoded.indexOf(':') + 1);
+    }
+    const address = plainAddress(req.socket.remoteAddress);
+    // An account's name and password, unless that is the server password under any name.
+    if (basic && user !== '' && !(password?.matches(given!) ?? false) && (await this.ctx.hub.accounts.registered(nickKey(user)).catch(() => false))) {
+      try {
+        return await this.ctx.hub.accounts.verify(address, user, given!);
+      } catch (err) {
+        const e = asHttpError(err);
+        const wait = /wait (\d+) s/.exec(e.message)?.[1];
+        throw new HttpError(e.code, e.status, e.message, wait !== undefined ? { 'Retry-After': wait } : { 'WWW-Authenticate': 'Basic realm="roomcast", charset="UTF-8"' });
+      }
+    }
+    if (password === null && !this.ctx.opts.apiTokenRequired) return null;
     const bearer = /^Bearer\s+(.+)$/i.exec(auth)?.[1]?.trim();
     const grant = bearer !== undefined ? (tokens?.check(bearer) ?? null) : null;
     if (grant !== null) {
       if (grant.room !== undefined && roomOfPath(path) !== grant.room) throw httpError('TOKEN_SCOPE', grant.room);
-      return;
+      return null;
     }
     if (password === null) throw httpError(bearer === undefined ? 'TOKEN_REQUIRED' : 'TOKEN_INVALID', '', { 'WWW-Authenticate': 'Bearer realm="roomcast"' });
-    let given = bearer;
-    if (basic) {
-      const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
-      given = decoded.slice(decoded.indexOf(':') + 1);
-    }
-    const address = plainAddress(req.socket.remoteAddress);
     try {
-      password.check(address, given);
+      password.check(address, basic ? given : bearer);
     } catch (err) {
       const e = asHttpError(err);
       const headers: Record<string, string> = e.code === 'LOCKED_OUT' ? { 'Retry-After': String(password.retryAfter(address)) } : { 'WWW-Authenticate': 'Basic realm="roomcast", charset="UTF-8"' };
       throw new HttpError(e.code, e.status, e.message, headers);
     }
+    return null;
   }
 
   /** Under --tls-only, where a request that came in clear text should go instead; else null. */

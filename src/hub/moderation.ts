@@ -205,10 +205,10 @@ export class Moderation {
     throw new RoomcastError('MUTED', `[${room.name}] ${mute.until === undefined ? 'until an operator unmutes you' : minutesLeft(mute.until, now)}`);
   }
 
-  /** Throws BANNED or MUTED when the HTTP API may not post as `nick` from `address`. */
-  checkPoster(room: Room, nick: string, address: string): void {
+  /** Throws BANNED or MUTED when the HTTP API may not post as `nick` from `address` (proved `account`, if any). */
+  checkPoster(room: Room, nick: string, address: string, account: string | null): void {
     const now = this.hub.opts.now();
-    const who: Person = { key: nickKey(nick), account: null, address };
+    const who: Person = { key: nickKey(nick), account, address };
     if (room.rules.bans.some((b) => maskMatches(b.match, who))) throw new RoomcastError('BANNED', room.name);
     if (room.rules.mutes.some((m) => (m.until === undefined || m.until > now) && maskMatches(m.match, who))) throw new RoomcastError('MUTED', `[${room.name}]`);
   }
