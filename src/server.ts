@@ -7,6 +7,7 @@
  * web.port set, HTTP and WebSocket have their own port instead. The connection limits count
  * every socket, whatever it turns out to speak.
  */
+import { splitUrl } from './http/router.js';
 import { nickKey } from './protocol/text.js';
 import { kickLine, moderationLine } from './protocol/moderation-text.js';
 import net from 'node:net';
@@ -447,7 +448,7 @@ export class RoomcastServer {
         this.stats.throttled++;
         this.stats.throttledBy.websocket++;
       },
-    });
+    }, splitUrl(req.url).query.get('password') ?? undefined);
     this.wsConnections.add(conn);
     this.opts.logger.debug(`${peer} WebSocket from ${req.headers.origin ?? 'no origin'}`);
   }

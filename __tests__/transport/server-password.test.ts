@@ -45,6 +45,16 @@ test('JSON and WebSocket: the hello carries it; without it or wrong, an error an
   ws.ws.send(JSON.stringify({ type: 'hello', nick: 'bob', serverPassword: SECRET }));
   expect(await ws.waitEvent((e: Ev) => e.type === 'welcome')).toMatchObject({ nick: 'bob' });
   ws.ws.close();
+
+  // Or in the WebSocket's URL, for a client that cannot add a field to its hello.
+  const inUrl = await WsClient.open(server.port, { path: `/ws?password=${encodeURIComponent(SECRET)}` });
+  inUrl.ws.send(JSON.stringify({ type: 'hello', nick: 'cat' }));
+  expect(await inUrl.waitEvent((e: Ev) => e.type === 'welcome' || e.type === 'error')).toMatchObject({ type: 'welcome', nick: 'cat' });
+  inUrl.ws.close();
+  const wrongUrl = await WsClient.open(server.port, { path: '/ws?password=nope' });
+  wrongUrl.ws.send(JSON.stringify({ type: 'hello', nick: 'dan' }));
+  expect(await wrongUrl.waitEvent((e: Ev) => e.type === 'welcome' || e.type === 'error')).toMatchObject({ code: 'PASSWORD_WRONG' });
+  wrongUrl.ws.close();
 });
 
 test('HTTP: the API needs Basic or Bearer; the health check and the page do not', async () => {

@@ -39,6 +39,8 @@ export class Registration implements Expiring {
     private readonly timeout: number,
     /** Set when the connection is over a limit. */
     private readonly rejection: ProtocolError | null,
+    /** The server password the connection gave before its hello (a WebSocket URL's ?password=). */
+    private readonly givenPassword?: string,
   ) {}
 
   get session(): Session | null {
@@ -82,7 +84,7 @@ export class Registration implements Expiring {
     }
     if (this.refused()) return;
     try {
-      this.attach(cmd.type === 'pass' ? { serverPassword: cmd.password } : { nick: cmd.nick, rooms: cmd.rooms, serverPassword: cmd.serverPassword, password: cmd.password }, cmd.id);
+      this.attach(cmd.type === 'pass' ? { serverPassword: cmd.password } : { nick: cmd.nick, rooms: cmd.rooms, serverPassword: cmd.serverPassword ?? this.givenPassword, password: cmd.password }, cmd.id);
     } catch (err) {
       this.reject(err, cmd.id);
     }

@@ -68,10 +68,12 @@ export class WsConnection implements ChatLink, GatedInput, SendQueueOwner, Image
     hub: Hub,
     private readonly opts: ConnectionOptions,
     private readonly hooks: WsConnectionHooks,
+    /** The server password from the URL (`/ws?password=...`), for a hello that carries none. */
+    serverPassword?: string,
   ) {
     this.queue = new SendQueue(socket, opts.maxSendQueue, this);
     this.gate = new FloodGate(opts.floodRate, opts.floodBurst, opts.clock, this, hub.intake);
-    this.registration = new Registration(hub, this, opts.registerTimeout, null);
+    this.registration = new Registration(hub, this, opts.registerTimeout, null, serverPassword);
     // No text mode and no greeting: the first message must be a hello, within the registration time.
     this.registration.awaitHello();
     this.receiver = new WsReceiver(maxPayload, {
