@@ -60,6 +60,19 @@ describe('render: plain lines', () => {
     expect(texts({ ...history, messages: [] }, { now: NOW, answered: rejoin })).toEqual([]);
   });
 
+  test("an operator's acts, a kick, the modes and the bans read as sentences; who marks operators and logged-in members", () => {
+    expect(texts({ type: 'moderation', room: 'lab', by: 'ann', action: 'mute', target: 'bob', until: NOW + 10 * 60_000 })).toEqual(['09:07 -- ann muted bob in [lab] for 10 minutes']);
+    expect(texts({ type: 'moderation', room: 'lab', by: 'ann', action: 'ban', target: 'address:10.0.0.7', nick: 'bob', reason: 'spam' })).toEqual(['09:07 -- ann banned bob (address:10.0.0.7) from [lab] (spam)']);
+    expect(texts({ type: 'moderation', room: 'lab', by: 'ann', action: 'mode', change: '+i', modes: '+it' })).toEqual(['09:07 -- ann set mode +i on [lab] (modes now: +it)']);
+    expect(texts({ type: 'parted', room: 'lab', nick: 'bob', kickedBy: 'ann', reason: 'shouting' })).toEqual(['09:07 -- ann put bob out of [lab] (shouting)']);
+    expect(texts({ type: 'parted', room: 'lab', nick: 'bob', self: true, kickedBy: 'ann' })).toEqual(['09:07 -- You were put out of [lab] by ann']);
+    expect(texts({ type: 'mode', room: 'lab', modes: '', ops: ['ann'] })).toEqual(['09:07 -- Modes of [lab]: none; operators: ann']);
+    expect(texts({ type: 'bans', room: 'lab', bans: [], mutes: [] })).toEqual(['09:07 -- [lab] has no bans and no mutes']);
+    expect(texts({ type: 'who', room: 'lab', members: ['ann', 'bob', 'cat'], topic: '', ops: ['ann'], loggedIn: ['ann', 'cat'] })).toEqual(['09:07 -- in [lab] (3): @+ann, bob, +cat']);
+    // A hostile server's fields are neutralised here too.
+    expect(texts({ type: 'moderation', room: 'lab', by: 'a\u001b[2Jnn', action: 'op', target: 'bob' })[0]).not.toMatch(ANY_CONTROL);
+  });
+
   test('clock is local HH:MM', () => {
     expect(clock(new Date(2026, 5, 1, 23, 5).getTime())).toBe('23:05');
     expect(clock(new Date(2026, 5, 1, 0, 0).getTime())).toBe('00:00');

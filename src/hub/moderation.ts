@@ -431,7 +431,7 @@ export class Moderation {
       return;
     }
     // On another server of the cluster, or nowhere (NO_SUCH_NICK).
-    this.hub.sendPrivate(s, nick, note, undefined, record);
+    this.hub.sendPrivate(s, nick, note, id, record);
   }
 
   /** /mode: shows the modes, or changes them (+i, -i, +t, -t, -k). */
