@@ -182,6 +182,7 @@ export class RoomcastServer {
       this.cluster = new ClusterNode(this.opts.cluster, {
         arrive: (room, event) => this.hub.arrive(room, event),
         restarted: (room, start) => this.hub.restartRoom(room, start),
+        topicRead: (room, topic) => this.hub.topicRead(room, topic),
         skipped: (room, from, to) => this.hub.skippedEvents(room, from, to),
         announced: (room, event) => this.hub.announced(room, event),
         privateMessage: (key, event) => this.hub.privateFromElsewhere(key, event),

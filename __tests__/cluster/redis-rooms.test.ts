@@ -74,7 +74,7 @@ describeWithRedis('rooms in a real Redis', () => {
     const bySeq = new Map(sent.map((p, i) => [p.seq, `m${i}`]));
     for (const e of page.events) expect((e as MessageEvent).text).toBe(bySeq.get(e.seq));
     expect((await a.read('lobby', 595, 3)).events.map((e) => e.seq)).toEqual([596, 597, 598]);
-    expect(await a.read('empty', 0, 10)).toEqual({ epoch: '', events: [], first: 1, last: 0, topic: '' });
+    expect(await a.read('empty', 0, 10)).toEqual({ epoch: '', events: [], first: 1, last: 0, topic: '', topicNick: '', topicTime: 0 });
   });
 
   test('the newest events oldest first, and a topic kept beside the numbers (only for a room Redis has)', async () => {
@@ -85,7 +85,7 @@ describeWithRedis('rooms in a real Redis', () => {
     expect([latest.first, latest.last]).toEqual([1, 10]);
     expect((await rooms.latest('lab', 50)).events.map((e) => e.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
     expect(await rooms.setTopic('lab', 'microscopes', 'ann', 5)).toBe(true);
-    expect((await rooms.read('lab', 10, 1)).topic).toBe('microscopes');
+    expect(await rooms.read('lab', 10, 1)).toMatchObject({ topic: 'microscopes', topicNick: 'ann', topicTime: 5 });
     expect(await rooms.setTopic('nowhere', 'x', 'ann', 5)).toBe(false);
     expect((await rooms.read('nowhere', 0, 1)).epoch).toBe('');
   });

@@ -12,6 +12,7 @@ const event = (seq: number): MessageEvent => ({ type: 'message', room, seq, nick
 /** A room's Stream as Redis would hold it, with reads that can be held back. */
 class FakeStream {
   epoch = 'e1';
+  topic = { topic: '', nick: '', time: 0 };
   events: RoomEvent[] = [];
   first = 1;
   reads = 0;
@@ -39,7 +40,7 @@ class FakeStream {
     this.reads++;
     if (this.gate) await this.gate;
     const events = this.events.filter((e) => e.seq > after).slice(0, limit);
-    return { epoch: this.epoch, events, first: this.events.length > 0 ? this.first : this.last + 1, last: this.last, topic: '' };
+    return { epoch: this.epoch, events, first: this.events.length > 0 ? this.first : this.last + 1, last: this.last, topic: this.topic.topic, topicNick: this.topic.nick, topicTime: this.topic.time };
   };
 }
 
@@ -51,6 +52,17 @@ function feed(stream: FakeStream, extra: Partial<RoomFeedOptions> = {}) {
 }
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+test("a catch-up reports the topic Redis keeps, so that a node whose subscriber missed its announcement learns it", async () => {
+  const stream = new FakeStream();
+  const topics: unknown[] = [];
+  const { f } = feed(stream, { topic: (t) => topics.push(t) });
+  await f.catchUp();
+  expect(topics).toEqual([]); // none set: nothing to say
+  stream.topic = { topic: 'set while we were away', nick: 'ann', time: 1234 };
+  await f.catchUp();
+  expect(topics).toEqual([{ topic: 'set while we were away', nick: 'ann', time: 1234 }]);
+});
 
 test('in order: delivered at once, without reading the Stream; duplicates dropped', () => {
   const s = new FakeStream();

@@ -492,3 +492,21 @@ describe('Hub in a cluster (a fake relay)', () => {
     expect([hub.intake.open, hub.intake.backlog]).toEqual([true, 0]);
   });
 });
+
+describe('Hub in a cluster: a topic read from the cluster', () => {
+  test('is told when newer than the last change this node heard of, and not when older or the same', () => {
+    let now = 1000;
+    const hub = makeHub({ now: () => now });
+    const a = join(hub, 'a', ['dev']);
+    a.link.take();
+    hub.handle(a.s, { type: 'topic', room: 'dev', topic: 'mine' });
+    a.link.take();
+    hub.topicRead('dev', { topic: 'stale', nick: 'b', time: 999 });
+    hub.topicRead('dev', { topic: 'mine', nick: 'a', time: 2000 });
+    expect(a.link.take()).toEqual([]);
+    now = 3000;
+    hub.topicRead('dev', { topic: 'set elsewhere meanwhile', nick: 'b', time: 2500 });
+    expect(a.link.take()).toEqual([{ type: 'topic', room: 'dev', topic: 'set elsewhere meanwhile', nick: 'b' }]);
+    hub.topicRead('nowhere', { topic: 'x', nick: 'b', time: 5000 });
+  });
+});

@@ -114,6 +114,7 @@ export class ClusterNode {
       {
         arrive: (room: string, event: RoomEvent) => observer.arrive(room, event),
         restarted: (room: string, start: RoomStart) => observer.restarted(room, start),
+        topicRead: (room: string, topic: { topic: string; nick: string; time: number }) => observer.topicRead(room, topic),
         skipped: (room: string, from: number, to: number) => observer.skipped(room, from, to),
         announced: (room: string, event: Announcement) => observer.announced(room, event),
         privateMessage: (key: string, event: PrivateMessage) => observer.privateMessage(key, event),

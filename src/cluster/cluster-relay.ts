@@ -34,6 +34,8 @@ export interface RelaySink {
   privateMessage(key: string, event: PrivateMessage): void;
   /** Redis lost the room (a new epoch): its numbers start again after `start.lastSeq`. */
   restarted(room: string, start: RoomStart): void;
+  /** The topic Redis keeps for a room, read after a gap: newer than this node's, it is told. */
+  topicRead(room: string, topic: { topic: string; nick: string; time: number }): void;
   /** Events from..to of the room will never come (its Stream was trimmed past them). */
   skipped(room: string, from: number, to: number): void;
   /** Something failed; the relay retries by itself. */
@@ -154,6 +156,7 @@ export class ClusterRelay implements RoomRelay {
               else this.sink.skipped(room, what.from, what.to);
             },
             failed: (err) => this.sink.failed(err),
+            topic: (topic) => this.sink.topicRead(room, topic),
           },
           { epoch: page.epoch === '' ? null : page.epoch, last: page.last },
         );

@@ -31,6 +31,9 @@ export interface StreamPage {
   last: number;
   /** The room's topic ('' when none was set). */
   topic: string;
+  /** Who set the topic, and when (ms; 0: never). */
+  topicNick: string;
+  topicTime: number;
 }
 
 /**
@@ -72,11 +75,11 @@ interface Batch {
  * belong together.
  */
 const READ = `
-local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'topic')
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'topic', 'topic_nick', 'topic_time')
 if not meta[1] then
-  if not ARGV[3] then return {'', 0, {}, {}, ''} end
+  if not ARGV[3] then return {'', 0, {}, {}, '', '', 0} end
   redis.call('HSET', KEYS[1], 'epoch', ARGV[3], 'seq', 0)
-  return {ARGV[3], 0, {}, {}, ''}
+  return {ARGV[3], 0, {}, {}, '', '', 0}
 end
 local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 local entries
@@ -87,7 +90,7 @@ if ARGV[1] == '0' then
 else
   entries = redis.call('XRANGE', KEYS[2], '0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
 end
-return {meta[1], tonumber(meta[2]), first, entries, meta[3] or ''}
+return {meta[1], tonumber(meta[2]), first, entries, meta[3] or '', meta[4] or '', tonumber(meta[5] or '0')}
 `;
 
 /**
@@ -205,11 +208,11 @@ export class RedisRooms {
     const keys = roomKeys(room, this.prefix);
     const args = [from, String(Math.max(1, Math.floor(limit)))];
     if (make) args.push(this.newEpoch());
-    const reply = (await runScript(this.redis, READ, [keys.meta, keys.stream], args)) as [string, number, Stream, Stream, string];
-    const [epoch, last, firstEntry, entries, topic] = reply;
+    const reply = (await runScript(this.redis, READ, [keys.meta, keys.stream], args)) as [string, number, Stream, Stream, string, string, number];
+    const [epoch, last, firstEntry, entries, topic, topicNick, topicTime] = reply;
     const lastSeq = Number(last);
     const events = entries.map(([id, fields]) => eventOf(room, seqOfId(id), fields[1]!));
-    return { epoch, events, first: firstEntry.length > 0 ? seqOfId(firstEntry[0]![0]) : lastSeq + 1, last: lastSeq, topic: String(topic ?? '') };
+    return { epoch, events, first: firstEntry.length > 0 ? seqOfId(firstEntry[0]![0]) : lastSeq + 1, last: lastSeq, topic: String(topic ?? ''), topicNick: String(topicNick ?? ''), topicTime: Number(topicTime ?? 0) };
   }
 }
 

@@ -28,6 +28,11 @@ export interface RoomFeedOptions {
   lost?(what: { kind: 'epoch'; previous: string; epoch: string; last: number } | { kind: 'trimmed'; from: number; to: number }): void;
   /** A read of the Stream failed; the feed tries again at the next message or catchUp(). */
   failed?(err: unknown): void;
+  /**
+   * The room's topic as Redis keeps it, after each read: an announcement of it may have been
+   * missed (published while this node's subscriber was away).
+   */
+  topic?(topic: { topic: string; nick: string; time: number }): void;
   /** Events read from the Stream at a time. */
   pageSize?: number;
 }
@@ -122,6 +127,7 @@ export class RoomFeed {
         continue;
       }
       this.epoch = page.epoch;
+      if (page.topicTime > 0) this.opts.topic?.({ topic: page.topic, nick: page.topicNick, time: page.topicTime });
       for (const event of page.events) {
         if (event.seq <= this.last) continue;
         if (event.seq > this.last + 1) this.opts.lost?.({ kind: 'trimmed', from: this.last + 1, to: event.seq - 1 });

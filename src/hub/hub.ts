@@ -307,6 +307,18 @@ export class Hub {
     this.broadcast(room, new Frame({ type: 'notice', text: `[${name}] the cluster lost this room's history (Redis restarted without its data): numbering starts again from ${start.lastSeq + 1}` }));
   }
 
+  /**
+   * The topic the cluster keeps for a room, read after a gap: when it was set after the last
+   * change this node heard of (its announcement was missed), the members here are told.
+   */
+  topicRead(name: string, t: { topic: string; nick: string; time: number }): void {
+    const room = this.rooms.get(name);
+    if (!room || room.pending || room.topicUnsent !== null || t.time <= room.topicTime || t.topic === room.log.topic) return;
+    room.log.topic = t.topic;
+    room.topicTime = t.time;
+    this.broadcast(room, new Frame({ type: 'topic', room: name, topic: t.topic, ...(t.nick ? { nick: t.nick } : {}) }));
+  }
+
   /** A notice to every room of this server (the cluster went away, or came back). */
   noticeAll(text: string): void {
     for (const room of this.rooms.values()) this.broadcast(room, new Frame({ type: 'notice', text: `[${room.name}] ${text}` }));
@@ -1084,6 +1096,7 @@ export class Hub {
    */
   setTopic(room: Room, topic: string, by: Session): void {
     room.log.setTopic(topic, by.nick);
+    room.topicTime = this.opts.now();
     const event: EventOf<'topic'> = { type: 'topic', room: room.name, topic: room.topic, nick: by.nick };
     this.broadcast(room, new Frame(event), by);
     if (this.relay && !this.relay.reachable) room.topicUnsent = by;
@@ -1143,6 +1156,7 @@ export class Hub {
         break;
       case 'topic':
         room.log.topic = event.topic;
+        room.topicTime = this.opts.now();
         break;
     }
     this.broadcast(room, new Frame(event.type === 'nick' ? { type: 'nick', old: event.old, nick: event.nick } : event));

@@ -30,6 +30,8 @@ export class Room {
    * by nick, time and text: when they come back numbered, they are not shown again.
    */
   shownLocally: Set<string> | null = null;
+  /** When this node last heard of a topic change (ms): a topic read from the cluster that is older is not news. */
+  topicTime = 0;
   /** Who set the topic while the cluster was away: it is kept and told when the cluster is back. */
   topicUnsent: Session | null = null;
   /** Operators, bans, mutes, modes, key (hub/moderation.ts); replaced whole on a change. */
