@@ -108,3 +108,29 @@ test("an account's own nick and password (HTTP Basic) open the API and post as t
   expect((await post(basic('nobody', 'whatever it is'), { text: 'x' })).status).toBe(401);
   expect(ann.events.some((e) => e.type === 'message' && e.text === 'from my script' && e.nick === 'ann')).toBe(true);
 });
+
+test('a room with a key (or invite-only) is closed to the open API: its history and posts need a token, scoped to it or not, or an account', async () => {
+  const file = tokenFile.path(dir);
+  const server = await h.server({ apiTokens: { file } });
+  const port = server.port;
+  const ann = await h.json(server, 'ann', ['vault']);
+  ann.sendJson({ type: 'register', password: 'a long enough password', id: 'r' }, { type: 'message', room: 'vault', text: 'the combination is 1234', id: 'm' });
+  await ann.waitFor(() => ann.events.find((e) => e.id === 'm'), 5000, 'the message');
+  expect((await call(port, 'GET', '/api/rooms/vault/history')).status).toBe(200);
+  ann.sendJson({ type: 'key', key: 'sesame', room: 'vault', id: 'k' });
+  await ann.waitFor(() => ann.events.find((e) => e.id === 'k'), 5000, 'the key');
+
+  expect(await call(port, 'GET', '/api/rooms/vault/history')).toEqual({ status: 403, code: 'ROOM_CLOSED' });
+  expect(await call(port, 'GET', '/api/rooms/vault/search?q=combination')).toEqual({ status: 403, code: 'ROOM_CLOSED' });
+  expect(await call(port, 'POST', '/api/rooms/vault/messages', undefined, { text: 'let me in' })).toEqual({ status: 403, code: 'ROOM_CLOSED' });
+  // Other rooms stay open.
+  expect((await call(port, 'GET', '/api/rooms/lobby/history')).status).toBe(200);
+
+  const vaultToken = await tokenFile.create(file, 'vault-bot', 'vault');
+  const lobbyToken = await tokenFile.create(file, 'lobby-bot', 'lobby');
+  await until(async () => (await call(port, 'GET', '/api/rooms/vault/history', vaultToken)).status === 200, 'the new token to be taken');
+  // A token of another room opens nothing here.
+  expect(await call(port, 'GET', '/api/rooms/vault/history', lobbyToken)).toEqual({ status: 403, code: 'ROOM_CLOSED' });
+  const basic = `Basic ${Buffer.from('ann:a long enough password').toString('base64')}`;
+  expect((await fetch(`http://${HOST}:${port}/api/rooms/vault/history`, { headers: { Authorization: basic } })).status).toBe(200);
+});

@@ -107,6 +107,18 @@ export function existingRoom(ctx: WebContext, name: string): Room {
 }
 
 /**
+ * A room with a key or invite-only is closed to the open API: reading its history, searching
+ * it and posting to it over HTTP need a credential (an API token, the server password or an
+ * account), as joining it needs the key or an invitation. Throws ROOM_CLOSED.
+ */
+export async function checkRoomOpen(ctx: WebContext, name: string, credential: boolean): Promise<void> {
+  if (credential) return;
+  const m = ctx.hub.moderation;
+  const rules = m.rulesNow(name) ?? (await m.load(name));
+  if (rules.inviteOnly || rules.key !== null) throw httpError('ROOM_CLOSED', name);
+}
+
+/**
  * Whose name a post goes out under: `web` by default, or a valid nick that nobody connected
  * has (the API cannot tell who is calling, so it must not speak for someone who is here).
  */

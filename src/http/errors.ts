@@ -10,6 +10,7 @@
 import { protocolError, RoomcastError, type ErrorCode, type ProtocolError } from '../protocol/errors.js';
 
 const HTTP_ONLY = {
+  ROOM_CLOSED: [403, '[{detail}] has a key or is invite-only: over HTTP its history, search and posts need an API token (roomcast token create), the server password or an account (Basic).'],
   NOT_FOUND: [404, 'There is nothing at {detail}. The API is under /api/ (see docs/protocol.md).'],
   METHOD_NOT_ALLOWED: [405, '{detail}'],
   BAD_PATH: [400, 'That path is not allowed: {detail}.'],

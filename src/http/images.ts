@@ -12,7 +12,7 @@
 import type { IncomingMessage } from 'node:http';
 import busboy from 'busboy';
 import { checkLength, limitBody, readBody } from './body.js';
-import { checkOrigin, existingRoom, posterNick, type WebContext } from './context.js';
+import { checkOrigin, checkRoomOpen, existingRoom, posterNick, type WebContext } from './context.js';
 import { httpError, HttpError } from './errors.js';
 import { sendJson } from './respond.js';
 import type { Route } from './router.js';
@@ -37,9 +37,9 @@ export function imageRoutes(ctx: WebContext): Route[] {
       name: 'POST /api/rooms/{room}/images',
       methods: ['POST'],
       pattern: /^\/api\/rooms\/([^/]+)\/images$/,
-      async handle({ req, res, params, query, account }) {
+      async handle({ req, res, params, query, account, credential }) {
         checkOrigin(ctx, req);
-        existingRoom(ctx, params[0]);
+        await checkRoomOpen(ctx, existingRoom(ctx, params[0]).name, credential);
         const type = mediaType(req);
         let upload: Upload;
         if (type === 'multipart/form-data') {

@@ -5,7 +5,7 @@
  */
 import { plainAddress } from '../net/address.js';
 import { readJsonObject } from './body.js';
-import { checkOrigin, existingRoom, posterNick, type WebContext } from './context.js';
+import { checkOrigin, checkRoomOpen, existingRoom, posterNick, type WebContext } from './context.js';
 import { httpError } from './errors.js';
 import { MAX_SEARCH, SEARCH_DEFAULT } from '../hub/hub.js';
 import { sendJson } from './respond.js';
@@ -37,8 +37,9 @@ export function roomRoutes(ctx: WebContext): Route[] {
       name: 'GET /api/rooms/{room}/history',
       methods: ['GET'],
       pattern: new RegExp(`^/api/rooms/${ROOM}/history$`),
-      async handle({ req, res, params, query }) {
+      async handle({ req, res, params, query, credential }) {
         const name = hub.checkRoom(params[0]!);
+        await checkRoomOpen(ctx, name, credential);
         const pageMax = ctx.opts.historyPageMax;
         const limit = queryInt(query, 'limit', Math.min(50, pageMax), 1, pageMax)!;
         const after = queryInt(query, 'after', null, 0, Number.MAX_SAFE_INTEGER);
@@ -69,9 +70,10 @@ export function roomRoutes(ctx: WebContext): Route[] {
       name: 'GET /api/rooms/{room}/search',
       methods: ['GET'],
       pattern: new RegExp(`^/api/rooms/${ROOM}/search$`),
-      async handle({ req, res, params, query }) {
+      async handle({ req, res, params, query, credential }) {
         const name = hub.checkRoom(params[0]!);
         if (!hub.knowsRoom(name)) throw httpError('NO_SUCH_ROOM', name);
+        await checkRoomOpen(ctx, name, credential);
         const limit = queryInt(query, 'limit', SEARCH_DEFAULT, 1, MAX_SEARCH)!;
         const before = queryInt(query, 'before', null, 1, Number.MAX_SAFE_INTEGER) ?? undefined;
         const { q, hits, more } = await hub.searchRoom(name, query.get('q') ?? '', limit, before);
@@ -82,9 +84,9 @@ export function roomRoutes(ctx: WebContext): Route[] {
       name: 'POST /api/rooms/{room}/messages',
       methods: ['POST'],
       pattern: new RegExp(`^/api/rooms/${ROOM}/messages$`),
-      async handle({ req, res, params, account }) {
+      async handle({ req, res, params, account, credential }) {
         checkOrigin(ctx, req);
-        existingRoom(ctx, params[0]);
+        await checkRoomOpen(ctx, existingRoom(ctx, params[0]).name, credential);
         const body = await readJsonObject(req, ctx.opts.maxJsonBody);
         if (typeof body.text !== 'string') throw httpError('BAD_MESSAGE', '"text" must be a string');
         if (body.nick !== undefined && body.nick !== null && typeof body.nick !== 'string')

@@ -16,6 +16,8 @@ export interface RequestContext {
   params: string[];
   /** The account the request proved with HTTP Basic (its nick and password); null: none. */
   account: Account | null;
+  /** Whether the request proved anything: an API token, the server password or an account. */
+  credential: boolean;
 }
 
 export interface Route {

@@ -134,7 +134,7 @@ export class WebServer {
       }
       const { path, query } = splitUrl(req.url);
       const method = req.method ?? 'GET';
-      const account = path.startsWith('/api/') || path === '/api' || path === '/metrics' ? await this.authorize(req, path) : null;
+      const { account, credential } = path.startsWith('/api/') || path === '/api' || path === '/metrics' ? await this.authorize(req, path) : NO_CREDENTIAL;
       const match = matchRoute(this.routes, method, path);
       if (match === null) {
         if (path.startsWith('/api/') || path === '/api') throw httpError('NOT_FOUND', path.slice(0, 200));
@@ -144,7 +144,7 @@ export class WebServer {
       }
       if ('error' in match) throw match.error;
       route = match.route.name;
-      await match.route.handle({ req, res, path, query, params: match.params, account });
+      await match.route.handle({ req, res, path, query, params: match.params, account, credential });
     } catch (err) {
       const e = asHttpError(err);
       if (e.code === 'INTERNAL') this.log.error(`${req.method} ${req.url?.slice(0, 200)}: ${(err as Error)?.stack ?? err}`);
@@ -189,7 +189,7 @@ export class WebServer {
    * own nick and password (Basic), which also lets the request post as that nick. The web page
    * itself loads without any and asks; health checks stay open to monitors.
    */
-  private async authorize(req: IncomingMessage, path: string): Promise<Account | null> {
+  private async authorize(req: IncomingMessage, path: string): Promise<{ account: Account | null; credential: boolean }> {
     const password = this.ctx.hub.password;
     const tokens = this.ctx.tokens;
     const auth = req.headers.authorization ?? '';
@@ -205,19 +205,23 @@ export class WebServer {
     // An account's name and password, unless that is the server password under any name.
     if (basic && user !== '' && !(password?.matches(given!) ?? false) && (await this.ctx.hub.accounts.registered(nickKey(user)).catch(() => false))) {
       try {
-        return await this.ctx.hub.accounts.verify(address, user, given!);
+        return { account: await this.ctx.hub.accounts.verify(address, user, given!), credential: true };
       } catch (err) {
         const e = asHttpError(err);
         const wait = /wait (\d+) s/.exec(e.message)?.[1];
         throw new HttpError(e.code, e.status, e.message, wait !== undefined ? { 'Retry-After': wait } : { 'WWW-Authenticate': 'Basic realm="roomcast", charset="UTF-8"' });
       }
     }
-    if (password === null && !this.ctx.opts.apiTokenRequired) return null;
     const bearer = /^Bearer\s+(.+)$/i.exec(auth)?.[1]?.trim();
+    if (password === null && !this.ctx.opts.apiTokenRequired) {
+      // An open API: a token (of this room, when scoped) still opens a room that is closed (checkRoomOpen).
+      const grant = bearer !== undefined ? (tokens?.check(bearer) ?? null) : null;
+      return grant !== null && (grant.room === undefined || grant.room === roomOfPath(path)) ? GRANTED : NO_CREDENTIAL;
+    }
     const grant = bearer !== undefined ? (tokens?.check(bearer) ?? null) : null;
     if (grant !== null) {
       if (grant.room !== undefined && roomOfPath(path) !== grant.room) throw httpError('TOKEN_SCOPE', grant.room);
-      return null;
+      return GRANTED;
     }
     if (password === null) throw httpError(bearer === undefined ? 'TOKEN_REQUIRED' : 'TOKEN_INVALID', '', { 'WWW-Authenticate': 'Bearer realm="roomcast"' });
     try {
@@ -227,7 +231,7 @@ export class WebServer {
       const headers: Record<string, string> = e.code === 'LOCKED_OUT' ? { 'Retry-After': String(password.retryAfter(address)) } : { 'WWW-Authenticate': 'Basic realm="roomcast", charset="UTF-8"' };
       throw new HttpError(e.code, e.status, e.message, headers);
     }
-    return null;
+    return GRANTED;
   }
 
   /** Under --tls-only, where a request that came in clear text should go instead; else null. */
@@ -247,6 +251,9 @@ export class WebServer {
     refuseRaw(socket, httpError('BAD_REQUEST'), err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400);
   }
 }
+
+const NO_CREDENTIAL = { account: null, credential: false } as const;
+const GRANTED = { account: null, credential: true } as const;
 
 /** The room an /api/rooms/{room}/... path is about (as the server keys rooms), or null. */
 function roomOfPath(path: string): string | null {
