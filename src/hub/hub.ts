@@ -463,6 +463,7 @@ export class Hub {
   /** Runs one command; any RoomcastError becomes an error event to that session alone. */
   handle(session: Session, cmd: Command): void {
     if (session.detached) return;
+    // No closure here (handleErrors): this runs for every line a client sends.
     try {
       const handler = HANDLERS[cmd.type];
       const room = handler.room ? this.memberRoom(session, (cmd as { room?: string }).room) : null;

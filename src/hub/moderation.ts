@@ -16,6 +16,7 @@ import { addressOfPeer } from '../net/address.js';
 import { RoomcastError } from '../protocol/errors.js';
 import type { BanInfo, EventOf, ModerationAction, MuteInfo, RequestId } from '../protocol/events.js';
 import { Frame } from '../protocol/frame.js';
+import { minutesLeft } from '../protocol/moderation-text.js';
 import { isValidNick, nickKey, sanitize } from '../protocol/text.js';
 import type { PersonMask, RoomRules, StoredBan } from '../store/store.js';
 import type { Hub } from './hub.js';
@@ -106,11 +107,6 @@ export function modeString(r: RoomRules): string {
 
 function keyHash(salt: string, key: string): Buffer {
   return createHash('sha256').update(salt).update('\0').update(key).digest();
-}
-
-function minutesLeft(until: number, now: number): string {
-  const min = Math.max(1, Math.ceil((until - now) / 60_000));
-  return `for ${min} more minute${min === 1 ? '' : 's'}`;
 }
 
 export class Moderation {
@@ -224,7 +220,7 @@ export class Moderation {
     const who = personOf(s);
     const mute = room.rules.mutes.find((m) => (m.until === undefined || m.until > now) && maskMatches(m.match, who));
     if (mute === undefined || this.isOp(s, room)) return;
-    throw new RoomcastError('MUTED', `[${room.name}] ${mute.until === undefined ? 'until an operator unmutes you' : minutesLeft(mute.until, now)}`);
+    throw new RoomcastError('MUTED', `[${room.name}] ${mute.until === undefined ? 'until an operator unmutes you' : minutesLeft(mute.until, now, 'more ')}`);
   }
 
   /** Throws BANNED or MUTED when the HTTP API may not post as `nick` from `address` (proved `account`, if any). */

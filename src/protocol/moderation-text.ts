@@ -8,11 +8,15 @@ import type { BanInfo, EventOf, MuteInfo } from './events.js';
 type Show = (value: unknown) => string;
 const plain: Show = (v) => String(v ?? '');
 
-/** "for 10 minutes" or "until unmuted", for a mute that ends at `until` (ms), told at `now`. */
+/** "for 10 minutes" (`more`: "for 10 more minutes"), for a mute that ends at `until` (ms), told at `now`. */
+export function minutesLeft(until: number, now: number, more = ''): string {
+  const min = Math.max(1, Math.ceil((until - now) / 60_000));
+  return `for ${min} ${more}minute${min === 1 ? '' : 's'}`;
+}
+
+/** How long a mute lasts, as its announcement says it. */
 export function muteSpan(until: number | undefined, now: number): string {
-  if (until === undefined) return 'until an operator unmutes them';
-  const min = Math.max(1, Math.round((until - now) / 60_000));
-  return `for ${min} minute${min === 1 ? '' : 's'}`;
+  return until === undefined ? 'until an operator unmutes them' : minutesLeft(until, now);
 }
 
 export function moderationLine(e: EventOf<'moderation'>, now: number, show: Show = plain): string {
@@ -68,6 +72,6 @@ export function bansLines(e: EventOf<'bans'>, now: number, show: Show = plain): 
   return [
     `[${show(e.room)}]: ${bans.length} ban${bans.length === 1 ? '' : 's'}, ${mutes.length} mute${mutes.length === 1 ? '' : 's'}`,
     ...bans.map((b) => `  ban ${show(b.mask)}${b.nick ? ` (${show(b.nick)})` : ''} by ${show(b.by)}, ${since(b.time)}${b.reason ? `: ${show(b.reason)}` : ''}`),
-    ...mutes.map((m) => `  mute ${show(m.nick)} by ${show(m.by)}, ${since(m.time)}, ${m.until === undefined ? 'until unmuted' : muteSpan(m.until, now).replace('for', 'for another')}`),
+    ...mutes.map((m) => `  mute ${show(m.nick)} by ${show(m.by)}, ${since(m.time)}, ${m.until === undefined ? 'until unmuted' : minutesLeft(m.until, now, 'more ')}`),
   ];
 }
