@@ -71,15 +71,26 @@ export function globMatch(glob: string, key: string): boolean {
   return gi === g.length;
 }
 
-function addressMatch(block: string, address: string): boolean {
-  const family = isIP(address);
-  if (family === 0) return false;
+/** Blocks made once each: a muted room checks every message against its mutes. */
+const blocks = new Map<string, BlockList>();
+const MAX_BLOCKS = 4096;
+
+function blockOf(block: string): BlockList {
+  let list = blocks.get(block);
+  if (list) return list;
   const [ip, bits] = block.split('/');
-  const list = new BlockList();
   const type = isIP(ip!) === 6 ? 'ipv6' : 'ipv4';
+  list = new BlockList();
   if (bits === undefined) list.addAddress(ip!, type);
   else list.addSubnet(ip!, Number(bits), type);
-  return list.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  if (blocks.size >= MAX_BLOCKS) blocks.clear();
+  blocks.set(block, list);
+  return list;
+}
+
+function addressMatch(block: string, address: string): boolean {
+  const family = isIP(address);
+  return family !== 0 && blockOf(block).check(address, family === 6 ? 'ipv6' : 'ipv4');
 }
 
 export function maskMatches(m: PersonMask, p: Person): boolean {
